@@ -1,0 +1,50 @@
+"""`jepa-agent`: the command-line entry point.
+
+    jepa-agent demo                      # sim arm + planner with the shipped model, several goals
+    jepa-agent data info DIR             # data: info | verify | collect-sim | import-bag | export-lerobot
+    jepa-agent train --data DIR --out DIR
+    jepa-agent eval-model --checkpoint PATH --data DIR
+    jepa-agent eval-planner --checkpoint PATH --episodes 50 --seed 1000
+
+Each sub-command lives beside the code it drives; this file only wires them together.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from jepa_agent.config import ConfigError
+
+#: modules exposing `add_commands(subparsers)`; each registered parser sets `func(args) -> int`
+COMMAND_MODULES = ('jepa_agent.data.cli', 'jepa_agent.training.cli', 'jepa_agent.planning.cli', 'jepa_agent.demo')
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog='jepa-agent', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest='command', required=True)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.add_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f'jepa-agent: configuration error: {exc}', file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == '__main__':
+    sys.exit(main())

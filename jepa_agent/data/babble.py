@@ -1,0 +1,62 @@
+"""Motor babbling: smooth random joint targets within limits, the explorer node's and `data collect-sim`'s policy.
+
+Random interaction is rich in dynamics as long as it covers the joint space and varies its speed, so waypoints
+are drawn uniformly in the limits and approached at a random fraction of the velocity limit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class BabbleConfig:
+    """Explorer parameters."""
+
+    amplitude: float = 1.0
+    """Fraction (0..1] of each joint's range that waypoints may span, around the range centre."""
+    waypoint_interval: float = 1.5
+    """Mean seconds between new random waypoints."""
+    speed_fraction_min: float = 0.3
+    """Slowest approach speed as a fraction of the velocity limit."""
+    seed: int = 0
+    """Random seed (explorer runs are reproducible)."""
+
+    def __post_init__(self):
+        if not 0 < self.amplitude <= 1:
+            raise ValueError(f'amplitude must be in (0, 1], got {self.amplitude=}')
+        if self.waypoint_interval <= 0:
+            raise ValueError(f'waypoint_interval must be > 0, got {self.waypoint_interval=}')
+        if not 0 < self.speed_fraction_min <= 1:
+            raise ValueError(f'speed_fraction_min must be in (0, 1], got {self.speed_fraction_min=}')
+
+
+class MotorBabbler:
+    """Yields the next joint target every control period: a rate-limited walk towards random waypoints."""
+
+    def __init__(self, lower: np.ndarray, upper: np.ndarray, velocity_limit: np.ndarray,
+                 config: BabbleConfig | None = None):
+        self.config = config or BabbleConfig()
+        self.lower, self.upper = np.asarray(lower, float), np.asarray(upper, float)
+        self.velocity_limit = np.asarray(velocity_limit, float)
+        self.rng = np.random.default_rng(self.config.seed)
+        self._waypoint: np.ndarray | None = None
+        self._speed = self.velocity_limit
+        self._time_left = 0.0
+
+    def _new_waypoint(self) -> None:
+        centre, half = (self.upper + self.lower) / 2, (self.upper - self.lower) / 2
+        self._waypoint = centre + self.rng.uniform(-1, 1, centre.shape) * half * self.config.amplitude
+        frac = self.rng.uniform(self.config.speed_fraction_min, 1.0, centre.shape)
+        self._speed = frac * self.velocity_limit
+        self._time_left = self.rng.exponential(self.config.waypoint_interval)
+
+    def next_target(self, current: np.ndarray, dt: float) -> np.ndarray:
+        """Joint target for the period of length `dt` starting at measured position `current`."""
+        current = np.asarray(current, float)
+        self._time_left -= dt
+        if self._waypoint is None or self._time_left <= 0 or np.allclose(current, self._waypoint, atol=0.02):
+            self._new_waypoint()
+        step = np.clip(self._waypoint - current, -self._speed * dt, self._speed * dt)
+        return np.clip(current + step, self.lower, self.upper)

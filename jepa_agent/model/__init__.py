@@ -1,0 +1,1 @@
+"""ROS-free world model: encoder, predictor, anti-collapse regularizers, checkpoints."""

@@ -1,0 +1,1 @@
+"""ROS-free latent planning: CEM over action sequences with hard joint bounds."""

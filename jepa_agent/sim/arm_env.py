@@ -1,0 +1,281 @@
+"""MuJoCo table-top arm: the plain-Python environment behind the sim node, the demo, the tests and the benchmarks.
+
+The arm is shaped like a ros2_control arm: named revolute joints with position limits, position actuators, and a
+camera. An action is the joint-target delta for one control period (DESIGN.md), clipped to the velocity limit and
+the joint limits, so no caller can drive the sim outside its bounds.
+
+Rendering uses an EGL context, which belongs to the thread that first calls `render()`; call it from one thread.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault('MUJOCO_GL', 'egl')
+import mujoco  # noqa: E402  (MUJOCO_GL must be set before import)
+
+ASSET = Path(__file__).parent / 'assets' / 'arm.xml'
+TASKS = ('reach', 'push')
+
+
+@dataclass
+class ArmEnvConfig:
+    """Sim parameters (the `sim_arm` node's parameters share these names)."""
+
+    # camera
+    image_size: int = 64
+    """Square camera image side in pixels (16..224)."""
+    camera: str = 'top'
+    """MJCF camera name."""
+    # control
+    control_hz: float = 10.0
+    """Rate of `step()`; one action spans 1/control_hz seconds."""
+    max_joint_velocity: float = 1.5
+    """Joint velocity limit (rad/s); bounds the per-step action to max_joint_velocity / control_hz."""
+    # task
+    task: str = 'reach'
+    """Goal kind for sample_goal(): 'reach' (end-effector pose) or 'push' (block position)."""
+    reach_tolerance: float = 0.03
+    """Success radius (m) of the end effector around the goal."""
+    push_tolerance: float = 0.04
+    """Success radius (m) of the block around its goal."""
+
+    def __post_init__(self):
+        if not 16 <= self.image_size <= 224:
+            raise ValueError(f'image_size must be in 16..224, got {self.image_size=}')
+        if not 1.0 <= self.control_hz <= 100.0:
+            raise ValueError(f'control_hz must be in 1..100, got {self.control_hz=}')
+        if self.max_joint_velocity <= 0:
+            raise ValueError(f'max_joint_velocity must be > 0, got {self.max_joint_velocity=}')
+        if self.task not in TASKS:
+            raise ValueError(f'task must be one of {TASKS}, got {self.task=}')
+        if self.reach_tolerance <= 0 or self.push_tolerance <= 0:
+            raise ValueError(f'tolerances must be > 0, got {self.reach_tolerance=} {self.push_tolerance=}')
+
+
+@dataclass
+class Goal:
+    """A goal view and the state it was rendered from (the state is for scoring only, never for the planner)."""
+
+    image: np.ndarray       # (H, W, 3) uint8
+    qpos: np.ndarray        # (n_joints,) arm joint positions
+    ee_pos: np.ndarray      # (2,) end-effector xy
+    block_pos: np.ndarray   # (2,) block xy
+    task: str
+
+
+@dataclass
+class Observation:
+    """What a real arm would report: camera image and measured joint state (plus sim-only scoring state)."""
+
+    image: np.ndarray       # (H, W, 3) uint8
+    qpos: np.ndarray        # (n_joints,)
+    qvel: np.ndarray        # (n_joints,)
+    ee_pos: np.ndarray      # (2,)
+    block_pos: np.ndarray   # (2,)
+    time: float
+
+
+class ArmEnv:
+    """Deterministic MuJoCo arm with reset(seed) / step(action) / render() / sample_goal(seed)."""
+
+    def __init__(self, config: ArmEnvConfig | None = None):
+        self.config = config or ArmEnvConfig()
+        self.model = mujoco.MjModel.from_xml_path(str(ASSET))
+        self.data = mujoco.MjData(self.model)
+        self._scratch = mujoco.MjData(self.model)   # kinematics/rendering of arbitrary states
+        self.joint_names = [self.model.actuator(i).name for i in range(self.model.nu)]
+        jids = [self.model.joint(n).id for n in self.joint_names]
+        self._qadr = np.array([self.model.jnt_qposadr[j] for j in jids])
+        self._vadr = np.array([self.model.jnt_dofadr[j] for j in jids])
+        self.lower = self.model.jnt_range[jids, 0].copy()
+        self.upper = self.model.jnt_range[jids, 1].copy()
+        self.velocity_limit = np.full(len(jids), self.config.max_joint_velocity)
+        self._block_qadr = self.model.jnt_qposadr[self.model.joint('block').id]
+        self._ee_site = self.model.site('ee').id
+        self._camera = self.model.camera(self.config.camera).id
+        self._renderer: mujoco.Renderer | None = None
+        self._substeps = max(1, round(1.0 / (self.config.control_hz * self.model.opt.timestep)))
+
+    # -- properties ------------------------------------------------------------------------------------------
+    @property
+    def n_joints(self) -> int:
+        return len(self.joint_names)
+
+    @property
+    def control_dt(self) -> float:
+        return self._substeps * self.model.opt.timestep
+
+    @property
+    def max_delta(self) -> np.ndarray:
+        """Largest per-step joint change the velocity limit allows (rad)."""
+        return self.velocity_limit * self.control_dt
+
+    # -- state -----------------------------------------------------------------------------------------------
+    def reset(self, seed: int | None = None) -> Observation:
+        """Random arm pose (inside 80 % of the limits) and a block placed clear of the arm, then settle."""
+        rng = np.random.default_rng(seed)
+        mujoco.mj_resetData(self.model, self.data)
+        q = self.random_joint_positions(rng, margin=0.8)
+        self.data.qpos[self._qadr] = q
+        self.data.ctrl[:] = q
+        self._place_block(rng, q)
+        mujoco.mj_forward(self.model, self.data)
+        self.advance(0.1)
+        return self.get_observation()
+
+    def random_joint_positions(self, rng: np.random.Generator, margin: float = 0.9) -> np.ndarray:
+        """Uniform joint positions within `margin` × the joint range (around its centre)."""
+        centre, half = (self.upper + self.lower) / 2, (self.upper - self.lower) / 2
+        return centre + rng.uniform(-margin, margin, self.n_joints) * half
+
+    def _place_block(self, rng: np.random.Generator, q: np.ndarray) -> None:
+        for _ in range(100):
+            r, theta = rng.uniform(0.12, 0.28), rng.uniform(-np.pi, np.pi)
+            xy = np.array([r * np.cos(theta), r * np.sin(theta)])
+            if self.clearance(q, xy) > 0.06:
+                break
+        self.data.qpos[self._block_qadr:self._block_qadr + 7] = [xy[0], xy[1], 0.025, 1, 0, 0, 0]
+
+    def clearance(self, q: np.ndarray, xy: np.ndarray) -> float:
+        """Smallest distance (m) from point `xy` to the arm's link axes at joint positions `q`."""
+        points = self._link_points(q)
+        dists = []
+        for a, b in zip(points[:-1], points[1:]):
+            ab = b - a
+            t = np.clip(np.dot(xy - a, ab) / max(np.dot(ab, ab), 1e-12), 0.0, 1.0)
+            dists.append(np.linalg.norm(xy - (a + t * ab)))
+        return float(min(dists))
+
+    def _link_points(self, q: np.ndarray) -> np.ndarray:
+        self._scratch.qpos[:] = self.data.qpos
+        self._scratch.qpos[self._qadr] = q
+        mujoco.mj_kinematics(self.model, self._scratch)
+        bodies = [self.model.body(n).id for n in ('link1', 'link2', 'link3')]
+        pts = [self._scratch.xpos[b][:2] for b in bodies] + [self._scratch.site_xpos[self._ee_site][:2]]
+        return np.array(pts)
+
+    def forward_kinematics(self, q: np.ndarray) -> np.ndarray:
+        """End-effector xy for arm joint positions `q`."""
+        return self._link_points(q)[-1].copy()
+
+    def joint_positions(self) -> np.ndarray:
+        return self.data.qpos[self._qadr].copy()
+
+    def joint_velocities(self) -> np.ndarray:
+        return self.data.qvel[self._vadr].copy()
+
+    def ee_pos(self) -> np.ndarray:
+        return self.data.site_xpos[self._ee_site][:2].copy()
+
+    def block_pos(self) -> np.ndarray:
+        return self.data.qpos[self._block_qadr:self._block_qadr + 2].copy()
+
+    def get_state(self) -> np.ndarray:
+        """Full physics state (qpos, qvel, ctrl, time) for save/restore, e.g. simulator-in-the-loop planning."""
+        return np.concatenate([self.data.qpos, self.data.qvel, self.data.ctrl, [self.data.time]])
+
+    def set_state(self, state: np.ndarray) -> None:
+        nq, nv, nu = self.model.nq, self.model.nv, self.model.nu
+        self.data.qpos[:] = state[:nq]
+        self.data.qvel[:] = state[nq:nq + nv]
+        self.data.ctrl[:] = state[nq + nv:nq + nv + nu]
+        self.data.time = state[-1]
+        mujoco.mj_forward(self.model, self.data)
+
+    # -- acting ----------------------------------------------------------------------------------------------
+    def clip_targets(self, targets: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
+        """Joint targets inside the limits and, relative to `reference`, within one control period's motion."""
+        targets = np.asarray(targets, dtype=np.float64)
+        if reference is not None:
+            targets = np.clip(targets, reference - self.max_delta, reference + self.max_delta)
+        return np.clip(targets, self.lower, self.upper)
+
+    def set_joint_targets(self, targets: np.ndarray) -> None:
+        """Position-actuator setpoints (clipped to the joint limits); non-finite targets are refused."""
+        targets = np.asarray(targets, dtype=np.float64)
+        if targets.shape != (self.n_joints,) or not np.all(np.isfinite(targets)):
+            raise ValueError(f'joint targets must be {self.n_joints} finite values, got {targets!r}')
+        self.data.ctrl[:] = self.clip_targets(targets)
+
+    def joint_targets(self) -> np.ndarray:
+        return self.data.ctrl.copy()
+
+    def advance(self, seconds: float) -> None:
+        """Simulate `seconds` of physics with the current setpoints."""
+        mujoco.mj_step(self.model, self.data, nstep=max(1, round(seconds / self.model.opt.timestep)))
+
+    def step(self, action: np.ndarray, render: bool = True) -> Observation:
+        """Apply one action (joint-target delta from the measured position) for one control period."""
+        action = np.asarray(action, dtype=np.float64)
+        if action.shape != (self.n_joints,) or not np.all(np.isfinite(action)):
+            raise ValueError(f'action must be {self.n_joints} finite values, got {action!r}')
+        q = self.joint_positions()
+        self.data.ctrl[:] = self.clip_targets(q + action, reference=q)
+        mujoco.mj_step(self.model, self.data, nstep=self._substeps)
+        return self.get_observation(render=render)
+
+    def get_observation(self, render: bool = True) -> Observation:
+        image = self.render() if render else np.zeros((0, 0, 3), np.uint8)
+        return Observation(image, self.joint_positions(), self.joint_velocities(), self.ee_pos(),
+                           self.block_pos(), float(self.data.time))
+
+    # -- rendering -------------------------------------------------------------------------------------------
+    def render(self, qpos: np.ndarray | None = None) -> np.ndarray:
+        """RGB image (H, W, 3) uint8 of the current state, or of full MuJoCo `qpos` if given."""
+        if self._renderer is None:
+            size = self.config.image_size
+            self._renderer = mujoco.Renderer(self.model, size, size)
+        self._scratch.qpos[:] = self.data.qpos if qpos is None else qpos
+        mujoco.mj_kinematics(self.model, self._scratch)
+        mujoco.mj_camlight(self.model, self._scratch)
+        self._renderer.update_scene(self._scratch, camera=self._camera)
+        return self._renderer.render().copy()
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    # -- goals -----------------------------------------------------------------------------------------------
+    def sample_goal(self, seed: int, task: str | None = None) -> Goal:
+        """A reachable goal drawn from `seed`: reach moves the arm only; push also moves the block."""
+        task = task or self.config.task
+        if task not in TASKS:
+            raise ValueError(f'task must be one of {TASKS}, got {task!r}')
+        rng = np.random.default_rng([seed, 0x60A1])   # goal stream, disjoint from reset()/explorer seeds
+        qpos = self.data.qpos.copy()
+        block = self.block_pos()
+        if task == 'push':
+            for _ in range(100):
+                r, theta = rng.uniform(0.12, 0.28), rng.uniform(-np.pi, np.pi)
+                block = np.array([r * np.cos(theta), r * np.sin(theta)])
+                if np.linalg.norm(block - self.block_pos()) > 0.06:
+                    break
+            qpos[self._block_qadr:self._block_qadr + 7] = [block[0], block[1], 0.025, 1, 0, 0, 0]
+        for _ in range(100):
+            q = self.random_joint_positions(rng, margin=0.9)
+            if self.clearance(q, block) > 0.05:
+                break
+        qpos[self._qadr] = q
+        return Goal(self.render(qpos), q, self.forward_kinematics(q), block, task)
+
+    def distances(self, goal: Goal) -> dict[str, float]:
+        """End-effector and block distances (m) to the goal state."""
+        return {'ee': float(np.linalg.norm(self.ee_pos() - goal.ee_pos)),
+                'block': float(np.linalg.norm(self.block_pos() - goal.block_pos))}
+
+    def success(self, goal: Goal) -> bool:
+        d = self.distances(goal)
+        if goal.task == 'reach':
+            return d['ee'] <= self.config.reach_tolerance
+        return d['block'] <= self.config.push_tolerance
+
+
+def make_env(**overrides) -> ArmEnv:
+    """ArmEnv from keyword overrides of ArmEnvConfig (validated)."""
+    return ArmEnv(dataclasses.replace(ArmEnvConfig(), **overrides))

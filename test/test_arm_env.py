@@ -1,0 +1,84 @@
+"""The sim env: determinism, bounds, goals, tracking."""
+import numpy as np
+import pytest
+
+from jepa_agent.config import ConfigError, build
+from jepa_agent.sim import ArmEnvConfig, make_env
+
+
+def test_reset_is_deterministic_for_a_seed():
+    a, b = make_env(), make_env()
+    oa, ob = a.reset(7), b.reset(7)
+    np.testing.assert_array_equal(oa.image, ob.image)
+    np.testing.assert_array_equal(oa.qpos, ob.qpos)
+    for _ in range(5):
+        oa, ob = a.step(np.array([0.1, -0.1, 0.05])), b.step(np.array([0.1, -0.1, 0.05]))
+    np.testing.assert_array_equal(oa.image, ob.image)
+    assert not np.array_equal(make_env().reset(8).qpos, oa.qpos)
+
+
+def test_step_never_leaves_joint_limits():
+    env = make_env()
+    env.reset(0)
+    for _ in range(40):
+        obs = env.step(np.full(env.n_joints, 10.0), render=False)
+        assert np.all(env.joint_targets() <= env.upper + 1e-12)
+    assert np.all(obs.qpos <= env.upper + 0.02)
+
+
+def test_action_is_clipped_to_velocity_limit():
+    env = make_env()
+    env.reset(0)
+    q = env.joint_positions()
+    env.step(np.full(env.n_joints, 1.0), render=False)
+    np.testing.assert_allclose(env.joint_targets(), np.minimum(q + env.max_delta, env.upper))
+
+
+def test_joint_targets_are_tracked():
+    env = make_env()
+    env.reset(2)
+    target = env.joint_positions() + np.array([0.3, -0.3, 0.2])
+    env.set_joint_targets(target)
+    env.advance(0.5)
+    np.testing.assert_allclose(env.joint_positions(), target, atol=0.01)
+
+
+def test_nonfinite_action_is_refused():
+    env = make_env()
+    env.reset(0)
+    with pytest.raises(ValueError):
+        env.step(np.array([np.nan, 0, 0]))
+
+
+@pytest.mark.parametrize('size', [64, 96, 224])
+def test_render_size(size):
+    env = make_env(image_size=size)
+    obs = env.reset(0)
+    assert obs.image.shape == (size, size, 3) and obs.image.dtype == np.uint8
+    assert obs.image.std() > 5   # not a blank frame
+
+
+def test_goal_is_reachable_and_scored():
+    env = make_env()
+    env.reset(3)
+    goal = env.sample_goal(11)
+    assert np.all(goal.qpos >= env.lower) and np.all(goal.qpos <= env.upper)
+    np.testing.assert_array_equal(goal.image, env.sample_goal(11).image)   # deterministic, state untouched
+    assert not env.success(goal) or env.distances(goal)['ee'] <= env.config.reach_tolerance
+    env.set_joint_targets(goal.qpos)
+    env.advance(2.0)
+    assert env.success(goal), env.distances(goal)
+
+
+def test_push_goal_moves_the_block():
+    env = make_env(task='push')
+    env.reset(3)
+    goal = env.sample_goal(4)
+    assert np.linalg.norm(goal.block_pos - env.block_pos()) > 0.05
+    assert not env.success(goal)
+
+
+@pytest.mark.parametrize('bad', [{'image_size': 8}, {'task': 'fly'}, {'control_hz': 0.0}])
+def test_bad_config_is_a_clear_error(bad):
+    with pytest.raises(ConfigError, match=list(bad)[0]):
+        build(ArmEnvConfig, bad)
