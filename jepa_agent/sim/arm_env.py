@@ -116,8 +116,10 @@ class ArmEnv:
         return self.velocity_limit * self.control_dt
 
     # -- state -----------------------------------------------------------------------------------------------
-    def reset(self, seed: int | None = None) -> Observation:
-        """Random arm pose (inside 80 % of the limits) and a block placed clear of the arm, then settle."""
+    def reset(self, seed: int | None = None, render: bool = True) -> Observation:
+        """Random arm pose (inside 80 % of the limits) and a block placed clear of the arm, then settle.
+
+        `render=False` skips the image, for callers that render in another thread (the sim node)."""
         rng = np.random.default_rng(seed)
         mujoco.mj_resetData(self.model, self.data)
         q = self.random_joint_positions(rng, margin=0.8)
@@ -126,7 +128,7 @@ class ArmEnv:
         self._place_block(rng, q)
         mujoco.mj_forward(self.model, self.data)
         self.advance(0.1)
-        return self.get_observation()
+        return self.get_observation(render=render)
 
     def random_joint_positions(self, rng: np.random.Generator, margin: float = 0.9) -> np.ndarray:
         """Uniform joint positions within `margin` × the joint range (around its centre)."""
