@@ -22,7 +22,7 @@ class NodeProcess:
     """A jepa_agent node started as a real OS process (`python -m jepa_agent.nodes.<name>`)."""
 
     def __init__(self, name: str, params: dict | None = None, remaps: dict | None = None,
-                 log_dir: Path | None = None, args: list[str] | None = None):
+                 log_dir: Path | None = None, args: list[str] | None = None, stdin=None):
         cmd = [sys.executable, '-m', f'jepa_agent.nodes.{name}', *(args or []), '--ros-args']
         for key, value in (params or {}).items():
             if isinstance(value, bool):
@@ -36,7 +36,7 @@ class NodeProcess:
                    PYTHONUNBUFFERED='1')
         self.log_path = (log_dir or Path('/tmp')) / f'{name}-{os.getpid()}-{time.monotonic_ns()}.log'
         self._log = open(self.log_path, 'w')
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+        self.proc = subprocess.Popen(cmd, stdin=stdin, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
 
     def alive(self) -> bool:
         return self.proc.poll() is None
