@@ -1,0 +1,33 @@
+"""The one `main()` every node shares: init, build (config errors end start-up cleanly), spin, shut down."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+
+from jepa_agent.config import ConfigError
+
+
+def run_node(factory: Callable[[], Node], name: str, args: list[str] | None = None) -> int:
+    """Spin the node built by `factory` until Ctrl-C or shutdown; returns the process exit code.
+
+    A ConfigError while building (bad parameters) is logged as one FATAL line and gives exit code 2. A node that
+    stops itself on an unrecoverable error sets `exit_code` (default 0) and calls `context.try_shutdown()`.
+    """
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = factory()
+        rclpy.spin(node)
+    except ConfigError as exc:
+        rclpy.logging.get_logger(name).fatal(f'configuration error: {exc}')
+        return 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return getattr(node, 'exit_code', 0)
