@@ -1,0 +1,139 @@
+"""`jepa-agent data ...`: collect, inspect, check and convert episode datasets.
+
+    jepa-agent data collect-sim --out data/babble --episodes 20 --steps 200 --seed 0 [--image-size 64]
+    jepa-agent data info data/babble [--json]
+    jepa-agent data verify data/babble [--repair]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+from jepa_agent.data.episodes import (DatasetError, EpisodeReader, episode_dirs, read_dataset_meta,
+                                      recover_episode)
+
+
+def add_commands(subparsers) -> None:
+    data = subparsers.add_parser('data', help='episode datasets: collect-sim | info | verify',
+                                 description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = data.add_subparsers(dest='data_command', required=True)
+
+    p = sub.add_parser('collect-sim', help='record motor-babbling episodes from the MuJoCo arm (no ROS)')
+    p.add_argument('--out', required=True, type=Path, help='dataset directory (created or appended to)')
+    p.add_argument('--episodes', type=int, default=10)
+    p.add_argument('--steps', type=int, default=200, help='frames per episode (at the sim control rate)')
+    p.add_argument('--seed', type=int, default=0, help='episode e uses seed + e')
+    p.add_argument('--image-size', type=int, default=64)
+    p.set_defaults(func=cmd_collect_sim)
+
+    p = sub.add_parser('info', help='episodes, frames, duration, joints, camera of a dataset')
+    p.add_argument('dir', type=Path)
+    p.add_argument('--json', action='store_true', help='machine-readable output')
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser('verify', help='check every file and checksum; exit 1 on any integrity problem')
+    p.add_argument('dir', type=Path)
+    p.add_argument('--repair', action='store_true',
+                   help='recover interrupted episodes (cut their partial trailing frame, mark them recovered)')
+    p.set_defaults(func=cmd_verify)
+
+
+def cmd_collect_sim(args) -> int:
+    from jepa_agent.data.collect import collect_sim
+    from jepa_agent.sim.arm_env import make_env
+
+    env = make_env(image_size=args.image_size)
+
+    def progress(e: int, info: dict) -> None:
+        print(f'episode {info["index"]}: {info["n_frames"]} frames (seed {info["seed"]})', flush=True)
+
+    try:
+        collect_sim(args.out, args.episodes, args.steps, args.seed, env=env, progress=progress)
+    except (ValueError, OSError) as exc:
+        print(f'jepa-agent data collect-sim: {exc}', file=sys.stderr)
+        return 2
+    finally:
+        env.close()
+    print(f'wrote {args.episodes} episodes to {args.out}')
+    return 0
+
+
+def dataset_summary(root: Path) -> dict:
+    """Dataset metadata plus per-episode frames/duration/status; unreadable episodes listed with the reason."""
+    meta = read_dataset_meta(root)
+    episodes = []
+    for path in episode_dirs(root):
+        try:
+            r = EpisodeReader(path, meta)
+            episodes.append({'episode': path.name, 'status': 'interrupted' if r.interrupted else r.status,
+                             'frames': len(r), 'duration_s': round(r.duration, 3), 'task': r.info.get('task', '')})
+        except (DatasetError, OSError) as exc:
+            episodes.append({'episode': path.name, 'status': 'corrupt', 'error': str(exc)})
+    return {'dataset': str(root), **meta.to_dict(), 'episodes': episodes,
+            'total_frames': sum(e.get('frames', 0) for e in episodes),
+            'total_duration_s': round(sum(e.get('duration_s', 0.0) for e in episodes), 3)}
+
+
+def cmd_info(args) -> int:
+    try:
+        summary = dataset_summary(args.dir)
+    except DatasetError as exc:
+        print(f'jepa-agent data info: {exc}', file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(f'{summary["dataset"]}: {len(summary["episodes"])} episodes, {summary["total_frames"]} frames, '
+          f'{summary["total_duration_s"]:.1f} s at {summary["rate_hz"]:g} Hz  (source: {summary["source"]})')
+    print(f'joints: {", ".join(summary["joint_names"])}')
+    print(f'camera: {summary["image_width"]}x{summary["image_height"]} {summary["encoding"]}')
+    for e in summary['episodes']:
+        detail = e.get('error') or f'{e["frames"]:6d} frames {e["duration_s"]:8.2f} s  {e["task"]}'
+        print(f'  {e["episode"]}  {e["status"]:<11} {detail}')
+    return 0
+
+
+def verify_dataset(root: Path, repair: bool = False) -> tuple[list[str], list[str]]:
+    """(problems, notes): problems are integrity failures; notes are recoverable conditions and repairs done."""
+    try:
+        meta = read_dataset_meta(root)
+    except DatasetError as exc:
+        return [str(exc)], []
+    problems, notes = [], []
+    for path in episode_dirs(root):
+        if repair:
+            try:
+                report = recover_episode(path)
+            except (DatasetError, OSError) as exc:
+                problems.append(f'{path.name}: recovery failed: {exc}')
+                continue
+            if report:
+                notes.append(report)
+        try:
+            reader = EpisodeReader(path, meta)
+        except (DatasetError, OSError) as exc:
+            problems.append(str(exc))
+            continue
+        bad = reader.verify_images()
+        if bad:
+            problems.append(f'{path.name}/images.u8: image CRC mismatch in frames {bad[:10]}')
+        if reader.interrupted:
+            notes.append(f'{path.name}: interrupted recording, {len(reader)} complete frames readable, '
+                         f'{reader.partial_bytes} trailing bytes; run with --repair to finalize it')
+    return problems, notes
+
+
+def cmd_verify(args) -> int:
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        problems, notes = verify_dataset(args.dir, repair=args.repair)
+    for note in notes:
+        print(f'note: {note}')
+    for problem in problems:
+        print(f'ERROR: {problem}')
+    n = len(episode_dirs(args.dir))
+    print(f'{args.dir}: {n} episodes, {len(problems)} problem(s)' + ('' if problems else ': OK'))
+    return 1 if problems else 0

@@ -1,0 +1,71 @@
+"""Fixed-length training windows over every valid episode of a dataset, read from memory-mapped files.
+
+An action is the commanded joint target minus the measured joint position at the same frame (DESIGN.md); it is
+derived here, at load time, so the definition can change without re-recording.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from jepa_agent.data.episodes import EpisodeReader, open_episodes, read_dataset_meta
+
+
+class WindowDataset(Dataset):
+    """`ds[i]` → {'images': uint8 (T,3,H,W), 'actions': float32 (T-1,J), 'qpos': float32 (T,J)}, T = window.
+
+    Windows start every `stride` frames inside one episode and never cross episodes. Corrupt episodes are
+    skipped with a DatasetWarning; `check_images=True` also verifies every image CRC when opening (slower).
+    Memory maps are opened lazily per process, so the dataset is cheap to pickle into DataLoader workers.
+    """
+
+    def __init__(self, root: str | Path, window: int, stride: int = 1, check_images: bool = False):
+        if window < 2 or stride < 1:
+            raise ValueError(f'window must be >= 2 and stride >= 1, got {window=} {stride=}')
+        self.root, self.window, self.stride = Path(root), window, stride
+        self._meta = read_dataset_meta(self.root)
+        self.meta = self._meta.to_dict()
+        readers = open_episodes(self.root, check_images=check_images)
+        usable = [r for r in readers if len(r) >= window]
+        self.episode_paths = [r.path for r in usable]
+        self.episode_lengths = np.array([len(r) for r in usable], dtype=np.int64)
+        counts = (self.episode_lengths - window) // stride + 1
+        self._starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self._readers: list[EpisodeReader] | None = None
+        self._pid: int | None = None
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def _episode_readers(self) -> list[EpisodeReader]:
+        if self._readers is None or self._pid != os.getpid():
+            self._readers = [EpisodeReader(p, self._meta) for p in self.episode_paths]
+            self._pid = os.getpid()
+        return self._readers
+
+    def locate(self, index: int) -> tuple[int, int]:
+        """(episode number in `episode_paths`, first frame) of window `index`."""
+        if not 0 <= index < len(self):
+            raise IndexError(f'window {index} out of range 0..{len(self) - 1}')
+        episode = int(np.searchsorted(self._starts, index, side='right') - 1)
+        return episode, int(index - self._starts[episode]) * self.stride
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        episode, start = self.locate(index)
+        reader = self._episode_readers()[episode]
+        frames = slice(start, start + self.window)
+        images = np.ascontiguousarray(reader.images[frames].transpose(0, 3, 1, 2))   # (T,3,H,W)
+        records = reader.frames[frames]
+        qpos = records['qpos'].astype(np.float32)                                  # (T,J)
+        actions = (records['target'][:-1] - records['qpos'][:-1]).astype(np.float32)  # (T-1,J)
+        return {'images': torch.from_numpy(images), 'actions': torch.from_numpy(actions),
+                'qpos': torch.from_numpy(qpos)}
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state['_readers'], state['_pid'] = None, None
+        return state
