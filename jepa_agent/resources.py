@@ -12,7 +12,7 @@ def share_dir() -> Path:
         from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
         try:
             return Path(get_package_share_directory('jepa_agent'))
-        except PackageNotFoundError:
+        except (PackageNotFoundError, OSError):   # OSError: AMENT_PREFIX_PATH unset (pip/source use)
             pass
     except ImportError:
         pass
