@@ -1,0 +1,166 @@
+"""CEM planner and latent MPC: optimum of a toy problem, warm start, elite retention, hard bounds, NaN → no plan."""
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from jepa_agent.config import ConfigError, build
+from jepa_agent.planning.cem import CEMConfig, CEMPlanner
+from jepa_agent.planning.constraints import JointLimits, project
+from jepa_agent.planning.mpc import LatentMPC, to_model_image
+
+LIMITS = JointLimits(lower=[-2.8, -2.5, -2.5], upper=[2.8, 2.5, 2.5], velocity=[1.5, 1.5, 1.5], dt=0.1)
+
+
+def reach(goal):
+    """Toy objective: distance of the final implied joint target to `goal`."""
+    goal = torch.as_tensor(goal, dtype=torch.float32)
+    return lambda actions, targets: (targets[:, -1] - goal).norm(dim=-1)
+
+
+def test_cem_finds_the_optimum_of_a_toy_problem():
+    goal = np.array([0.4, -0.3, 0.2])       # reachable within H=5 steps of 0.15 rad
+    plan = CEMPlanner(CEMConfig(num_iterations=8), LIMITS).plan(reach(goal), np.zeros(3))
+    np.testing.assert_allclose(plan.targets[-1], goal, atol=0.02)
+    np.testing.assert_allclose(np.cumsum(plan.actions, 0), plan.targets, atol=1e-6)
+    assert plan.cost < 0.03
+
+
+def test_far_goal_moves_at_the_velocity_limit_towards_it():
+    plan = CEMPlanner(CEMConfig(), LIMITS).plan(reach([2.0, -2.0, 0.0]), np.zeros(3))
+    np.testing.assert_allclose(plan.targets[-1, :2], [0.75, -0.75], atol=0.03)   # 5 steps × 0.15 rad
+
+
+def test_warm_start_is_the_previous_plan_shifted():
+    planner = CEMPlanner(CEMConfig(), LIMITS)
+    assert torch.equal(planner.warm_start(1), torch.zeros(5, 3))
+    plan = planner.plan(reach([0.4, -0.3, 0.2]), np.zeros(3))
+    previous = torch.as_tensor(plan.actions, dtype=torch.float32)
+    np.testing.assert_allclose(planner.warm_start(1)[:4], previous[1:])
+    assert torch.equal(planner.warm_start(1)[4], torch.zeros(3))
+    np.testing.assert_allclose(planner.warm_start(2)[:3], previous[2:])
+    assert torch.equal(planner.warm_start(5), torch.zeros(5, 3))
+    planner.reset()
+    assert torch.equal(planner.warm_start(1), torch.zeros(5, 3))
+
+
+def test_elites_are_retained_into_the_next_iteration():
+    batches = []
+
+    def spy(actions, targets):
+        batches.append(actions.clone())
+        return reach([0.3, 0.3, 0.3])(actions, targets)
+
+    config = CEMConfig(num_samples=50, num_iterations=3, num_elites=10, num_retained=4)
+    CEMPlanner(config, LIMITS).plan(spy, np.zeros(3))
+    for before, after in zip(batches, batches[1:]):
+        costs = reach([0.3, 0.3, 0.3])(before, project(before, torch.zeros(3), *limit_tensors(config))[1])
+        best = before[costs.argsort()[:4]]
+        assert torch.allclose(after[1:5], best)     # slot 0 holds the refit mean
+
+
+def limit_tensors(config):
+    as_t = lambda x: torch.as_tensor(x, dtype=torch.float32)  # noqa: E731
+    return as_t(LIMITS.lower), as_t(LIMITS.upper), as_t(LIMITS.max_step(config.trust_region))
+
+
+def test_plans_never_violate_position_velocity_or_trust_region_bounds():
+    rng = np.random.default_rng(0)
+    for trial in range(40):
+        lower = rng.uniform(-3, 0, 3)
+        limits = JointLimits(lower, lower + rng.uniform(0.05, 4, 3), rng.uniform(0.1, 3, 3), rng.uniform(0.02, 0.5))
+        config = CEMConfig(num_samples=40, num_iterations=2, num_elites=8, num_retained=3,
+                           horizon=int(rng.integers(1, 8)), trust_region=float(rng.uniform(0.01, 1)),
+                           init_std=float(rng.uniform(0.1, 10)), seed=trial)
+        max_step = limits.max_step(config.trust_region)
+        # measured positions inside, or less than one step outside, the limits
+        q0 = rng.uniform(limits.lower - 0.9 * max_step, limits.upper + 0.9 * max_step)
+        goal = torch.as_tensor(rng.uniform(-10, 10, 3), dtype=torch.float32)
+        plan = CEMPlanner(config, limits).plan(lambda a, t: (t - goal).norm(dim=-1).sum(1), q0)
+        assert plan is not None
+        assert limits.contains(plan.targets, q0, config.trust_region), (trial, q0, plan.targets)
+
+
+def test_projection_bounds_arbitrary_actions():
+    actions = torch.randn(200, 6, 3) * 100
+    actions[0, 0] = float('inf')
+    lower, upper, max_step = limit_tensors(CEMConfig())
+    feasible, targets = project(actions, torch.tensor([2.75, -2.45, 0.0]), lower, upper, max_step)
+    for row in targets.double().numpy():
+        assert LIMITS.contains(row, np.array([2.75, -2.45, 0.0]), 0.15)
+    assert torch.isfinite(feasible).all()
+
+
+@pytest.mark.parametrize('q0', [[np.nan, 0, 0], [0, np.inf, 0], [3.5, 0, 0]])
+def test_bad_measured_positions_give_no_plan(q0):
+    assert CEMPlanner(CEMConfig(), LIMITS).plan(reach([0, 0, 0]), np.array(q0)) is None
+
+
+def test_non_finite_cost_gives_no_plan():
+    def poisoned(actions, targets):
+        cost = reach([0.1, 0.1, 0.1])(actions, targets)
+        cost[7] = float('nan')
+        return cost
+
+    assert CEMPlanner(CEMConfig(), LIMITS).plan(poisoned, np.zeros(3)) is None
+
+
+@pytest.mark.parametrize('bad', [dict(num_samples=0), dict(num_elites=400), dict(num_retained=40),
+                                 dict(init_std=0.0), dict(min_std=2.0), dict(step_weighting='max'),
+                                 dict(trust_region=0.0), dict(smoothness=-1.0)])
+def test_invalid_config_is_rejected(bad):
+    with pytest.raises(ConfigError):
+        build(CEMConfig, bad)
+
+
+class ToyWorldModel(torch.nn.Module):
+    """Latent = mean colour of the image (3 joints ↔ 3 channels); an action shifts the latent by itself."""
+
+    def __init__(self, poison: bool = False):
+        super().__init__()
+        self.config = SimpleNamespace(latent_dim=3, history=2, action_dim=3, image_size=8)
+        self.scale = torch.nn.Parameter(torch.ones(1))
+        self.poison = poison
+
+    def encode(self, images):
+        return images.float().mean((2, 3)) * self.scale
+
+    def rollout(self, z_hist, actions):
+        z = z_hist[:, -1:] + torch.cumsum(actions, 1)
+        return z * float('nan') if self.poison else z
+
+
+def colour(rgb, size=16):
+    return np.broadcast_to(np.asarray(rgb, np.float32), (size, size, 3)).copy()
+
+
+def test_latent_mpc_moves_toward_the_goal_view():
+    mpc = LatentMPC(ToyWorldModel(), LIMITS, CEMConfig())
+    assert mpc.act(colour([0.5] * 3), np.zeros(3)) is None and mpc.refusal == 'no goal'
+    mpc.set_goal((colour([0.8, 0.2, 0.5], size=32) * 255).astype(np.uint8))    # resized + uint8
+    q = np.zeros(3)
+    for _ in range(10):     # receding horizon: the toy camera sees colour 0.5 + q
+        plan = mpc.act(colour(0.5 + q), q)
+        q = plan.targets[0]
+    np.testing.assert_allclose(q, [0.3, -0.3, 0.0], atol=0.02)
+
+
+def test_latent_mpc_refuses_non_finite_inputs_and_model_output():
+    mpc = LatentMPC(ToyWorldModel(), LIMITS, CEMConfig(num_iterations=2))
+    mpc.set_goal(colour([0.8, 0.2, 0.5]))
+    assert mpc.act(colour([0.5] * 3), np.array([0.0, np.nan, 0.0])) is None
+    assert 'joint' in mpc.refusal
+    image = colour([0.5] * 3)
+    image[3, 3, 1] = np.nan
+    assert mpc.act(image, np.zeros(3)) is None and 'image' in mpc.refusal
+    poisoned = LatentMPC(ToyWorldModel(poison=True), LIMITS, CEMConfig(num_iterations=2))
+    poisoned.set_goal(colour([0.8, 0.2, 0.5]))
+    assert poisoned.act(colour([0.5] * 3), np.zeros(3)) is None and 'non-finite' in poisoned.refusal
+
+
+def test_model_images_are_resized_and_mono_expanded():
+    x = to_model_image(np.full((40, 30), 255, np.uint8), 8)
+    assert x.shape == (3, 8, 8) and torch.allclose(x, torch.ones(3, 8, 8))
+    with pytest.raises(ValueError):
+        to_model_image(np.zeros((8, 8, 4), np.uint8), 8)
