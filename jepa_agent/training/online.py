@@ -1,0 +1,373 @@
+"""Keep learning after deployment: a bounded replay buffer of live frames, background training, surprise.
+
+    learner = OnlineLearner(model, metadata, OnlineLearnerConfig(checkpoint_dir='runs/online'))
+    learner.observe(image, qpos, target, time)      # every frame, from any thread
+    learner.start()                                 # trains in a background thread at a capped duty cycle
+    ...
+    learner.stop()
+
+Surprise is the world model's error on the newest transition: the latent it predicted for the current view from
+the previous K views and the action taken, against the latent it actually sees, divided by the latent variance so
+that values stay comparable while the model trains (≈ 1 means "no better than guessing the mean view").
+The training loss is the offline trainer's `JEPAObjective`; the learner adds only the buffer, the schedule and the
+bookkeeping. ROS-free: the `trainer` node feeds it and publishes what it reports.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from jepa_agent.model.checkpoint import save_checkpoint
+from jepa_agent.model.world_model import WorldModel
+from jepa_agent.planning.mpc import to_model_image
+from jepa_agent.training.losses import JEPAObjective, LossConfig, NonFiniteBatchError
+
+log = logging.getLogger(__name__)
+
+#: a time step longer than this many frame periods starts a new sequence (windows never span the gap)
+GAP_PERIODS = 1.5
+#: latents encoded to estimate the latent variance before the first training step
+VARIANCE_SAMPLE = 64
+
+
+class FrameError(ValueError):
+    """A live frame is unusable (wrong shape, non-finite joints, time going backwards); skip it."""
+
+
+@dataclass
+class OnlineLearnerConfig:
+    """Online learner parameters (the `trainer` node's learning parameters share these names)."""
+
+    # replay buffer
+    buffer_frames: int = 3000
+    """Live frames kept in memory; the oldest are dropped first (3000 × 64 px ≈ 37 MB)."""
+    min_frames: int = 30
+    """Live frames needed before training starts."""
+    seed_dataset: str = ''
+    """Optional recorded dataset directory mixed into every batch (keeps old experience from being forgotten)."""
+    seed_fraction: float = 0.5
+    """Share of each batch drawn from `seed_dataset` when one is given."""
+    # optimisation
+    batch_size: int = 16
+    """Windows per training step."""
+    learning_rate: float = 1e-4
+    rollout_steps: int = 2
+    """Rollout horizon trained per window (windows hold history K + this many frames)."""
+    duty_cycle: float = 0.5
+    """Largest fraction of wall time spent training; the rest is left to the other nodes on the machine."""
+    device: str = 'cpu'
+    """Torch device for the learner ('cpu', 'cuda', 'cuda:1', ...)."""
+    # outputs
+    checkpoint_dir: str = ''
+    """Where checkpoints are written ('' = never)."""
+    checkpoint_every_s: float = 60.0
+    """Seconds between checkpoints (only written after new training steps)."""
+    keep_checkpoints: int = 3
+    """Newest checkpoints kept in `checkpoint_dir`; older ones are deleted."""
+    seed: int = 0
+    """Seed of the batch sampler."""
+
+    def __post_init__(self):
+        if self.buffer_frames < 8:
+            raise ValueError(f'buffer_frames must be >= 8, got {self.buffer_frames=}')
+        if not 1 <= self.min_frames <= self.buffer_frames:
+            raise ValueError(f'min_frames must be in 1..buffer_frames, got {self.min_frames=}')
+        if not 0.0 <= self.seed_fraction <= 1.0:
+            raise ValueError(f'seed_fraction must be in [0, 1], got {self.seed_fraction=}')
+        if self.batch_size < 2:
+            raise ValueError(f'batch_size must be >= 2 (the projector has BatchNorm), got {self.batch_size=}')
+        if not self.learning_rate > 0:
+            raise ValueError(f'learning_rate must be > 0, got {self.learning_rate=}')
+        if self.rollout_steps < 1:
+            raise ValueError(f'rollout_steps must be >= 1, got {self.rollout_steps=}')
+        if not 0.0 < self.duty_cycle <= 1.0:
+            raise ValueError(f'duty_cycle must be in (0, 1], got {self.duty_cycle=}')
+        if not self.checkpoint_every_s > 0:
+            raise ValueError(f'checkpoint_every_s must be > 0, got {self.checkpoint_every_s=}')
+        if self.keep_checkpoints < 1:
+            raise ValueError(f'keep_checkpoints must be >= 1, got {self.keep_checkpoints=}')
+
+
+class ReplayBuffer:
+    """Ring buffer of frames (image, qpos, target) with sequence ids, so training windows never span a gap."""
+
+    def __init__(self, capacity: int, image_size: int, n_joints: int, period_s: float):
+        self.capacity, self.period_s = capacity, period_s
+        self.images = np.zeros((capacity, 3, image_size, image_size), np.uint8)
+        self.qpos = np.zeros((capacity, n_joints), np.float32)
+        self.target = np.zeros((capacity, n_joints), np.float32)
+        self.sequence = np.zeros(capacity, np.int64)
+        self.total = 0
+        """Frames ever added; frame n (absolute) lives at slot n % capacity while n >= total - capacity."""
+        self._last_time: float | None = None
+        self._sequence = 0
+        self.lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return min(self.total, self.capacity)
+
+    def add(self, image: np.ndarray, qpos: np.ndarray, target: np.ndarray, stamp: float) -> None:
+        """Append one frame (image (3, S, S) uint8); a time gap or backwards step starts a new sequence."""
+        with self.lock:
+            if self._last_time is not None and not 0 < stamp - self._last_time <= GAP_PERIODS * self.period_s:
+                self._sequence += 1
+            self._last_time = stamp
+            slot = self.total % self.capacity
+            self.images[slot], self.qpos[slot], self.target[slot] = image, qpos, target
+            self.sequence[slot] = self._sequence
+            self.total += 1
+
+    def break_sequence(self) -> None:
+        """The next frame does not follow the previous one (e.g. frames were skipped)."""
+        with self.lock:
+            self._sequence += 1
+
+    def window_starts(self, length: int, count: int, rng: np.random.Generator) -> np.ndarray:
+        """Up to `count` random absolute start frames of `length`-frame windows inside one sequence."""
+        with self.lock:
+            first, last = max(0, self.total - self.capacity), self.total - length
+            if last < first:
+                return np.zeros(0, np.int64)
+            starts = rng.integers(first, last + 1, size=4 * count)
+            same = self.sequence[starts % self.capacity] == self.sequence[(starts + length - 1) % self.capacity]
+            return starts[same][:count]
+
+    def windows(self, starts: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
+        """(images (B, T, 3, S, S) uint8, actions (B, T-1, J)) of the windows starting at `starts`."""
+        with self.lock:
+            slots = (starts[:, None] + np.arange(length)[None]) % self.capacity       # (B, T)
+            images = self.images[slots]
+            actions = self.target[slots[:, :-1]] - self.qpos[slots[:, :-1]]
+        return images, actions
+
+    def newest(self, length: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The newest `length` frames as one window, or None if they are not one unbroken sequence."""
+        if self.total < length:
+            return None
+        start = np.array([self.total - length])
+        with self.lock:
+            if self.sequence[start[0] % self.capacity] != self.sequence[(self.total - 1) % self.capacity]:
+                return None
+        images, actions = self.windows(start, length)
+        return images[0], actions[0]
+
+
+class OnlineLearner:
+    """Trains a WorldModel on the live stream in a background thread; reports surprise and checkpoints."""
+
+    def __init__(self, model: WorldModel, metadata: dict, config: OnlineLearnerConfig | None = None, *,
+                 rate_hz: float | None = None,
+                 on_surprise: Callable[[float], None] | None = None,
+                 on_checkpoint: Callable[[Path], None] | None = None):
+        """`metadata` is the checkpoint metadata (joint names, limits, rate) carried into new checkpoints;
+        `rate_hz` (default: metadata['rate_hz'], else 10) is the frame rate the model was trained at."""
+        self.config = config or OnlineLearnerConfig()
+        self.device = torch.device(self.config.device)
+        self.model = model.to(self.device)
+        self.metadata = dict(metadata)
+        self.rate_hz = float(rate_hz or self.metadata.get('rate_hz') or 10.0)
+        self.on_surprise, self.on_checkpoint = on_surprise, on_checkpoint
+        self.objective = JEPAObjective(self.model, LossConfig(rollout_steps=self.config.rollout_steps))
+        self.optimizer = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad],
+                                           lr=self.config.learning_rate)
+        mc = self.model.config
+        self.window = self.objective.window
+        self.buffer = ReplayBuffer(self.config.buffer_frames, mc.image_size, mc.action_dim, 1.0 / self.rate_hz)
+        self.seed_data = self._open_seed_dataset(self.config.seed_dataset)
+        self.rng = np.random.default_rng(self.config.seed)
+        self.steps = 0
+        self.skipped_batches = 0
+        self.last_loss: float | None = None
+        self.last_surprise: float | None = None
+        self._latent_variance: float | None = None
+        self._surprise_seen = 0
+        self._last_checkpoint_step = 0
+        self._last_checkpoint_time = time.monotonic()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _open_seed_dataset(self, root: str):
+        if not root:
+            return None
+        from jepa_agent.data.dataset import WindowDataset
+        data = WindowDataset(root, window=self.window)
+        names, size = data.meta.get('joint_names'), self.model.config.image_size
+        if 'joint_names' in self.metadata and names != self.metadata['joint_names']:
+            raise ValueError(f'seed dataset {root} has joints {names}, the model {self.metadata["joint_names"]}')
+        if (data.meta.get('image_height'), data.meta.get('image_width')) != (size, size):
+            raise ValueError(f'seed dataset {root} has {data.meta.get("image_width")}x'
+                             f'{data.meta.get("image_height")} images, the model needs {size}x{size}')
+        if len(data) == 0:
+            raise ValueError(f'seed dataset {root} has no window of {self.window} frames')
+        return data
+
+    # -- input -----------------------------------------------------------------------------------------------
+    def observe(self, image: np.ndarray, qpos: np.ndarray, target: np.ndarray, stamp: float) -> None:
+        """Add one live frame: camera image (H, W, 3) uint8, measured and commanded joint positions (radians),
+        time in seconds. Raises FrameError (the frame is dropped and the sequence broken) if it is unusable."""
+        j = self.model.config.action_dim
+        qpos, target = np.asarray(qpos, np.float32), np.asarray(target, np.float32)
+        try:
+            if qpos.shape != (j,) or target.shape != (j,):
+                raise FrameError(f'expected {j} joint positions and targets, got {qpos.shape} and {target.shape}')
+            if not (np.all(np.isfinite(qpos)) and np.all(np.isfinite(target)) and np.isfinite(stamp)):
+                raise FrameError('frame has non-finite joint positions, targets or time')
+            chw = self._model_image(image)
+        except FrameError:
+            self.buffer.break_sequence()
+            raise
+        self.buffer.add(chw, qpos, target, float(stamp))
+
+    def _model_image(self, image: np.ndarray) -> np.ndarray:
+        """(3, S, S) uint8 at the model's image size."""
+        size = self.model.config.image_size
+        image = np.asarray(image)
+        if image.dtype == np.uint8 and image.shape == (size, size, 3):
+            return image.transpose(2, 0, 1)
+        try:
+            return (to_model_image(image, size) * 255).round().to(torch.uint8).numpy()
+        except ValueError as exc:
+            raise FrameError(str(exc)) from exc
+
+    # -- learning --------------------------------------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        """Enough live frames to train."""
+        return len(self.buffer) >= max(self.config.min_frames, self.window)
+
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        n_seed = round(self.config.batch_size * self.config.seed_fraction) if self.seed_data is not None else 0
+        starts = self.buffer.window_starts(self.window, self.config.batch_size - n_seed, self.rng)
+        if len(starts) + n_seed < 2:
+            return None
+        images, actions = self.buffer.windows(starts, self.window)
+        images, actions = torch.from_numpy(images), torch.from_numpy(actions)
+        if n_seed:
+            items = [self.seed_data[int(i)] for i in self.rng.integers(0, len(self.seed_data), n_seed)]
+            images = torch.cat([images, torch.stack([it['images'] for it in items])])
+            actions = torch.cat([actions, torch.stack([it['actions'] for it in items])])
+        return images.to(self.device), actions.to(self.device)
+
+    def train_step(self) -> float | None:
+        """One optimizer step on a batch of replayed windows; the loss, or None if no usable batch."""
+        batch = self._batch()
+        if batch is None:
+            return None
+        self.model.train()
+        try:
+            loss, terms = self.objective(*batch, self.steps)
+        except NonFiniteBatchError as exc:
+            return self._skip(f'skipped a training batch: {exc}')
+        if not torch.isfinite(loss):
+            return self._skip('skipped a training batch: the loss is not finite')
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.optimizer.step()
+        self.objective.after_step()
+        self.steps += 1
+        self.last_loss = float(loss.detach())
+        variance = float(terms['latents'].flatten(0, 1).var(0).mean())
+        self._latent_variance = variance if self._latent_variance is None else \
+            0.9 * self._latent_variance + 0.1 * variance
+        return self.last_loss
+
+    def _skip(self, message: str) -> None:
+        self.skipped_batches += 1
+        log.warning(message)
+        return None
+
+    @torch.no_grad()
+    def surprise(self) -> float | None:
+        """Normalized prediction error of the newest transition, or None until K+1 unbroken frames exist."""
+        newest = self.buffer.newest(self.model.config.history + 1)
+        if newest is None:
+            return None
+        images, actions = newest
+        self.model.eval()
+        z = self.model.encode(torch.from_numpy(images).to(self.device))                      # (K+1, D)
+        action = torch.from_numpy(actions[-1]).to(self.device)
+        predicted = self.model.predict(z[None, :-1], action[None])[0]
+        error = float((predicted - z[-1]).square().mean()) / self._variance()
+        return error if np.isfinite(error) else None
+
+    def _variance(self) -> float:
+        """Mean per-dimension latent variance: from training batches, else from a sample of the buffer."""
+        if self._latent_variance is None:
+            n = min(len(self.buffer), VARIANCE_SAMPLE)
+            starts = self.buffer.window_starts(1, n, self.rng)
+            if len(starts) < 2:
+                return 1.0
+            images, _ = self.buffer.windows(starts, 1)
+            z = self.model.encode(torch.from_numpy(images[:, 0]).to(self.device))
+            self._latent_variance = float(z.var(0).mean())
+        return max(self._latent_variance, 1e-8)
+
+    # -- checkpoints -----------------------------------------------------------------------------------------
+    def save(self) -> Path:
+        """Write a checkpoint `<checkpoint_dir>/online-<step>` and delete all but the newest few."""
+        root = Path(self.config.checkpoint_dir)
+        metadata = dict(self.metadata, online_steps=self.steps, rate_hz=self.rate_hz)
+        path = save_checkpoint(self.model, root / f'online-{self.steps:07d}', metadata)
+        for old in sorted(root.glob('online-*'))[:-self.config.keep_checkpoints]:
+            shutil.rmtree(old, ignore_errors=True)
+        self._last_checkpoint_step, self._last_checkpoint_time = self.steps, time.monotonic()
+        return path
+
+    def _checkpoint_due(self) -> bool:
+        return bool(self.config.checkpoint_dir) and self.steps > self._last_checkpoint_step and \
+            time.monotonic() - self._last_checkpoint_time >= self.config.checkpoint_every_s
+
+    # -- background loop -------------------------------------------------------------------------------------
+    def step(self) -> None:
+        """One round of the loop: surprise of a new frame, one training step, a checkpoint when due."""
+        if self.buffer.total != self._surprise_seen:
+            self._surprise_seen = self.buffer.total
+            value = self.surprise()
+            if value is not None:
+                self.last_surprise = value
+                if self.on_surprise:
+                    self.on_surprise(value)
+        if self.ready:
+            self.train_step()
+        if self._checkpoint_due():
+            path = self.save()
+            if self.on_checkpoint:
+                self.on_checkpoint(path)
+
+    def start(self) -> None:
+        """Run `step()` in a background thread, sleeping so that busy time ≤ duty_cycle of wall time."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name='online-learner', daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        idle = 1.0 / (2 * self.rate_hz)
+        while not self._stop.is_set():
+            began = time.monotonic()
+            try:
+                self.step()
+            except Exception:   # noqa: BLE001  (a failing step must not silently kill learning)
+                log.exception('online learning step failed; retrying after a pause')
+                self._stop.wait(1.0)
+                continue
+            busy = time.monotonic() - began
+            self._stop.wait(max(busy * (1 - self.config.duty_cycle) / self.config.duty_cycle, idle if not
+                                self.ready else 0.0))
+
+    def stop(self) -> None:
+        """Stop the background thread (the current step finishes first)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
