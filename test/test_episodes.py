@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 
+from jepa_agent.data.recording import EpisodeRecorder
 from jepa_agent.data.episodes import (DatasetError, DatasetMeta, DatasetWarning, EpisodeReader, EpisodeWriter,
                                       Frame, FrameError, episode_dirs, open_dataset, open_episodes, recover_episode)
 
@@ -167,3 +168,21 @@ def test_power_loss_zeroed_tail_is_cut_on_recovery(tmp_path):
         f.write(bytes(META.frame_bytes))
     recover_episode(path)
     assert len(EpisodeReader(path)) == 5
+
+
+def test_disk_full_ends_the_episode_at_its_last_good_frame(tmp_path):
+    errors = []
+    recorder = EpisodeRecorder(tmp_path, on_error=errors.append)
+    recorder.start(META)
+    for k in range(3):
+        assert recorder.submit(make_frame(k))
+    assert recorder.wait_idle()
+    writer = recorder._writer
+    writer._images = open('/dev/full', 'wb', buffering=0)   # every further write fails with ENOSPC
+    recorder.submit(make_frame(3))
+    assert recorder.wait_idle()
+    assert not recorder.recording and 'No space left' in recorder.error and errors
+    assert recorder.submit(make_frame(4)) is False
+    recorder.close()
+    reader = EpisodeReader(writer.path)
+    assert reader.status == 'complete' and len(reader) == 3 and reader.verify_images() == []

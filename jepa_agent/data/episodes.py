@@ -321,11 +321,13 @@ class EpisodeWriter:
         """Finish the episode (status 'complete'); returns its meta.json content."""
         if self._images.closed:
             return self._info
-        self.sync()
-        self._images.close()
-        self._frames.close()
-        self._info.update(status='complete', n_frames=self.n_frames, closed=time.time())
-        _write_json_atomic(self.path / META_FILE, self._info)
+        try:
+            self.sync()
+        finally:   # even if fsync fails (e.g. disk full) the frames are in the page cache: finish the episode
+            self._images.close()
+            self._frames.close()
+            self._info.update(status='complete', n_frames=self.n_frames, closed=time.time())
+            _write_json_atomic(self.path / META_FILE, self._info)
         return self._info
 
     def discard(self) -> None:

@@ -136,8 +136,9 @@ class EpisodeRecorder:
         try:
             action()
         except OSError as exc:
-            self.error = f'finishing episode {writer.index} failed: {exc}'
-            self.on_error(self.error)
+            message = f'finishing episode {writer.index} failed: {exc}'
+            self.error = self.error or message   # keep the first (root-cause) error
+            self.on_error(message)
 
 
 @dataclass

@@ -47,6 +47,7 @@ class RecorderNode(Node):
         self._frames_since_diag, self._last_diag = 0, time.monotonic()
         self._last_start_try = -RETRY_S
         self._last_episode = '-'
+        self._warned: dict[str, float] = {}
 
         self.create_subscription(Image, cfg.image_topic, self.on_image, SENSOR)
         self.create_subscription(JointState, cfg.joint_states_topic, self.on_joint_state, JOINT_QOS)
@@ -86,9 +87,17 @@ class RecorderNode(Node):
             frames = feed(*args)
         except MessageError as exc:
             self.skipped[kind] += 1
-            self.get_logger().warning(f'skipped {kind}: {exc}', throttle_duration_sec=WARN_EVERY_S)
+            self._warn_throttled(f'skipped {kind}: {exc}')
             return
         self._store(frames)
+
+    def _warn_throttled(self, text: str) -> None:
+        """One warning per kind of problem (its text up to the first digit) every WARN_EVERY_S seconds."""
+        key = text[:next((i for i, c in enumerate(text) if c.isdigit()), len(text))]
+        now = time.monotonic()
+        if now - self._warned.get(key, -WARN_EVERY_S) >= WARN_EVERY_S:
+            self._warned[key] = now
+            self.get_logger().warning(text)
 
     def poll(self) -> None:
         """Release frames whose wait for joint states ran out (e.g. the joint stream stalled)."""
@@ -102,7 +111,7 @@ class RecorderNode(Node):
                 self._frames_since_diag += 1
             limit = self.config.episode_frames
             if limit and self.recorder.episode_frames >= limit:
-                self._stop('auto mode: episode complete')
+                self.get_logger().info(self._stop('auto mode: episode complete'))
                 self._auto_start()
 
     # -- episodes ------------------------------------------------------------------------------------------------
@@ -131,10 +140,8 @@ class RecorderNode(Node):
         done = self.recorder.stop()
         if done is None:
             raise RuntimeError('not recording')
-        message = f'episode {done[0]} stopped with {done[1]} frames ({why})'
-        self.get_logger().info(message)
         self._last_start_try = -RETRY_S
-        return message
+        return f'episode {done[0]} stopped with {done[1]} frames ({why})'
 
     def on_start(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         return self._respond(response, self._start)

@@ -1,0 +1,175 @@
+"""recorder as a real process, fed by a probe publishing images, joint states and commands.
+
+Images carry their index in the pixels and joint positions are a known function of time, so the test can check
+from the files alone that each frame's joints belong to its image's instant.
+"""
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+from conftest import wait_for
+from diagnostic_msgs.msg import DiagnosticArray
+from ros_helpers import Inbox
+from sensor_msgs.msg import Image, JointState
+from std_srvs.srv import Trigger
+
+from jepa_agent.data.cli import verify_dataset
+from jepa_agent.data.episodes import EpisodeReader, episode_dirs
+from jepa_agent.ros.conversions import make_trajectory, rgb_to_image
+from jepa_agent.ros.qos import RELIABLE, SENSOR
+
+pytestmark = pytest.mark.slow
+NAMES = ['shoulder', 'elbow', 'wrist']
+SIZE = 16
+
+
+def ramp(t: float) -> np.ndarray:
+    phase = t % 10.0
+    return np.array([0.1 * phase, -0.05 * phase, 0.02 * phase])
+
+
+class Streams:
+    """Publishes a 20 Hz camera and 100 Hz joint states from a thread; remembers each image's stamp."""
+
+    def __init__(self, node, camera_hz=20.0, joint_hz=100.0):
+        self.node = node
+        self.image_pub = node.create_publisher(Image, '/camera/image_raw', SENSOR)
+        self.joint_pub = node.create_publisher(JointState, '/joint_states', RELIABLE)
+        self.camera_hz, self.joint_hz = camera_hz, joint_hz
+        self.image_stamps: dict[int, float] = {}
+        self.bad_image: Image | None = None          # published instead of the next image when set
+        self.bad_joints: JointState | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        k, start = 0, time.monotonic()
+        next_image = start
+        while not self._stop.is_set():
+            now = self.node.get_clock().now()
+            t = now.nanoseconds * 1e-9
+            msg = JointState(name=NAMES[::-1], position=ramp(t)[::-1].tolist())   # by name, not by index
+            msg.header.stamp = now.to_msg()
+            self.joint_pub.publish(self.bad_joints or msg)
+            self.bad_joints = None
+            if time.monotonic() >= next_image:
+                rgb = np.zeros((SIZE, SIZE, 3), np.uint8)
+                rgb[0, 0] = [k % 256, (k // 256) % 256, 7]
+                self.image_stamps[k] = t
+                self.image_pub.publish(self.bad_image or rgb_to_image(rgb, now.to_msg()))
+                self.bad_image = None
+                k += 1
+                next_image += 1.0 / self.camera_hz
+            self._stop.wait(1.0 / self.joint_hz)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@pytest.fixture
+def streams(ros_probe):
+    s = Streams(ros_probe)
+    yield s
+    s.stop()
+
+
+def call(node, service: str, timeout: float = 10.0) -> Trigger.Response:
+    client = node.create_client(Trigger, service)
+    assert client.wait_for_service(timeout_sec=timeout), f'{service} not available'
+    future = client.call_async(Trigger.Request())
+    assert wait_for(future.done, timeout)
+    return future.result()
+
+
+def check_frames_match_streams(reader: EpisodeReader, streams: Streams) -> None:
+    """Every frame's image is the one stamped at the frame time and its joints are ramp(frame time)."""
+    for k in range(len(reader)):
+        index = int(reader.images[k, 0, 0, 0]) + 256 * int(reader.images[k, 0, 0, 1])
+        assert streams.image_stamps[index] == pytest.approx(reader.times[k], abs=1e-6)
+        np.testing.assert_allclose(reader.qpos[k], ramp(reader.times[k]), atol=2e-3)
+
+
+def test_services_record_synchronized_episodes(start_node, ros_probe, streams, tmp_path):
+    rec = start_node('recorder', params={'dataset_dir': str(tmp_path / 'ds'), 'rate_hz': 10.0, 'task': 'probe'})
+    diagnostics = Inbox(ros_probe, DiagnosticArray, '/diagnostics')
+    assert call(ros_probe, '/recorder/stop_episode').success is False          # nothing to stop yet
+    assert wait_for(lambda: call(ros_probe, '/recorder/start_episode').success, 10), rec.output()
+    cmd_pub = ros_probe.create_publisher(type(make_trajectory(NAMES, np.zeros(3), 0.1)),
+                                         '/arm_controller/joint_trajectory', RELIABLE)
+    assert wait_for(lambda: cmd_pub.get_subscription_count() > 0)
+    target = np.array([0.3, -0.2, 0.1])
+    cmd_pub.publish(make_trajectory(NAMES, target[None], 0.1))
+    time.sleep(1.0)
+    # bad input while recording: wrong encoding, other size, NaN joints, missing joint
+    streams.bad_image = Image(height=SIZE, width=SIZE, encoding='32FC1', step=SIZE * 4,
+                              data=bytes(SIZE * SIZE * 4))
+    time.sleep(0.2)
+    streams.bad_image = rgb_to_image(np.zeros((8, 8, 3), np.uint8))
+    streams.bad_joints = JointState(name=NAMES, position=[float('nan'), 0.0, 0.0])
+    time.sleep(0.2)
+    streams.bad_joints = JointState(name=NAMES[:2], position=[0.0, 0.0])
+    t0 = time.monotonic()
+    time.sleep(2.0)
+    stop = call(ros_probe, '/recorder/stop_episode')
+    recorded_s = 3.4 + (time.monotonic() - t0 - 2.0)
+    assert stop.success, stop.message
+    assert rec.alive(), rec.output()
+
+    assert call(ros_probe, '/recorder/start_episode').success
+    time.sleep(0.5)
+    assert call(ros_probe, '/recorder/discard_episode').success               # leaves no episode behind
+
+    assert wait_for(lambda: any(s.values and dict((v.key, v.value) for v in s.values).get('frames_written')
+                                for m in diagnostics.messages() for s in m.status))
+    status = diagnostics.latest().status[0]
+    values = {v.key: v.value for v in status.values}
+    assert status.name == 'recorder: episodes' and int(values['skipped_images']) >= 2
+    assert int(values['skipped_joint_states']) >= 2
+
+    assert rec.stop() == 0, rec.output()
+    (episode,) = episode_dirs(tmp_path / 'ds')
+    reader = EpisodeReader(episode)
+    assert reader.status == 'complete' and reader.info['task'] == 'probe'
+    assert len(reader) == pytest.approx(10.0 * recorded_s, rel=0.1)
+    check_frames_match_streams(reader, streams)
+    commanded = reader.times > reader.times[0] + 0.3
+    np.testing.assert_allclose(reader.target[commanded], np.tile(target, (commanded.sum(), 1)))
+    assert verify_dataset(tmp_path / 'ds') == ([], [])
+    log = rec.log_path.read_text()
+    assert 'unsupported image encoding' in log and 'image size changed' in log and 'non-finite' in log
+
+
+def test_kill_9_mid_episode_loses_at_most_one_second(start_node, ros_probe, streams, tmp_path):
+    rec = start_node('recorder', params={'dataset_dir': str(tmp_path / 'ds'), 'episode_frames': 10000})
+    assert wait_for(lambda: episode_dirs(tmp_path / 'ds'), 15), rec.output()
+    time.sleep(3.0)
+    rec.proc.send_signal(signal.SIGKILL)
+    killed_at = time.time()
+    rec.proc.wait()
+    (episode,) = episode_dirs(tmp_path / 'ds')
+    reader = EpisodeReader(episode)
+    assert reader.interrupted
+    expected = (killed_at - reader.times[0]) * 10.0
+    assert len(reader) >= expected - 10.0, (len(reader), expected)
+    check_frames_match_streams(reader, streams)
+    problems, notes = verify_dataset(tmp_path / 'ds')
+    assert problems == [] and 'interrupted' in notes[0]
+    problems, notes = verify_dataset(tmp_path / 'ds', repair=True)
+    assert problems == [] and 'recovered' in notes[0]
+    assert EpisodeReader(episode).status == 'recovered'
+
+
+def test_unwritable_dataset_dir_fails_the_service_not_the_node(start_node, ros_probe, streams, tmp_path):
+    blocker = tmp_path / 'not_a_dir'
+    blocker.write_text('a file where the dataset directory should go')
+    rec = start_node('recorder', params={'dataset_dir': str(blocker / 'ds')})
+    assert wait_for(lambda: 'no image' not in (r := call(ros_probe, '/recorder/start_episode')).message, 10)
+    assert r.success is False and 'not_a_dir' in r.message
+    time.sleep(0.5)
+    assert rec.alive(), rec.output()
