@@ -1,0 +1,73 @@
+"""Planner evaluation: closed-loop episodes toward held-out goals, metrics, a PNG summary and a GIF of episodes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from jepa_agent.planning.closed_loop import Controller, EpisodeResult, run_episode
+from jepa_agent.sim import ArmEnv
+
+
+def evaluate(env: ArmEnv, controller: Controller, seeds: list[int], task: str, max_steps: int,
+             execute_steps: int = 1, record: int = 0, progress=None) -> list[EpisodeResult]:
+    """One episode per seed; the first `record` episodes keep their frames."""
+    results = []
+    for i, seed in enumerate(seeds):
+        results.append(run_episode(env, controller, seed, task, max_steps, execute_steps, record=i < record))
+        if progress:
+            progress(i, results[-1])
+    return results
+
+
+def _stats(values: list[float], *percentiles: int) -> dict[str, float | None]:
+    if not values:
+        return {f'p{p}': None for p in percentiles}
+    return {f'p{p}': round(float(np.percentile(values, p)), 3) for p in percentiles}
+
+
+def summarize(results: list[EpisodeResult]) -> dict:
+    """JSON-ready metrics: success rate, steps to success, final distance, plan latency percentiles."""
+    successes = [r for r in results if r.success]
+    latencies = [ms for r in results for ms in r.latencies_ms]
+    return {
+        'episodes': len(results),
+        'success_rate': len(successes) / max(len(results), 1),
+        'steps_to_success': {'mean': round(float(np.mean([r.steps for r in successes])), 2) if successes else None,
+                             **_stats([r.steps for r in successes], 50, 95)},
+        'final_distance_m': {'mean': round(float(np.mean([r.final_distance for r in results])), 4),
+                             **_stats([r.final_distance for r in results], 50, 95)},
+        'plan_latency_ms': _stats(latencies, 50, 95),
+        'holds': int(sum(r.holds for r in results)),
+    }
+
+
+def write_summary_png(path: Path, summaries: dict[str, dict], runs: dict[str, list[EpisodeResult]],
+                      title: str) -> None:
+    """Success rate, steps-to-success histogram and final-distance histogram per method."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    names = list(summaries)
+    axes[0].bar(names, [summaries[n]['success_rate'] for n in names], color=['C0', 'C1', 'C2'][:len(names)])
+    axes[0].set(ylim=(0, 1), ylabel='success rate', title='success')
+    for i, name in enumerate(names):
+        axes[1].hist([r.steps for r in runs[name] if r.success], bins=20, alpha=0.6, label=name, color=f'C{i}')
+        axes[2].hist([r.final_distance * 100 for r in runs[name]], bins=20, alpha=0.6, label=name, color=f'C{i}')
+    axes[1].set(xlabel='steps to success', ylabel='episodes', title='steps to success')
+    axes[2].set(xlabel='final distance to goal (cm)', title='final distance')
+    axes[2].legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_gif(path: Path, episodes: list[EpisodeResult], scale: int = 3, fps: int = 10) -> None:
+    """Animated strips (current | goal | planned end pose) of the recorded episodes, one after the other."""
+    from PIL import Image
+    frames = [Image.fromarray(np.kron(f, np.ones((scale, scale, 1), np.uint8)))
+              for episode in episodes for f in episode.frames]
+    if frames:
+        frames[0].save(path, save_all=True, append_images=frames[1:], duration=int(1000 / fps), loop=0)
