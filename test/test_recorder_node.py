@@ -169,7 +169,12 @@ def test_unwritable_dataset_dir_fails_the_service_not_the_node(start_node, ros_p
     blocker = tmp_path / 'not_a_dir'
     blocker.write_text('a file where the dataset directory should go')
     rec = start_node('recorder', params={'dataset_dir': str(blocker / 'ds')})
-    assert wait_for(lambda: 'no image' not in (r := call(ros_probe, '/recorder/start_episode')).message, 10)
-    assert r.success is False and 'not_a_dir' in r.message
+    replies = []
+
+    def image_seen() -> bool:   # the first attempts may come before any image arrived
+        replies.append(call(ros_probe, '/recorder/start_episode'))
+        return 'no image' not in replies[-1].message
+    assert wait_for(image_seen, 10)
+    assert replies[-1].success is False and 'not_a_dir' in replies[-1].message, replies[-1].message
     time.sleep(0.5)
     assert rec.alive(), rec.output()
