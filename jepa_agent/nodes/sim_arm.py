@@ -1,0 +1,241 @@
+"""Simulated arm on the standard ROS 2 arm interfaces: a stand-in for Gazebo + ros2_control.
+
+    sim_arm --ros-args --params-file config/sim_arm.yaml
+    sim_arm --ros-args -p image_size:=96 -p camera_hz:=15.0
+
+Publishes /joint_states and /camera/image_raw (rgb8) + /camera/camera_info; follows JointTrajectory messages on
+/arm_controller/joint_trajectory like joint_trajectory_controller; ~/reset (std_srvs/Trigger) re-seeds the scene.
+Physics runs in real time in its own thread and the camera renders in another (an EGL context belongs to the thread
+that creates it, and rendering inside a timer starved the other streams).
+"""
+from __future__ import annotations
+
+import math
+import sys
+import threading
+import time
+from dataclasses import dataclass, fields
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from jepa_agent.ros.conversions import MessageError, rgb_to_image, trajectory_points
+from jepa_agent.ros.params import declare_config
+from jepa_agent.ros.qos import RELIABLE, SENSOR
+from jepa_agent.ros.run import run_node
+from jepa_agent.sim.arm_env import ArmEnv, ArmEnvConfig
+from jepa_agent.sim.trajectory import TrajectoryError, TrajectoryFollower
+
+#: behind real time by more than this, physics skips ahead instead of racing to catch up
+MAX_LAG_S = 0.25
+
+
+@dataclass
+class SimArmConfig(ArmEnvConfig):
+    """sim_arm node parameters: the env's (ArmEnvConfig) plus rates, topic names and the seed."""
+
+    control_hz: float = 100.0
+    """Setpoint update rate of the simulated controller; setpoints move at most max_joint_velocity / control_hz."""
+    seed: int = 0
+    """Scene seed of the first reset; the k-th ~/reset call uses seed + k."""
+    # rates
+    joint_state_hz: float = 50.0
+    """/joint_states publishing rate."""
+    camera_hz: float = 10.0
+    """Camera image + camera_info publishing rate."""
+    # topics
+    joint_states_topic: str = '/joint_states'
+    image_topic: str = '/camera/image_raw'
+    camera_info_topic: str = '/camera/camera_info'
+    trajectory_topic: str = '/arm_controller/joint_trajectory'
+    camera_frame_id: str = 'camera'
+
+    def __post_init__(self):
+        super().__post_init__()
+        for name in ('joint_state_hz', 'camera_hz'):
+            if not 0 < getattr(self, name) <= 1000:
+                raise ValueError(f'{name} must be in (0, 1000], got {getattr(self, name)}')
+        for name in ('joint_states_topic', 'image_topic', 'camera_info_topic', 'trajectory_topic'):
+            if not getattr(self, name):
+                raise ValueError(f'{name} must be a topic name, got {getattr(self, name)!r}')
+
+    def env_config(self) -> ArmEnvConfig:
+        return ArmEnvConfig(**{f.name: getattr(self, f.name) for f in fields(ArmEnvConfig)})
+
+
+class RateCounter:
+    """Events per second since the last `rate()` call (for diagnostics)."""
+
+    def __init__(self):
+        self.count, self._since = 0, time.monotonic()
+
+    def rate(self) -> float:
+        now = time.monotonic()
+        hz = self.count / max(now - self._since, 1e-9)
+        self.count, self._since = 0, now
+        return hz
+
+
+class SimArmNode(Node):
+    def __init__(self):
+        super().__init__('sim_arm')
+        self.config = declare_config(self, SimArmConfig)
+        self.exit_code = 0
+        self.env = ArmEnv(self.config.env_config())
+        self.env.reset(self.config.seed, render=False)
+        self.follower = TrajectoryFollower(self.env.lower, self.env.upper)
+        self._lock = threading.Lock()          # guards env and follower
+        self._stop = threading.Event()
+        self._resets = 0
+        self._counters = {k: RateCounter() for k in ('joint_states', 'camera')}
+        self._rejected = self._overruns = 0
+
+        cfg = self.config
+        self.joint_pub = self.create_publisher(JointState, cfg.joint_states_topic, RELIABLE)
+        self.image_pub = self.create_publisher(Image, cfg.image_topic, SENSOR)
+        self.info_pub = self.create_publisher(CameraInfo, cfg.camera_info_topic, SENSOR)
+        self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
+        self.create_subscription(JointTrajectory, cfg.trajectory_topic, self.on_trajectory, RELIABLE)
+        self.create_service(Trigger, '~/reset', self.on_reset)
+        self.create_timer(1.0 / cfg.joint_state_hz, self.publish_joint_states)
+        self.create_timer(1.0, self.publish_diagnostics)
+        self._threads = [threading.Thread(target=self._guarded, args=(loop,), name=loop.__name__, daemon=True)
+                         for loop in (self._physics_loop, self._render_loop)]
+        for thread in self._threads:
+            thread.start()
+        self.get_logger().info(
+            f'sim arm ready: joints {self.env.joint_names}, camera {cfg.image_size}px at {cfg.camera_hz} Hz on '
+            f'{cfg.image_topic}, joint states at {cfg.joint_state_hz} Hz, commands on {cfg.trajectory_topic}')
+
+    def now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    # -- commands ------------------------------------------------------------------------------------------------
+    def on_trajectory(self, msg: JointTrajectory) -> None:
+        """Replace the running trajectory, or reject the message with one warning and keep holding."""
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        try:
+            times, positions = trajectory_points(msg, self.env.joint_names)
+            with self._lock:
+                self.follower.replace(times, positions, start=stamp if stamp > 0 else self.now())
+        except (MessageError, TrajectoryError) as exc:
+            self._rejected += 1
+            self.get_logger().warning(f'rejected trajectory on {self.config.trajectory_topic}: {exc}; holding')
+
+    def on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        self._resets += 1
+        seed = self.config.seed + self._resets
+        with self._lock:
+            self.follower.clear()
+            self.env.reset(seed, render=False)
+            q = self.env.joint_positions()
+        response.success, response.message = True, f'reset with seed {seed}; joints at {np.round(q, 3).tolist()}'
+        self.get_logger().info(response.message)
+        return response
+
+    # -- threads -------------------------------------------------------------------------------------------------
+    def _guarded(self, loop) -> None:
+        """Run a worker loop; if it fails, log why and stop the node (exit code 1) rather than run half-blind."""
+        try:
+            loop()
+        except Exception as exc:  # noqa: BLE001 - any failure here is fatal for the node and must be reported
+            if self._stop.is_set() or not self.context.ok():
+                return   # shutting down (Ctrl-C invalidates the context under a publishing thread): not a failure
+            self.get_logger().fatal(f'{loop.__name__} failed: {type(exc).__name__}: {exc}')
+            self.exit_code = 1
+            self._stop.set()
+            self.context.try_shutdown()
+
+    def _physics_loop(self) -> None:
+        """Step physics in real time, applying the trajectory setpoint (velocity-limited) every control period."""
+        period = self.env.control_dt
+        deadline = time.monotonic()
+        while not self._stop.is_set():
+            with self._lock:
+                setpoint = self.follower.setpoint(self.now(), self.env.joint_positions())
+                if setpoint is not None:
+                    self.env.set_joint_targets(self.env.clip_targets(setpoint, reference=self.env.joint_targets()))
+                self.env.advance(period)
+            deadline += period
+            delay = deadline - time.monotonic()
+            if delay < -MAX_LAG_S:
+                self._overruns += 1
+                deadline = time.monotonic()
+            elif delay > 0:
+                self._stop.wait(delay)
+
+    def _render_loop(self) -> None:
+        """Render the current state at camera_hz with a renderer owned by this thread."""
+        view = ArmEnv(self.config.env_config())   # same model; its renderer (EGL context) lives in this thread
+        info = self.camera_info()
+        period = 1.0 / self.config.camera_hz
+        deadline = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                with self._lock:
+                    qpos = self.env.data.qpos.copy()
+                stamp = self.get_clock().now().to_msg()
+                image = rgb_to_image(view.render(qpos), stamp, self.config.camera_frame_id)
+                info.header = image.header
+                self.image_pub.publish(image)
+                self.info_pub.publish(info)
+                self._counters['camera'].count += 1
+                deadline += period
+                delay = deadline - time.monotonic()
+                if delay < -MAX_LAG_S:
+                    deadline = time.monotonic()
+                elif delay > 0:
+                    self._stop.wait(delay)
+        finally:
+            view.close()
+
+    # -- publishing ----------------------------------------------------------------------------------------------
+    def publish_joint_states(self) -> None:
+        with self._lock:
+            q, v = self.env.joint_positions(), self.env.joint_velocities()
+        msg = JointState(name=list(self.env.joint_names), position=q.tolist(), velocity=v.tolist())
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.joint_pub.publish(msg)
+        self._counters['joint_states'].count += 1
+
+    def camera_info(self) -> CameraInfo:
+        """Pinhole intrinsics of the MuJoCo camera (vertical field of view, square pixels, no distortion)."""
+        size = self.config.image_size
+        fovy = math.radians(float(self.env.model.camera(self.config.camera).fovy[0]))
+        f, c = (size / 2) / math.tan(fovy / 2), size / 2
+        return CameraInfo(height=size, width=size, distortion_model='plumb_bob', d=[0.0] * 5,
+                          k=[f, 0.0, c, 0.0, f, c, 0.0, 0.0, 1.0], r=[1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0],
+                          p=[f, 0.0, c, 0.0, 0.0, f, c, 0.0, 0.0, 0.0, 1.0, 0.0])
+
+    def publish_diagnostics(self) -> None:
+        rates = {k: c.rate() for k, c in self._counters.items()}
+        cfg = self.config
+        slow = rates['camera'] < 0.8 * cfg.camera_hz or rates['joint_states'] < 0.8 * cfg.joint_state_hz
+        values = {'joint_states_hz': f'{rates["joint_states"]:.1f}', 'camera_hz': f'{rates["camera"]:.1f}',
+                  'realtime_overruns': str(self._overruns), 'rejected_trajectories': str(self._rejected),
+                  'trajectory_active': str(self.follower.active)}
+        status = DiagnosticStatus(level=DiagnosticStatus.WARN if slow else DiagnosticStatus.OK,
+                                  name='sim_arm: simulation', hardware_id='mujoco',
+                                  message='streams below 80 % of their rates' if slow else 'ok',
+                                  values=[KeyValue(key=k, value=v) for k, v in values.items()])
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.diag_pub.publish(msg)
+
+    def destroy_node(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=2.0)
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(SimArmNode, 'sim_arm', args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

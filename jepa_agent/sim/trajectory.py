@@ -1,0 +1,71 @@
+"""joint_trajectory_controller semantics without ROS: what setpoint a position-controlled arm follows right now.
+
+A trajectory is a list of waypoints with times relative to its start. Motion begins at the start time from the
+arm's position at that moment and is linearly interpolated through the waypoints; after the last one the arm holds
+it. A new trajectory replaces the running one (ros2_control's topic interface does the same).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+class TrajectoryError(ValueError):
+    """A trajectory cannot be followed; the text says why."""
+
+
+class TrajectoryFollower:
+    """Piecewise-linear setpoints for one running trajectory, bounded by the joint limits it was checked against."""
+
+    def __init__(self, lower: np.ndarray, upper: np.ndarray):
+        self.lower, self.upper = np.asarray(lower, float), np.asarray(upper, float)
+        self._times: np.ndarray | None = None       # (N,) seconds after start
+        self._positions: np.ndarray | None = None   # (N, J)
+        self._start = 0.0
+        self._anchor: np.ndarray | None = None      # position when the trajectory started
+
+    @property
+    def active(self) -> bool:
+        """True while a trajectory is loaded (running, pending, or holding its last point)."""
+        return self._times is not None
+
+    def replace(self, times: np.ndarray, positions: np.ndarray, start: float) -> None:
+        """Load a trajectory starting at time `start` (same clock as `setpoint`), replacing any running one.
+
+        Raises TrajectoryError, leaving the running trajectory untouched, if shapes, values, times or limits are bad.
+        """
+        times, positions = np.asarray(times, float), np.atleast_2d(np.asarray(positions, float))
+        self._check(times, positions)
+        self._times, self._positions, self._start, self._anchor = times, positions, float(start), None
+
+    def _check(self, times: np.ndarray, positions: np.ndarray) -> None:
+        if times.ndim != 1 or times.size == 0 or positions.shape != (times.size, self.lower.size):
+            raise TrajectoryError(f'expected N times and (N, {self.lower.size}) positions, '
+                                  f'got {times.shape} and {positions.shape}')
+        if not (np.all(np.isfinite(times)) and np.all(np.isfinite(positions))):
+            raise TrajectoryError('trajectory contains NaN or inf')
+        if times[0] < 0 or np.any(np.diff(times) <= 0):
+            raise TrajectoryError(f'times must be non-negative and strictly increasing, got {times.tolist()}')
+        outside = (positions < self.lower) | (positions > self.upper)
+        if np.any(outside):
+            point, joint = np.argwhere(outside)[0]
+            raise TrajectoryError(f'point {point} joint {joint} = {positions[point, joint]:.4f} is outside the '
+                                  f'limits [{self.lower[joint]:.4f}, {self.upper[joint]:.4f}]')
+
+    def clear(self) -> None:
+        """Drop the trajectory (e.g. on reset); `setpoint` returns None until the next one."""
+        self._times = self._positions = self._anchor = None
+
+    def setpoint(self, now: float, current: np.ndarray) -> np.ndarray | None:
+        """Setpoint at time `now`, or None before the start or without a trajectory (the caller holds).
+
+        `current` is the measured position; the first call at or after the start anchors the motion there.
+        """
+        if self._times is None or now < self._start:
+            return None
+        if self._anchor is None:
+            self._anchor = np.asarray(current, float).copy()
+        knots, values = self._times, self._positions
+        if knots[0] > 0:   # interpolate from where the arm was when the trajectory started
+            knots, values = np.concatenate([[0.0], knots]), np.vstack([self._anchor, values])
+        t = now - self._start
+        return np.array([np.interp(t, knots, values[:, j]) for j in range(values.shape[1])])

@@ -1,0 +1,56 @@
+"""Test-side helpers for watching topics from the `ros_probe` node."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+
+from jepa_agent.ros.conversions import joint_positions
+from jepa_agent.ros.qos import RELIABLE
+
+
+class Inbox:
+    """Every message received on a topic, with its arrival time (monotonic seconds)."""
+
+    def __init__(self, node: Node, msg_type, topic: str, qos=RELIABLE):
+        self._lock = threading.Lock()
+        self._items: list[tuple[float, object]] = []
+        node.create_subscription(msg_type, topic, self._on_msg, qos)
+
+    def _on_msg(self, msg) -> None:
+        with self._lock:
+            self._items.append((time.monotonic(), msg))
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+    def latest(self):
+        with self._lock:
+            return self._items[-1][1] if self._items else None
+
+    def messages(self) -> list:
+        with self._lock:
+            return [m for _, m in self._items]
+
+    def rate(self, window: float) -> float:
+        """Messages per second arriving during the next `window` seconds."""
+        start = time.monotonic()
+        time.sleep(window)
+        with self._lock:
+            return sum(1 for t, _ in self._items if start <= t < start + window) / window
+
+
+class JointWatcher(Inbox):
+    """Latest measured positions of named joints from /joint_states."""
+
+    def __init__(self, node: Node, names: list[str], topic: str = '/joint_states'):
+        super().__init__(node, JointState, topic)
+        self.names = names
+
+    def positions(self) -> np.ndarray | None:
+        msg = self.latest()
+        return None if msg is None else joint_positions(msg, self.names)

@@ -1,0 +1,146 @@
+"""sim_arm as a real process: rates, joint_trajectory_controller semantics, bad trajectories, reset, bad parameters."""
+import math
+import time
+
+import numpy as np
+import pytest
+from builtin_interfaces.msg import Time
+from conftest import NodeProcess, wait_for
+from ros_helpers import Inbox, JointWatcher
+from sensor_msgs.msg import CameraInfo, Image
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from jepa_agent.ros.conversions import image_to_rgb, make_trajectory
+from jepa_agent.ros.qos import SENSOR
+from jepa_agent.sim import make_env
+
+pytestmark = pytest.mark.slow
+NAMES = ['shoulder', 'elbow', 'wrist']
+SEED = 3
+TOPIC = '/arm_controller/joint_trajectory'
+
+
+@pytest.fixture(scope='module')
+def sim(tmp_path_factory):
+    """One sim_arm process shared by this module's tests (starting it is the slow part)."""
+    node = NodeProcess('sim_arm', params={'seed': SEED, 'image_size': 48},
+                       log_dir=tmp_path_factory.mktemp('sim_arm'))
+    yield node
+    assert node.stop() == 0, node.output()
+
+
+@pytest.fixture
+def arm(sim, ros_probe):
+    """(joint watcher, trajectory publisher) connected to the running sim."""
+    joints = JointWatcher(ros_probe, NAMES)
+    pub = ros_probe.create_publisher(JointTrajectory, TOPIC, 10)
+    assert wait_for(lambda: joints.positions() is not None and pub.get_subscription_count() > 0), sim.output()
+    return joints, pub
+
+
+def settle(joints: JointWatcher, tol: float = 0.003, timeout: float = 10.0) -> np.ndarray:
+    """Positions once the arm stops moving."""
+    previous = joints.positions()
+
+    def still():
+        nonlocal previous
+        time.sleep(0.2)
+        now = joints.positions()
+        done = np.max(np.abs(now - previous)) < tol
+        previous = now
+        return done
+    assert wait_for(still, timeout)
+    return previous
+
+
+def test_publishes_camera_and_joint_states_at_set_rates(sim, ros_probe):
+    images = Inbox(ros_probe, Image, '/camera/image_raw', SENSOR)
+    infos = Inbox(ros_probe, CameraInfo, '/camera/camera_info', SENSOR)
+    joints = JointWatcher(ros_probe, NAMES)
+    assert wait_for(lambda: len(images) and len(infos) and len(joints)), sim.output()
+    assert joints.rate(3.0) >= 0.8 * 50
+    assert images.rate(3.0) >= 0.8 * 10
+    image, info = images.latest(), infos.latest()
+    assert (image.encoding, image.height, image.width) == ('rgb8', 48, 48)
+    assert image_to_rgb(image).std() > 5          # a rendered scene, not a blank frame
+    assert (info.height, info.width) == (48, 48) and info.k[0] > 0 and info.k[2] == 24
+    assert list(joints.latest().name) == NAMES
+
+
+def test_trajectory_brings_arm_to_target_by_joint_name(sim, arm):
+    joints, pub = arm
+    start = settle(joints)
+    target = np.clip(start + [0.6, -0.5, 0.4], -2.3, 2.3)
+    order = [2, 0, 1]                                  # joints matched by name, not by index
+    msg = make_trajectory([NAMES[i] for i in order], np.stack([(start + target) / 2, target])[:, order], 0.5)
+    t0 = time.monotonic()
+    pub.publish(msg)
+    assert wait_for(lambda: np.max(np.abs(joints.positions() - target)) < 0.02, timeout=5.0), \
+        (joints.positions(), target)
+    assert time.monotonic() - t0 < 4.0
+
+
+def test_future_stamp_delays_start(sim, arm, ros_probe):
+    joints, pub = arm
+    start = settle(joints)
+    target = np.clip(start - [0.4, 0.4, 0.4], -2.3, 2.3)
+    begin = ros_probe.get_clock().now().nanoseconds * 1e-9 + 1.5
+    pub.publish(make_trajectory(NAMES, target, 0.3, stamp=Time(sec=int(begin), nanosec=int(begin % 1 * 1e9))))
+    time.sleep(0.8)
+    np.testing.assert_allclose(joints.positions(), start, atol=0.01)
+    assert wait_for(lambda: np.max(np.abs(joints.positions() - target)) < 0.02, timeout=5.0)
+
+
+def bad_trajectories(q: np.ndarray) -> dict:
+    good = make_trajectory(NAMES, q + 0.3, 0.5)
+    nan, inf, beyond, unknown, missing, times = (make_trajectory(NAMES, q + 0.3, 0.5) for _ in range(6))
+    nan.points[0].positions[1] = math.nan
+    inf.points[0].positions[0] = math.inf
+    beyond.points[0].positions[2] = 3.5
+    unknown.joint_names[1] = 'knee'
+    missing.joint_names.pop()
+    missing.points[0].positions.pop()
+    times.points.append(good.points[0])                # same time_from_start twice
+    return {'nan': nan, 'inf': inf, 'beyond limits': beyond, 'unknown joint': unknown,
+            'missing joint': missing, 'non-increasing time': times}
+
+
+def test_each_bad_trajectory_is_rejected_once_and_arm_holds(sim, arm):
+    joints, pub = arm
+    hold = settle(joints)
+    before = sim.output().count('rejected trajectory')
+    for k, (kind, msg) in enumerate(bad_trajectories(hold).items(), start=1):
+        pub.publish(msg)
+        assert wait_for(lambda: sim.output().count('rejected trajectory') >= before + k, timeout=5.0), kind
+        assert sim.alive(), sim.output()
+    time.sleep(0.5)
+    assert sim.output().count('rejected trajectory') == before + 6   # one warning per message
+    for needle in ('NaN or inf', 'unknown', 'missing', 'outside the limits', 'strictly increasing'):
+        assert needle in sim.output()
+    np.testing.assert_allclose(joints.positions(), hold, atol=0.01)
+
+
+def test_reset_service_reseeds_scene_and_stops_motion(sim, arm, ros_probe):
+    joints, pub = arm
+    client = ros_probe.create_client(Trigger, '/sim_arm/reset')
+    assert client.wait_for_service(timeout_sec=10.0)
+    q = joints.positions()
+    pub.publish(make_trajectory(NAMES, np.clip(q + 1.0, -2.3, 2.3), 4.0))   # slow motion, cut short by reset
+    time.sleep(0.3)
+    future = client.call_async(Trigger.Request())
+    assert wait_for(future.done, timeout=10.0)
+    assert future.result().success, future.result().message
+    expected = make_env().reset(SEED + 1, render=False).qpos
+    np.testing.assert_allclose(settle(joints), expected, atol=0.02)
+
+
+@pytest.mark.parametrize('params, needle', [({'image_size': 999}, 'image_size'),
+                                            ({'camera_hz': -1.0}, 'camera_hz'),
+                                            ({'seed': 'abc'}, 'seed')])
+def test_bad_parameters_fail_at_start_up(start_node, params, needle):
+    node = start_node('sim_arm', params=params)
+    assert wait_for(lambda: not node.alive(), timeout=20.0)
+    assert node.proc.returncode != 0
+    log = node.output()
+    assert 'configuration error' in log and needle in log, log
