@@ -38,10 +38,18 @@ class Inbox:
 
     def rate(self, window: float) -> float:
         """Messages per second arriving during the next `window` seconds."""
-        start = time.monotonic()
-        time.sleep(window)
+        return rates({'': self}, window)['']
+
+    def count_between(self, start: float, end: float) -> int:
         with self._lock:
-            return sum(1 for t, _ in self._items if start <= t < start + window) / window
+            return sum(1 for t, _ in self._items if start <= t < end)
+
+
+def rates(inboxes: dict[str, Inbox], window: float) -> dict[str, float]:
+    """Messages per second on each inbox during the same next `window` seconds."""
+    start = time.monotonic()
+    time.sleep(window)
+    return {name: box.count_between(start, start + window) / window for name, box in inboxes.items()}
 
 
 class JointWatcher(Inbox):

@@ -1,0 +1,86 @@
+"""Motor babbling: smooth random joint targets within limits, so the recorder sees rich arm dynamics.
+
+    explorer --ros-args --params-file config/explorer.yaml
+    explorer --ros-args -p amplitude:=0.5 -p seed:=7
+
+Each control period it reads the latest /joint_states (joints matched by name) and publishes a one-point
+JointTrajectory toward the next `MotorBabbler` target. Another arm needs only other joint_names/limits parameters.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from trajectory_msgs.msg import JointTrajectory
+
+from jepa_agent.data.babble import BabbleConfig, MotorBabbler
+from jepa_agent.joints import JointLimitsConfig
+from jepa_agent.ros.conversions import MessageError, joint_positions, make_trajectory
+from jepa_agent.ros.params import declare_config
+from jepa_agent.ros.qos import RELIABLE
+from jepa_agent.ros.run import run_node
+
+
+@dataclass
+class ExplorerConfig(JointLimitsConfig, BabbleConfig):
+    """explorer node parameters: the babbling policy's (BabbleConfig), the arm's joints, rate and topics."""
+
+    rate_hz: float = 10.0
+    """Control rate: one trajectory per period, reaching its target at the end of the period."""
+    state_timeout: float = 0.5
+    """Seconds without /joint_states after which the explorer pauses (it never commands from stale state)."""
+    joint_states_topic: str = '/joint_states'
+    trajectory_topic: str = '/arm_controller/joint_trajectory'
+
+    def __post_init__(self):
+        BabbleConfig.__post_init__(self)
+        JointLimitsConfig.__post_init__(self)
+        if not 0 < self.rate_hz <= 100:
+            raise ValueError(f'rate_hz must be in (0, 100], got {self.rate_hz=}')
+        if self.state_timeout <= 0:
+            raise ValueError(f'state_timeout must be > 0, got {self.state_timeout=}')
+
+
+class ExplorerNode(Node):
+    def __init__(self):
+        super().__init__('explorer')
+        self.config = cfg = declare_config(self, ExplorerConfig)
+        self.babbler = MotorBabbler(cfg.lower, cfg.upper, cfg.velocity_limit, cfg)
+        self._position: np.ndarray | None = None
+        self._received = -np.inf     # monotonic time of the last valid joint state
+        self.pub = self.create_publisher(JointTrajectory, cfg.trajectory_topic, RELIABLE)
+        self.create_subscription(JointState, cfg.joint_states_topic, self.on_joint_state, RELIABLE)
+        self.create_timer(1.0 / cfg.rate_hz, self.step)
+        self.get_logger().info(f'babbling joints {cfg.joint_names} at {cfg.rate_hz} Hz (amplitude {cfg.amplitude}, '
+                               f'seed {cfg.seed}) on {cfg.trajectory_topic}')
+
+    def on_joint_state(self, msg: JointState) -> None:
+        try:
+            self._position = joint_positions(msg, self.config.joint_names)
+            self._received = time.monotonic()
+        except MessageError as exc:
+            self.get_logger().warning(f'ignoring joint state: {exc}', throttle_duration_sec=5.0)
+
+    def step(self) -> None:
+        """Publish the next babbling target, or wait while the measured state is missing or stale."""
+        age = time.monotonic() - self._received
+        if age > self.config.state_timeout:
+            since = 'yet' if self._position is None else f'for {age:.1f} s'
+            self.get_logger().warning(f'no joint state on {self.config.joint_states_topic} {since}; waiting',
+                                      throttle_duration_sec=5.0)
+            return
+        dt = 1.0 / self.config.rate_hz
+        target = self.babbler.next_target(self._position, dt)
+        self.pub.publish(make_trajectory(self.config.joint_names, target, dt))
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(ExplorerNode, 'explorer', args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""explorer as a real process: drives the sim arm within limits (the main job's pipeline), or any arm by parameters."""
+import dataclasses
+
+import numpy as np
+import pytest
+from conftest import wait_for
+from ros_helpers import Inbox, JointWatcher, rates
+from sensor_msgs.msg import Image, JointState
+from trajectory_msgs.msg import JointTrajectory
+
+from jepa_agent.joints import JointLimitsConfig
+from jepa_agent.ros.conversions import trajectory_points
+from jepa_agent.ros.qos import SENSOR
+from jepa_agent.sim import make_env
+
+pytestmark = pytest.mark.slow
+NAMES = ['shoulder', 'elbow', 'wrist']
+TOPIC = '/arm_controller/joint_trajectory'
+
+
+def test_default_joint_limits_are_the_sim_arms():
+    env, limits = make_env(), JointLimitsConfig()
+    assert limits.joint_names == env.joint_names
+    np.testing.assert_array_equal(limits.lower, env.lower)
+    np.testing.assert_array_equal(limits.upper, env.upper)
+    np.testing.assert_array_equal(limits.velocity_limit, env.velocity_limit)
+
+
+def test_sim_and_explorer_run_together_at_rate_within_limits(start_node, ros_probe):
+    sim = start_node('sim_arm', params={'seed': 1})
+    explorer = start_node('explorer', params={'seed': 5, 'rate_hz': 10.0})
+    joints = JointWatcher(ros_probe, NAMES)
+    images = Inbox(ros_probe, Image, '/camera/image_raw', SENSOR)
+    commands = Inbox(ros_probe, JointTrajectory, TOPIC)
+    assert wait_for(lambda: len(joints) and len(images) and len(commands), timeout=30.0), \
+        sim.output() + explorer.output()
+    start = len(joints)
+    hz = rates({'joint_states': joints, 'camera': images, 'commands': commands}, window=4.0)
+    assert hz['joint_states'] >= 0.8 * 50 and hz['camera'] >= 0.8 * 10 and hz['commands'] >= 0.8 * 10, hz
+    positions = np.array([msg.position for msg in joints.messages()[start:]])
+    env = make_env()
+    assert np.all(positions >= env.lower - 0.02) and np.all(positions <= env.upper + 0.02)
+    assert np.all(np.ptp(positions, axis=0) > 0.1), np.ptp(positions, axis=0)   # every joint babbles
+    assert 'rejected' not in sim.output()
+    assert sim.alive() and explorer.alive()
+
+
+def test_explorer_drives_another_arm_by_parameters(start_node, ros_probe):
+    limits = JointLimitsConfig(joint_names=['j1', 'j2'], lower=[-0.5, 0.0], upper=[0.5, 1.0],
+                               velocity_limit=[0.5, 2.0])
+    explorer = start_node('explorer', params={**dataclasses.asdict(limits), 'rate_hz': 20.0,
+                                              'joint_states_topic': '/other/joint_states'})
+    commands = Inbox(ros_probe, JointTrajectory, TOPIC)
+    state_pub = ros_probe.create_publisher(JointState, '/other/joint_states', 10)
+    state = JointState(name=['j2', 'extra', 'j1'], position=[0.5, 9.0, 0.0])   # by name, with an unrelated joint
+    ros_probe.create_timer(0.02, lambda: state_pub.publish(state))
+    assert wait_for(lambda: len(commands) >= 10, timeout=20.0), explorer.output()
+    for msg in commands.messages():
+        times, targets = trajectory_points(msg, limits.joint_names)
+        assert np.all(targets >= limits.lower) and np.all(targets <= limits.upper)
+        step = np.abs(targets[0] - [0.0, 0.5])
+        assert np.all(step <= np.array(limits.velocity_limit) * times[0] + 1e-9), step   # velocity-limited
+
+
+def test_explorer_rejects_mismatched_limits_at_start_up(start_node):
+    node = start_node('explorer', params={'lower': [-1.0, -1.0]})
+    assert wait_for(lambda: not node.alive(), timeout=20.0)
+    assert node.proc.returncode != 0 and 'configuration error' in node.output(), node.output()
+    assert 'one value per joint' in node.output()
