@@ -3,6 +3,8 @@
     jepa-agent data collect-sim --out data/babble --episodes 20 --steps 200 --seed 0 [--image-size 64]
     jepa-agent data info data/babble [--json]
     jepa-agent data verify data/babble [--repair]
+    jepa-agent data import-bag BAG --out data/from_bag [--config config/recorder.yaml] [--image-topic T ...]
+    jepa-agent data export-lerobot data/babble --out data/babble_lerobot
 """
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ from jepa_agent.data.episodes import (DatasetError, EpisodeReader, episode_dirs,
 
 
 def add_commands(subparsers) -> None:
-    data = subparsers.add_parser('data', help='episode datasets: collect-sim | info | verify',
+    data = subparsers.add_parser('data', help='episode datasets: collect-sim | info | verify | import-bag | '
+                                 'export-lerobot',
                                  description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = data.add_subparsers(dest='data_command', required=True)
 
@@ -39,6 +42,17 @@ def add_commands(subparsers) -> None:
     p.add_argument('--repair', action='store_true',
                    help='recover interrupted episodes (cut their partial trailing frame, mark them recovered)')
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser('import-bag', help='rosbag2 (MCAP or sqlite3) -> episodes, synchronized like the recorder')
+    p.add_argument('bag', type=Path, help='bag directory (with metadata.yaml) or .mcap/.db3 file')
+    p.add_argument('--out', required=True, type=Path, help='dataset directory (created or appended to)')
+    p.add_argument('--config', type=Path, help="recorder YAML (joints, limits, rate, topics); default: recorder's "
+                   'defaults (the sim arm)')
+    for name in ('image_topic', 'joint_states_topic', 'command_topic', 'task'):
+        p.add_argument('--' + name.replace('_', '-'), dest=name)
+    p.add_argument('--rate-hz', dest='rate_hz', type=float)
+    p.add_argument('--episode-frames', dest='episode_frames', type=int, help='split into episodes of N frames')
+    p.set_defaults(func=cmd_import_bag)
 
 
 def cmd_collect_sim(args) -> int:
@@ -137,3 +151,26 @@ def cmd_verify(args) -> int:
     n = len(episode_dirs(args.dir))
     print(f'{args.dir}: {n} episodes, {len(problems)} problem(s)' + ('' if problems else ': OK'))
     return 1 if problems else 0
+
+
+def cmd_import_bag(args) -> int:
+    from jepa_agent.config import load
+    from jepa_agent.data.bag import BagError, import_bag
+    from jepa_agent.data.recording import RecorderConfig
+
+    overrides = {k: getattr(args, k) for k in ('image_topic', 'joint_states_topic', 'command_topic', 'task',
+                                               'rate_hz', 'episode_frames') if getattr(args, k) is not None}
+    config = load(RecorderConfig, args.config, 'recorder', overrides)
+    try:
+        result = import_bag(args.bag, args.out, config)
+    except (BagError, DatasetError, OSError) as exc:
+        print(f'jepa-agent data import-bag: {exc}', file=sys.stderr)
+        return 1
+    for kind, count in result.skipped.items():
+        print(f'warning: skipped {count} {kind} message(s), first: {result.first_errors[kind]}', file=sys.stderr)
+    for kind, count in result.sync.counts.items():
+        if count:
+            print(f'note: {count} frame(s) dropped or missed: {kind.replace("_", " ")}', file=sys.stderr)
+    frames = sum(e['n_frames'] for e in result.episodes)
+    print(f'imported {len(result.episodes)} episode(s), {frames} frames into {args.out}')
+    return 0 if frames else 1

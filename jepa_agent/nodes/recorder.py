@@ -23,7 +23,7 @@ from jepa_agent.data.episodes import DatasetError, Frame
 from jepa_agent.data.recording import EpisodeRecorder, RecorderConfig
 from jepa_agent.data.stream import StreamFeeder
 from jepa_agent.data.sync import FrameSynchronizer
-from jepa_agent.ros.conversions import MessageError
+from jepa_agent.ros.conversions import CHANNELS, MessageError
 from jepa_agent.ros.params import declare_config
 from jepa_agent.ros.qos import RELIABLE, SENSOR
 from jepa_agent.ros.run import run_node
@@ -68,7 +68,8 @@ class RecorderNode(Node):
 
     # -- inputs --------------------------------------------------------------------------------------------------
     def on_image(self, msg: Image) -> None:
-        self._last_image_shape = (msg.height, msg.width, 3)
+        if msg.encoding in CHANNELS:   # the camera size of the next episode; bad images are reported when fed
+            self._last_image_shape = (msg.height, msg.width, 3)
         if self.config.episode_frames and not self.recorder.recording:
             self._auto_start()
         if not self.recorder.recording:
@@ -120,8 +121,9 @@ class RecorderNode(Node):
         if self._last_image_shape is None:
             raise RuntimeError(f'no image received yet on {self.config.image_topic}')
         height, width, _ = self._last_image_shape
-        meta = self.config.dataset_meta(height, width, source=f'ros:recorder:{self.get_fully_qualified_name()}')
-        index = self.recorder.start(meta, task=self.config.task)
+        source = f'ros:{self.get_fully_qualified_name()}'
+        meta = self.config.dataset_meta(height, width, source=source)
+        index = self.recorder.start(meta, task=self.config.task, info={'source': source})
         self.sync.reset()
         self.feeder.image_shape = meta.image_shape
         self._last_episode = str(index)
