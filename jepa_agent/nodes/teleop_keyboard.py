@@ -1,0 +1,125 @@
+"""Jog the arm's joints from the keyboard (a data source for demonstrations and a quick way to poke the sim).
+
+    teleop_keyboard                                   # in a terminal: q/a w/s e/d ... jog, space holds, +/- step
+    printf 'qqqq' | teleop_keyboard                   # scripted: exits once the piped keys are sent
+
+Keys wait until /joint_states has been seen and the command topic has a subscriber, then each jog publishes a
+one-point JointTrajectory, timed so no joint exceeds its velocity limit.
+"""
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from trajectory_msgs.msg import JointTrajectory
+
+from jepa_agent.joints import JointLimitsConfig
+from jepa_agent.ros.conversions import MessageError, joint_positions, make_trajectory
+from jepa_agent.ros.params import declare_config
+from jepa_agent.ros.qos import RELIABLE
+from jepa_agent.ros.run import run_node
+from jepa_agent.teleop import JOG_KEYS, MAX_STEP, MIN_STEP, KeyboardJogger, KeyReader, help_text
+
+#: after piped input ends, linger this long so the last commands reach their subscribers
+LINGER_S = 0.5
+
+
+@dataclass
+class TeleopConfig(JointLimitsConfig):
+    """teleop_keyboard node parameters: the arm's joints (JointLimitsConfig), jog step, motion time, topics."""
+
+    step: float = 0.1
+    """Initial jog step (rad); +/- change it at run time."""
+    min_move_time: float = 0.3
+    """Shortest time_from_start of a jog; larger jogs take as long as the velocity limits need."""
+    joint_states_topic: str = '/joint_states'
+    trajectory_topic: str = '/arm_controller/joint_trajectory'
+
+    def __post_init__(self):
+        super().__post_init__()
+        if len(self.joint_names) > len(JOG_KEYS):
+            raise ValueError(f'keyboard jogging supports at most {len(JOG_KEYS)} joints, got {self.joint_names=}')
+        if not MIN_STEP <= self.step <= MAX_STEP:
+            raise ValueError(f'step must be in [{MIN_STEP}, {MAX_STEP}] rad, got {self.step=}')
+        if self.min_move_time <= 0:
+            raise ValueError(f'min_move_time must be > 0, got {self.min_move_time=}')
+
+
+class TeleopKeyboardNode(Node):
+    def __init__(self):
+        super().__init__('teleop_keyboard')
+        self.config = cfg = declare_config(self, TeleopConfig)
+        self.exit_code = 0
+        self.jogger = KeyboardJogger(cfg.lower, cfg.upper, cfg.step)
+        self._position: np.ndarray | None = None
+        self._keys: queue.Queue[str | None] = queue.Queue()
+        self._input_ended_at: float | None = None
+        self.pub = self.create_publisher(JointTrajectory, cfg.trajectory_topic, RELIABLE)
+        self.create_subscription(JointState, cfg.joint_states_topic, self.on_joint_state, RELIABLE)
+        self.create_timer(0.02, self.process_keys)
+        self.reader = KeyReader(sys.stdin)
+        threading.Thread(target=self._read_keys, daemon=True).start()
+        if self.reader.is_terminal:
+            print(help_text(cfg.joint_names), file=sys.stderr, flush=True)
+        self.get_logger().info(f'jogging {cfg.joint_names} on {cfg.trajectory_topic} '
+                               f'({"terminal" if self.reader.is_terminal else "piped"} input)')
+
+    def _read_keys(self) -> None:
+        for key in self.reader:
+            self._keys.put(key)
+        self._keys.put(None)   # end of input
+
+    def on_joint_state(self, msg: JointState) -> None:
+        try:
+            self._position = joint_positions(msg, self.config.joint_names)
+        except MessageError as exc:
+            self.get_logger().warning(f'ignoring joint state: {exc}', throttle_duration_sec=5.0)
+
+    def process_keys(self) -> None:
+        """Turn queued keys into commands once the arm state is known and someone listens; exit after input ends."""
+        if self._input_ended_at is not None:
+            if time.monotonic() - self._input_ended_at > LINGER_S:
+                self.get_logger().info('input ended; exiting')
+                self.context.try_shutdown()
+            return
+        if self._position is None or self.pub.get_subscription_count() == 0:
+            if not self._keys.empty():
+                self.get_logger().warning(f'keys wait for {self.config.joint_states_topic} and a subscriber on '
+                                          f'{self.config.trajectory_topic}', throttle_duration_sec=5.0)
+            return
+        while not self._keys.empty():
+            key = self._keys.get()
+            if key is None:
+                self._input_ended_at = time.monotonic()
+                return
+            target = self.jogger.handle(key, self._position)
+            if target is not None:
+                self.send(target)
+
+    def send(self, target: np.ndarray) -> None:
+        cfg = self.config
+        duration = max(cfg.min_move_time, float(np.max(np.abs(target - self._position) / cfg.velocity_limit)))
+        self.pub.publish(make_trajectory(cfg.joint_names, target, duration))
+        status = ' '.join(f'{n} {v:+.2f}' for n, v in zip(cfg.joint_names, target))
+        if self.reader.is_terminal:
+            print(f'\rtarget: {status}  step {self.jogger.step:.3f} rad   ', end='', file=sys.stderr, flush=True)
+        else:
+            self.get_logger().info(f'target: {status}')
+
+    def destroy_node(self) -> None:
+        self.reader.close()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(TeleopKeyboardNode, 'teleop_keyboard', args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
