@@ -1,0 +1,108 @@
+"""Message <-> numpy conversion (jepa_agent.ros.conversions): encodings, row padding, bad sizes, joints by name."""
+import math
+
+import numpy as np
+import pytest
+from builtin_interfaces.msg import Duration
+from sensor_msgs.msg import Image, JointState
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from jepa_agent.ros.conversions import (MessageError, duration_to_sec, image_to_rgb, joint_positions,
+                                        make_trajectory, rgb_to_image, sec_to_duration, trajectory_points)
+
+RGB = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+
+
+def image(pixels: np.ndarray, encoding: str, pad: int = 0) -> Image:
+    """Image with each row followed by `pad` junk bytes, as some drivers send."""
+    h, w = pixels.shape[:2]
+    rows = pixels.reshape(h, -1)
+    padded = np.concatenate([rows, np.full((h, pad), 0xEE, np.uint8)], axis=1)
+    return Image(height=h, width=w, encoding=encoding, step=padded.shape[1], data=padded.tobytes())
+
+
+def test_rgb_round_trip_is_exact():
+    msg = rgb_to_image(RGB, frame_id='cam')
+    assert (msg.encoding, msg.step, msg.header.frame_id) == ('rgb8', 21, 'cam')
+    np.testing.assert_array_equal(image_to_rgb(msg), RGB)
+
+
+@pytest.mark.parametrize('pad', [0, 3])
+def test_bgr8_and_rgb8_with_row_padding(pad):
+    np.testing.assert_array_equal(image_to_rgb(image(RGB, 'rgb8', pad)), RGB)
+    np.testing.assert_array_equal(image_to_rgb(image(RGB[:, :, ::-1].copy(), 'bgr8', pad)), RGB)
+
+
+def test_mono8_becomes_grey_rgb_and_rgba_drops_alpha():
+    grey = RGB[:, :, 0]
+    out = image_to_rgb(image(grey[:, :, None], 'mono8', pad=1))
+    assert out.shape == (5, 7, 3) and np.all(out == grey[:, :, None])
+    rgba = np.concatenate([RGB, np.full((5, 7, 1), 9, np.uint8)], axis=2)
+    np.testing.assert_array_equal(image_to_rgb(image(rgba, 'rgba8')), RGB)
+
+
+@pytest.mark.parametrize('mutate, needle', [
+    (lambda m: setattr(m, 'encoding', '16UC1'), 'unsupported image encoding'),
+    (lambda m: setattr(m, 'step', 20), 'bad image geometry'),
+    (lambda m: setattr(m, 'height', 0), 'bad image geometry'),
+    (lambda m: setattr(m, 'data', bytes(m.data)[:-1]), 'bytes, expected'),
+])
+def test_bad_images_raise_message_errors(mutate, needle):
+    msg = image(RGB, 'rgb8')
+    mutate(msg)
+    with pytest.raises(MessageError, match=needle):
+        image_to_rgb(msg)
+
+
+def test_rgb_to_image_refuses_non_rgb_arrays():
+    with pytest.raises(MessageError):
+        rgb_to_image(np.zeros((4, 4), np.uint8))
+
+
+def test_joint_positions_are_matched_by_name():
+    msg = JointState(name=['wrist', 'gripper', 'shoulder', 'elbow'], position=[3.0, 9.0, 1.0, 2.0],
+                     velocity=[0.3, 0.0, 0.1, 0.2])
+    np.testing.assert_array_equal(joint_positions(msg, ['shoulder', 'elbow', 'wrist']), [1, 2, 3])
+    np.testing.assert_array_equal(joint_positions(msg, ['elbow'], field='velocity'), [0.2])
+
+
+@pytest.mark.parametrize('msg, needle', [
+    (JointState(name=['shoulder'], position=[1.0]), 'lacks joints'),
+    (JointState(name=['shoulder', 'elbow'], position=[1.0]), '2 names but 1'),
+    (JointState(name=['shoulder', 'elbow'], position=[1.0, math.nan]), 'non-finite'),
+])
+def test_bad_joint_states_raise_message_errors(msg, needle):
+    with pytest.raises(MessageError, match=needle):
+        joint_positions(msg, ['shoulder', 'elbow'])
+
+
+def test_durations_round_trip():
+    for t in (0.0, 0.1, 1.5, 12.999999999):
+        assert duration_to_sec(sec_to_duration(t)) == pytest.approx(t, abs=1e-9)
+    assert sec_to_duration(2.25) == Duration(sec=2, nanosec=250_000_000)
+
+
+def test_make_trajectory_round_trips_through_trajectory_points_by_name():
+    positions = np.array([[0.1, 0.2], [0.3, 0.4]])
+    msg = make_trajectory(['b', 'a'], positions, dt=0.5)
+    times, out = trajectory_points(msg, ['a', 'b'])
+    np.testing.assert_allclose(times, [0.5, 1.0])
+    np.testing.assert_allclose(out, positions[:, ::-1])
+
+
+def trajectory(names, rows, times) -> JointTrajectory:
+    return JointTrajectory(joint_names=names, points=[
+        JointTrajectoryPoint(positions=row, time_from_start=sec_to_duration(t)) for row, t in zip(rows, times)])
+
+
+@pytest.mark.parametrize('msg, needle', [
+    (JointTrajectory(joint_names=['a', 'b']), 'no points'),
+    (trajectory(['a', 'a'], [[0.0, 0.0]], [1.0]), 'duplicate'),
+    (trajectory(['a', 'c'], [[0.0, 0.0]], [1.0]), r"unknown \['c'\], missing \['b'\]"),
+    (trajectory(['a', 'b'], [[0.0]], [1.0]), 'point 0 has 1 positions'),
+    (trajectory(['a', 'b'], [[0.0, math.inf]], [1.0]), 'NaN or inf'),
+    (trajectory(['a', 'b'], [[0.0, 0.0], [0.1, 0.1]], [1.0, 0.5]), 'strictly increasing'),
+])
+def test_bad_trajectories_raise_message_errors(msg, needle):
+    with pytest.raises(MessageError, match=needle):
+        trajectory_points(msg, ['a', 'b'])
