@@ -54,6 +54,13 @@ def add_commands(subparsers) -> None:
     p.add_argument('--episode-frames', dest='episode_frames', type=int, help='split into episodes of N frames')
     p.set_defaults(func=cmd_import_bag)
 
+    p = sub.add_parser('export-lerobot', help='write a LeRobot dataset v3.0 (parquet + mp4)')
+    p.add_argument('dir', type=Path, help='episode dataset to export')
+    p.add_argument('--out', required=True, type=Path, help='LeRobot dataset directory (must be new or empty)')
+    p.add_argument('--robot-type', default='jepa_agent_arm', help='info.json robot_type')
+    p.add_argument('--overwrite', action='store_true', help='replace a non-empty --out')
+    p.set_defaults(func=cmd_export_lerobot)
+
 
 def cmd_collect_sim(args) -> int:
     from jepa_agent.data.collect import collect_sim
@@ -174,3 +181,16 @@ def cmd_import_bag(args) -> int:
     frames = sum(e['n_frames'] for e in result.episodes)
     print(f'imported {len(result.episodes)} episode(s), {frames} frames into {args.out}')
     return 0 if frames else 1
+
+
+def cmd_export_lerobot(args) -> int:
+    from jepa_agent.data.lerobot import ExportError, export_lerobot
+
+    try:
+        info = export_lerobot(args.dir, args.out, robot_type=args.robot_type, overwrite=args.overwrite)
+    except (ExportError, DatasetError, OSError) as exc:
+        print(f'jepa-agent data export-lerobot: {exc}', file=sys.stderr)
+        return 1
+    print(f'wrote LeRobot {info["codebase_version"]} dataset to {args.out}: {info["total_episodes"]} episodes, '
+          f'{info["total_frames"]} frames at {info["fps"]} fps')
+    return 0
