@@ -9,6 +9,7 @@ from sensor_msgs.msg import Image, JointState
 from trajectory_msgs.msg import JointTrajectory
 
 from jepa_agent.joints import JointLimitsConfig
+from jepa_agent.resources import config_path
 from jepa_agent.ros.conversions import trajectory_points
 from jepa_agent.ros.qos import SENSOR
 from jepa_agent.sim import make_env
@@ -27,8 +28,10 @@ def test_default_joint_limits_are_the_sim_arms():
 
 
 def test_sim_and_explorer_run_together_at_rate_within_limits(start_node, ros_probe):
-    sim = start_node('sim_arm', params={'seed': 1})
-    explorer = start_node('explorer', params={'seed': 5, 'rate_hz': 10.0})
+    sim = start_node('sim_arm', args=['--ros-args', '--params-file', str(config_path('sim_arm.yaml'))],
+                     params={'seed': 1})
+    explorer = start_node('explorer', args=['--ros-args', '--params-file', str(config_path('explorer.yaml'))],
+                          params={'seed': 5})
     joints = JointWatcher(ros_probe, NAMES)
     images = Inbox(ros_probe, Image, '/camera/image_raw', SENSOR)
     commands = Inbox(ros_probe, JointTrajectory, TOPIC)

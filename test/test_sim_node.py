@@ -11,6 +11,11 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from jepa_agent.config import load, load_section, to_params
+from jepa_agent.nodes.explorer import ExplorerConfig
+from jepa_agent.nodes.sim_arm import SimArmConfig
+from jepa_agent.nodes.teleop_keyboard import TeleopConfig
+from jepa_agent.resources import config_path
 from jepa_agent.ros.conversions import image_to_rgb, make_trajectory
 from jepa_agent.ros.qos import SENSOR
 from jepa_agent.sim import make_env
@@ -144,3 +149,11 @@ def test_bad_parameters_fail_at_start_up(start_node, params, needle):
     assert node.proc.returncode != 0
     log = node.output()
     assert 'configuration error' in log and needle in log, log
+
+
+@pytest.mark.parametrize('cls, node', [(SimArmConfig, 'sim_arm'), (ExplorerConfig, 'explorer'),
+                                       (TeleopConfig, 'teleop_keyboard')])
+def test_config_file_lists_every_parameter_with_its_default(cls, node):
+    path = config_path(f'{node}.yaml')
+    assert set(load_section(path, node)) == set(to_params(cls()))
+    assert load(cls, path, node) == cls()
