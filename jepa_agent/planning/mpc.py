@@ -28,7 +28,7 @@ def to_model_image(image: np.ndarray, size: int) -> torch.Tensor:
     if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 1:
         raise ValueError(f'expected an (H, W, 3) or (H, W) image, got shape {image.shape}')
     if image.dtype == np.uint8:
-        x = torch.from_numpy(np.ascontiguousarray(image)).float().div_(255)
+        x = torch.from_numpy(np.array(image)).float().div_(255)      # copy: ROS buffers are read-only
     elif np.issubdtype(image.dtype, np.floating):
         if not np.all(np.isfinite(image)):
             raise ValueError('image has non-finite pixels')

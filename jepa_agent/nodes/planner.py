@@ -1,0 +1,369 @@
+"""planner: latent MPC toward a goal image; publishes the first planned step(s) to the arm controller.
+
+    ros2 run jepa_agent planner --ros-args --params-file config/planner.yaml -p goal_image_path:=goal.png
+    python -m jepa_agent.nodes.planner --ros-args -p checkpoint:=runs/reach
+    # set the goal to what the camera sees now:  ros2 service call /planner/set_goal_from_current_view std_srvs/srv/Trigger
+
+Plans run in a dedicated thread, one per fresh camera frame (at most `rate_hz`), so the executor only moves
+messages. A new checkpoint announced on /jepa_agent/model_updated is loaded in the background and swapped in between
+two plans: control never stops. Safety: published points always lie within the joint position and velocity limits;
+with no goal, stale or non-finite inputs, or a non-finite model output or cost, nothing new is published and the
+arm holds the last commanded target (at most `execute_steps` control periods ahead of where it was measured).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.node import Node
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from jepa_agent.config import ConfigError
+from jepa_agent.joints import JointLimitsConfig
+from jepa_agent.model.checkpoint import CheckpointError, load_checkpoint
+from jepa_agent.planning.cem import CEMConfig, Plan
+from jepa_agent.planning.constraints import JointLimits
+from jepa_agent.planning.mpc import LatentMPC
+from jepa_agent.resources import model_path
+from jepa_agent.ros.conversions import MessageError, image_to_rgb, joint_positions, make_trajectory
+from jepa_agent.ros.params import declare_config
+from jepa_agent.ros.qos import LATCHED, RELIABLE, SENSOR
+from jepa_agent.ros.run import run_node
+
+DEVICES = ('cpu', 'cuda')
+
+
+@dataclass
+class PlannerNodeConfig:
+    """Planner node parameters (CEM search parameters are `cem.*`, joints and limits as in the explorer)."""
+
+    # model and goal
+    checkpoint: str = ''
+    """World-model checkpoint directory; '' = the shipped models/reach_64px."""
+    goal_image_path: str = ''
+    """Image file (png/jpg) to use as the goal at start-up or when this parameter is set."""
+    device: str = 'cpu'
+    """'cpu' or 'cuda'."""
+    # control
+    enabled: bool = True
+    """False = plan and publish nothing (settable at run time)."""
+    rate_hz: float = 10.0
+    """Largest replanning rate; plans are made on fresh camera frames."""
+    execute_steps: int = 1
+    """Planned control periods published to the controller per plan (receding horizon)."""
+    stale_timeout_s: float = 0.5
+    """Camera frames or joint states older than this make the planner hold."""
+    # topics
+    image_topic: str = '/camera/image_raw'
+    joint_states_topic: str = '/joint_states'
+    trajectory_topic: str = '/arm_controller/joint_trajectory'
+    goal_topic: str = '/jepa_agent/goal_image'
+    plan_topic: str = '/jepa_agent/plan'
+    model_updated_topic: str = '/jepa_agent/model_updated'
+
+    def __post_init__(self):
+        if self.device not in DEVICES:
+            raise ValueError(f'device must be one of {DEVICES}, got {self.device=}')
+        if not 0 < self.rate_hz <= 100:
+            raise ValueError(f'rate_hz must be in (0, 100], got {self.rate_hz=}')
+        if self.execute_steps < 1:
+            raise ValueError(f'execute_steps must be >= 1, got {self.execute_steps=}')
+        if not self.stale_timeout_s > 0:
+            raise ValueError(f'stale_timeout_s must be > 0, got {self.stale_timeout_s=}')
+
+
+def read_image_file(path: str) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of an image file (any mode PIL reads: RGBA, grey, ...)."""
+    from PIL import Image as PILImage
+    try:
+        with PILImage.open(path) as image:
+            return np.asarray(image.convert('RGB'))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f'cannot read goal image {path!r}: {exc}') from exc
+
+
+class PlannerNode(Node):
+    def __init__(self):
+        super().__init__('planner')
+        self.config = declare_config(self, PlannerNodeConfig)
+        self.cem_config = declare_config(self, CEMConfig, prefix='cem.')
+        self.joints = declare_config(self, JointLimitsConfig)
+        model, metadata = self._load_model(self.config.checkpoint or str(model_path('reach_64px')))
+        self.limits = JointLimits(self.joints.lower, self.joints.upper, self.joints.velocity_limit,
+                                  1.0 / float(metadata.get('rate_hz', 10.0)))
+        self.mpc = LatentMPC(model, self.limits, self.cem_config)
+        self.checkpoint = self.config.checkpoint or str(model_path('reach_64px'))
+
+        self._lock = threading.Lock()            # guards the latest inputs and the pending goal/model
+        self._image: tuple[np.ndarray, object, float] | None = None      # (rgb, header stamp, receipt time)
+        self._joint_state: tuple[np.ndarray, float] | None = None        # (q, receipt time)
+        self._input_fault = ''                   # why the latest camera/joint message was unusable
+        self._goal_image: np.ndarray | None = None
+        self._pending_goal: np.ndarray | None = None
+        self._pending_model: tuple[object, str] | None = None
+        self._new_frame = threading.Event()
+        self._stop = threading.Event()
+        self._loader: threading.Thread | None = None
+        self.state = 'idle: no goal'
+        self.last_cost = float('nan')
+        self.latencies_ms: deque[float] = deque(maxlen=100)
+        self.frame_to_command_ms: deque[float] = deque(maxlen=100)
+        self.plan_times: deque[float] = deque(maxlen=50)
+
+        cfg = self.config
+        self.command_pub = self.create_publisher(JointTrajectory, cfg.trajectory_topic, RELIABLE)
+        self.plan_pub = self.create_publisher(JointTrajectory, cfg.plan_topic, RELIABLE)
+        self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
+        self.create_subscription(Image, cfg.image_topic, self.on_image, SENSOR)
+        self.create_subscription(JointState, cfg.joint_states_topic, self.on_joint_states, SENSOR)
+        self.create_subscription(Image, cfg.goal_topic, self.on_goal_image, LATCHED)
+        self.create_subscription(String, cfg.model_updated_topic, self.on_model_updated, LATCHED)
+        self.create_service(Trigger, '~/set_goal_from_current_view', self.on_set_goal_from_current_view)
+        self.add_on_set_parameters_callback(self.on_set_parameters)
+        self.create_timer(1.0, self.publish_diagnostics)
+        if cfg.goal_image_path:
+            self._set_goal_from_file(cfg.goal_image_path)
+        self._thread = threading.Thread(target=self._planning_loop, name='planning', daemon=True)
+        self._thread.start()
+        self.get_logger().info(f'planning with {model} from {self.checkpoint} on {cfg.device}, '
+                               f'joints {self.joints.joint_names}, dt {self.limits.dt:.3f} s')
+
+    # -- model ---------------------------------------------------------------------------------------------
+    def _load_model(self, path: str):
+        try:
+            model, metadata = load_checkpoint(path, self.config.device)
+        except CheckpointError as exc:
+            raise ConfigError(f'cannot load the world model: {exc}') from exc
+        names = metadata.get('joint_names', self.joints.joint_names)
+        if list(names) != list(self.joints.joint_names) or model.config.action_dim != len(names):
+            raise ConfigError(f'checkpoint {path} acts on joints {names}, this planner drives '
+                              f'{self.joints.joint_names}')
+        return model, metadata
+
+    def on_model_updated(self, msg: String) -> None:
+        if self._loader is not None and self._loader.is_alive():
+            self.get_logger().warning(f'still loading a model; ignoring announcement of {msg.data}')
+            return
+        self._loader = threading.Thread(target=self._load_in_background, args=(msg.data,), daemon=True)
+        self._loader.start()
+
+    def _load_in_background(self, path: str) -> None:
+        """Load off the planning thread; the swap happens between two plans, so control never pauses."""
+        try:
+            model, _ = self._load_model(path)
+        except ConfigError as exc:
+            self.get_logger().error(f'new model not used, keeping {self.checkpoint}: {exc}')
+            return
+        with self._lock:
+            self._pending_model = (model, path)
+        self._new_frame.set()
+
+    # -- inputs --------------------------------------------------------------------------------------------
+    def on_image(self, msg: Image) -> None:
+        try:
+            rgb = image_to_rgb(msg)
+        except MessageError as exc:
+            self._fault(f'unusable camera image: {exc}')
+            with self._lock:
+                self._image = None
+            return
+        with self._lock:
+            self._image = (rgb, msg.header.stamp, time.monotonic())
+        self._new_frame.set()
+
+    def on_joint_states(self, msg: JointState) -> None:
+        try:
+            q = joint_positions(msg, self.joints.joint_names)
+        except MessageError as exc:
+            self._fault(f'unusable joint states: {exc}')
+            with self._lock:
+                self._joint_state = None
+            return
+        with self._lock:
+            self._joint_state = (q, time.monotonic())
+
+    def _fault(self, reason: str) -> None:
+        self._input_fault = reason
+        self.get_logger().warning(f'{reason}; holding', throttle_duration_sec=2.0)
+
+    # -- goal ----------------------------------------------------------------------------------------------
+    def on_goal_image(self, msg: Image) -> None:
+        try:
+            rgb = image_to_rgb(msg)
+        except MessageError as exc:
+            self.get_logger().warning(f'goal image rejected: {exc}')
+            return
+        self._request_goal(rgb, f'goal image from {self.config.goal_topic} ({msg.encoding}, {msg.width}x{msg.height})')
+
+    def on_set_goal_from_current_view(self, request, response):
+        with self._lock:
+            image = self._image
+        if image is None or time.monotonic() - image[2] > self.config.stale_timeout_s:
+            response.success, response.message = False, 'no fresh camera image to use as the goal'
+        else:
+            self._request_goal(image[0], 'goal set from the current view')
+            response.success, response.message = True, 'goal set from the current view'
+        return response
+
+    def _set_goal_from_file(self, path: str) -> bool:
+        try:
+            self._request_goal(read_image_file(path), f'goal image from {path}')
+        except ValueError as exc:
+            self.get_logger().warning(str(exc))
+            return False
+        return True
+
+    def _request_goal(self, rgb: np.ndarray, what: str) -> None:
+        size = self.mpc.model.config.image_size
+        note = f' (resized {rgb.shape[1]}x{rgb.shape[0]} -> {size}x{size})' if rgb.shape[:2] != (size, size) else ''
+        self.get_logger().info(f'{what}{note}')
+        with self._lock:
+            self._pending_goal = rgb
+        self._new_frame.set()
+
+    def on_set_parameters(self, params) -> SetParametersResult:
+        for p in params:
+            if p.name == 'enabled':
+                if not isinstance(p.value, bool):
+                    return SetParametersResult(successful=False, reason='enabled must be a bool')
+                self.config.enabled = p.value
+            elif p.name == 'goal_image_path' and p.value:
+                if not self._set_goal_from_file(str(p.value)):
+                    return SetParametersResult(successful=False, reason=f'cannot read {p.value}')
+        return SetParametersResult(successful=True)
+
+    # -- planning thread -----------------------------------------------------------------------------------
+    def _planning_loop(self) -> None:
+        period = 1.0 / self.config.rate_hz
+        last = 0.0
+        while not self._stop.is_set():
+            if not self._new_frame.wait(timeout=0.2):
+                self._hold_if_stale()
+                continue
+            if self._stop.is_set():
+                break
+            self._new_frame.clear()
+            self._apply_pending()
+            wait = last + period - time.monotonic()
+            if wait > 0 and self._stop.wait(wait):
+                break
+            last = time.monotonic()
+            try:
+                self._plan_once()
+            except Exception as exc:  # noqa: BLE001  the loop must survive anything a model does; we hold
+                self._hold(f'planning failed: {exc!r}')
+                self.get_logger().error(f'planning failed: {exc!r}', throttle_duration_sec=2.0)
+
+    def _apply_pending(self) -> None:
+        with self._lock:
+            pending_model, self._pending_model = self._pending_model, None
+            pending_goal, self._pending_goal = self._pending_goal, None
+        if pending_model is not None:
+            model, path = pending_model
+            self.mpc = LatentMPC(model, self.limits, self.cem_config)
+            self.checkpoint = path
+            pending_goal = pending_goal if pending_goal is not None else self._goal_image   # re-encode the goal
+            self.get_logger().info(f'now planning with the model from {path}')
+        if pending_goal is not None:
+            try:
+                self.mpc.set_goal(pending_goal)
+                self._goal_image = pending_goal
+            except ValueError as exc:
+                self.mpc.clear_goal()
+                self._goal_image = None
+                self.get_logger().warning(f'goal rejected: {exc}')
+
+    def _plan_once(self) -> None:
+        if not self.config.enabled:
+            self.state = 'disabled'
+            return
+        with self._lock:
+            image, joint_state, fault = self._image, self._joint_state, self._input_fault
+        now = time.monotonic()
+        if image is None or joint_state is None:
+            return self._hold(fault or 'waiting for camera and joint states')
+        if now - image[2] > self.config.stale_timeout_s or now - joint_state[1] > self.config.stale_timeout_s:
+            return self._hold('stale camera or joint states')
+        rgb, stamp, _ = image
+        q = joint_state[0]
+        plan = self.mpc.act(rgb, q, shift=self.config.execute_steps)
+        if plan is None:
+            return self._hold(self.mpc.refusal)
+        self._publish(plan, q, stamp, now)
+
+    def _publish(self, plan: Plan, q: np.ndarray, stamp, planned_at: float) -> None:
+        n = self.config.execute_steps
+        if not self.limits.contains(plan.targets, q, self.cem_config.trust_region):
+            return self._hold('plan outside the joint bounds (planner bug)')
+        names = self.joints.joint_names
+        self.command_pub.publish(make_trajectory(names, plan.targets[:n], self.limits.dt))
+        self.plan_pub.publish(make_trajectory(names, plan.targets, self.limits.dt, stamp=stamp))
+        done = time.monotonic()
+        self.state, self.last_cost = 'planning', plan.cost
+        self.latencies_ms.append((done - planned_at) * 1e3)
+        self.frame_to_command_ms.append(_age_ms(self, stamp))
+        self.plan_times.append(done)
+
+    def _hold(self, reason: str) -> None:
+        """Publish nothing new: the controller finishes the last (one-step) command and stays there."""
+        if self.state != f'holding: {reason}' and not reason.startswith('no goal'):
+            self.get_logger().warning(f'holding position: {reason}', throttle_duration_sec=2.0)
+        self.state = 'idle: no goal' if reason == 'no goal' else f'holding: {reason}'
+
+    def _hold_if_stale(self) -> None:
+        with self._lock:
+            image = self._image
+        if self.state == 'planning' and (image is None or time.monotonic() - image[2] > self.config.stale_timeout_s):
+            self._hold('stale camera or joint states')
+
+    # -- diagnostics ---------------------------------------------------------------------------------------
+    def publish_diagnostics(self) -> None:
+        level = DiagnosticStatus.OK if self.state in ('planning', 'idle: no goal', 'disabled') else \
+            DiagnosticStatus.WARN
+        times = list(self.plan_times)
+        rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
+        if times and time.monotonic() - times[-1] > 2.0:
+            rate = 0.0
+        values = {'state': self.state, 'plan_rate_hz': f'{rate:.2f}', 'cost': f'{self.last_cost:.4f}',
+                  'plan_latency_ms_p50': _percentile(self.latencies_ms, 50),
+                  'plan_latency_ms_p95': _percentile(self.latencies_ms, 95),
+                  'frame_to_command_ms_p95': _percentile(self.frame_to_command_ms, 95),
+                  'checkpoint': self.checkpoint, 'has_goal': str(self.mpc.goal_latent is not None)}
+        status = DiagnosticStatus(level=level, name='planner', message=self.state, hardware_id='jepa_agent',
+                                  values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.diag_pub.publish(msg)
+
+    def destroy_node(self) -> None:
+        self._stop.set()
+        self._new_frame.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        super().destroy_node()
+
+
+def _percentile(values, q: int) -> str:
+    return f'{np.percentile(list(values), q):.1f}' if values else 'nan'
+
+
+def _age_ms(node: Node, stamp) -> float:
+    """Milliseconds from a header stamp to now on the node's clock (camera frame to published command)."""
+    return (node.get_clock().now().nanoseconds - (stamp.sec * 1_000_000_000 + stamp.nanosec)) / 1e6
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(PlannerNode, 'planner', args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

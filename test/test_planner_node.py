@@ -1,0 +1,243 @@
+"""planner as a real process: hard safety rules (limits, NaN, stale inputs, no goal, bad goals), goal service,
+model hot swap, clean failure without a model, and the sim arm moving toward a goal image."""
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+import rclpy
+from conftest import NodeProcess, wait_for
+from rclpy.executors import MultiThreadedExecutor
+from ros_helpers import Inbox, JointWatcher
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from jepa_agent.model.checkpoint import save_checkpoint
+from jepa_agent.model.world_model import ModelConfig, WorldModel
+from jepa_agent.resources import model_path
+from jepa_agent.ros.conversions import duration_to_sec, rgb_to_image, trajectory_points
+from jepa_agent.ros.qos import LATCHED, RELIABLE, SENSOR
+from jepa_agent.sim import make_env
+
+pytestmark = pytest.mark.slow
+NAMES = ['shoulder', 'elbow', 'wrist']
+LOWER, UPPER, VELOCITY = np.array([-2.8, -2.5, -2.5]), np.array([2.8, 2.5, 2.5]), 1.5     # the sim arm's limits
+COMMANDS = '/arm_controller/joint_trajectory'
+
+
+def tiny_checkpoint(directory, seed=0):
+    """An untrained (random) world model: plans are arbitrary, which is what the bounds must withstand."""
+    torch = pytest.importorskip('torch')
+    torch.manual_seed(seed)
+    model = WorldModel(ModelConfig(action_scale=[0.15] * 3, encoder_width=8, feature_dim=32, projector_hidden=32,
+                                   latent_dim=16, predictor_width=32, predictor_depth=1))
+    metadata = {'joint_names': NAMES, 'lower': LOWER.tolist(), 'upper': UPPER.tolist(),
+                'velocity_limit': [1.5] * 3, 'rate_hz': 10.0}
+    return str(save_checkpoint(model.eval(), directory, metadata))
+
+
+class Feeder:
+    """Publishes camera frames (10 Hz) and joint states (20 Hz) like a robot; `mode` injects faults."""
+
+    def __init__(self, node):
+        self.image_pub = node.create_publisher(Image, '/camera/image_raw', SENSOR)
+        self.joint_pub = node.create_publisher(JointState, '/joint_states', RELIABLE)
+        self.q = np.array([2.75, -2.45, 0.3])            # next to the limits, so clipping is exercised
+        self.mode = 'ok'
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        rng, k = np.random.default_rng(0), 0
+        while not self._stop.wait(0.05):
+            k += 1
+            q = np.array([self.q[0], np.nan, self.q[2]]) if self.mode == 'nan_joints' else self.q
+            if self.mode != 'no_joints':
+                self.joint_pub.publish(JointState(name=['extra', *NAMES[::-1]], position=[9.0, *q[::-1]]))
+            if k % 2 or self.mode == 'no_camera':
+                continue
+            if self.mode == 'nan_image':
+                msg = Image(height=64, width=64, encoding='32FC3', step=64 * 12)
+                msg.data = np.full((64, 64, 3), np.nan, np.float32).tobytes()
+            else:
+                msg = rgb_to_image(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
+            self.image_pub.publish(msg)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+
+
+@pytest.fixture(scope='module')
+def probe():
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node(f'planner_probe_{os.getpid()}', context=context)
+    executor = MultiThreadedExecutor(context=context)
+    executor.add_node(node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    yield node
+    executor.shutdown()
+    node.destroy_node()
+    rclpy.shutdown(context=context)
+
+
+@pytest.fixture(scope='class')
+def rig(probe, tmp_path_factory):
+    """One planner process (tiny random model, no goal yet), fed by the probe; commands collected."""
+    root = tmp_path_factory.mktemp('planner')
+    planner = NodeProcess('planner', params={'checkpoint': tiny_checkpoint(root / 'model_a'), 'stale_timeout_s': 0.5,
+                                             'cem.num_samples': 64, 'cem.num_iterations': 2,
+                                             'cem.num_elites': 8, 'cem.num_retained': 2},
+                          log_dir=root)
+    feeder = Feeder(probe)
+    commands = Inbox(probe, JointTrajectory, COMMANDS)
+    plans = Inbox(probe, JointTrajectory, '/jepa_agent/plan')
+    goal_pub = probe.create_publisher(Image, '/jepa_agent/goal_image', LATCHED)
+    assert wait_for(lambda: goal_pub.get_subscription_count() > 0, 30), planner.output()
+    yield dict(planner=planner, feeder=feeder, commands=commands, plans=plans, goal_pub=goal_pub, root=root)
+    feeder.stop()
+    probe.destroy_publisher(goal_pub)                 # latched goals must not reach later tests' planners
+    assert planner.stop() == 0, planner.output()
+
+
+def new_commands(rig, seconds):
+    """Commands that arrive during the next `seconds`."""
+    before = len(rig['commands'])
+    time.sleep(seconds)
+    return rig['commands'].messages()[before:]
+
+
+def next_commands(rig, n, timeout=20.0):
+    """The next `n` commands (fewer if they do not come within `timeout`)."""
+    before = len(rig['commands'])
+    wait_for(lambda: len(rig['commands']) >= before + n, timeout)
+    return rig['commands'].messages()[before:before + n]
+
+
+def flowing(rig, timeout=15.0):
+    before = len(rig['commands'])
+    return wait_for(lambda: len(rig['commands']) >= before + 2, timeout)
+
+
+def assert_holds(rig, mode):
+    """In fault `mode` nothing new is published (after one in-flight plan at most); back to normal, it resumes."""
+    rig['feeder'].mode = mode
+    time.sleep(1.5)                                  # stale timeout 0.5 s + one in-flight plan on a busy CPU
+    assert new_commands(rig, 1.5) == [], f'{mode}: commands kept coming\n' + rig['planner'].output()[-2000:]
+    rig['feeder'].mode = 'ok'
+    assert flowing(rig), f'{mode}: did not resume\n' + rig['planner'].output()[-2000:]
+
+
+class TestSafety:
+    """Hard rules, checked on one planner process fed by the test (starting it is the slow part)."""
+
+    def test_without_a_goal_the_planner_idles(self, rig):
+        time.sleep(1.5)       # fresh camera and joints are flowing
+        assert len(rig['commands']) == 0
+        assert rig['planner'].alive()
+
+    def test_goal_of_another_size_and_encoding_is_converted_and_used(self, rig):
+        bgr = np.zeros((96, 128, 3), np.uint8)
+        bgr[:, :, 0] = 200                               # blue in BGR order
+        msg = rgb_to_image(bgr)
+        msg.encoding = 'bgr8'
+        rig['goal_pub'].publish(msg)
+        assert flowing(rig), rig['planner'].output()
+        assert 'resized 128x96 -> 64x64' in rig['planner'].output()
+
+    def test_every_published_point_is_within_position_and_velocity_limits(self, rig):
+        for q in (np.array([2.75, -2.45, 0.3]), np.array([-2.79, 2.49, -2.45])):
+            rig['feeder'].q = q
+            messages = next_commands(rig, 6)
+            assert len(messages) == 6
+            for msg in messages[2:]:                      # the first ones may stem from the previous position
+                times, points = trajectory_points(msg, NAMES)
+                assert np.all(points >= LOWER - 1e-9) and np.all(points <= UPPER + 1e-9), points
+                velocity = np.abs(np.diff(np.vstack([q, points]), axis=0)) / np.diff(np.r_[0.0, times])[:, None]
+                assert np.all(velocity <= VELOCITY + 1e-6), (q, points, times)
+                assert msg.header.stamp.sec == 0 and msg.header.stamp.nanosec == 0     # start now
+        plan = rig['plans'].latest()
+        assert len(plan.points) == 5 and duration_to_sec(plan.points[-1].time_from_start) == pytest.approx(0.5)
+        rig['feeder'].q = np.array([0.0, 0.0, 0.0])
+
+    def test_non_finite_joint_states_hold(self, rig):
+        assert_holds(rig, 'nan_joints')
+
+    def test_non_finite_camera_image_holds(self, rig):
+        assert_holds(rig, 'nan_image')
+
+    def test_stale_camera_holds(self, rig):
+        assert_holds(rig, 'no_camera')
+
+    def test_stale_joint_states_hold(self, rig):
+        assert_holds(rig, 'no_joints')
+
+    def test_goal_with_unsupported_encoding_is_rejected_with_a_warning(self, rig):
+        msg = Image(height=8, width=8, encoding='16UC1', step=16, data=bytes(128))
+        rig['goal_pub'].publish(msg)
+        assert wait_for(lambda: 'goal image rejected' in rig['planner'].output(), 10)
+        assert flowing(rig)                              # still planning toward the previous goal
+
+    def test_goal_from_current_view_service(self, rig, probe):
+        client = probe.create_client(Trigger, '/planner/set_goal_from_current_view')
+        assert client.wait_for_service(10)
+        response = client.call(Trigger.Request(), timeout_sec=10)
+        assert response.success, response.message
+        assert wait_for(lambda: 'goal set from the current view' in rig['planner'].output(), 5)
+
+    def test_new_model_is_swapped_in_without_dropping_control(self, rig, probe):
+        path = tiny_checkpoint(rig['root'] / 'model_b', seed=1)
+        announce = probe.create_publisher(String, '/jepa_agent/model_updated', LATCHED)
+        announce.publish(String(data=path))
+        count, last_change, longest_gap = len(rig['commands']), time.monotonic(), 0.0
+
+        def swapped():
+            nonlocal count, last_change, longest_gap
+            if len(rig['commands']) > count:
+                count, last_change = len(rig['commands']), time.monotonic()
+            longest_gap = max(longest_gap, time.monotonic() - last_change)
+            return f'now planning with the model from {path}' in rig['planner'].output()
+        assert wait_for(swapped, 20), rig['planner'].output()
+        probe.destroy_publisher(announce)
+        assert flowing(rig)
+        assert longest_gap < 3.0, longest_gap          # planning went on while the new model loaded
+
+
+def test_missing_checkpoint_fails_cleanly(tmp_path):
+    node = NodeProcess('planner', params={'checkpoint': str(tmp_path / 'nothing')}, log_dir=tmp_path)
+    assert wait_for(lambda: not node.alive(), 60)
+    output = node.output()
+    assert node.stop() == 2, output
+    assert 'cannot load the world model' in output and 'Traceback' not in output
+
+
+def test_planner_moves_the_sim_arm_toward_a_goal_image(probe, tmp_path):
+    """sim_arm + planner with the shipped model: the end effector gets closer to the goal's."""
+    seed = 1234
+    env = make_env()
+    env.reset(seed)
+    goal = env.sample_goal(seed)
+    sim = NodeProcess('sim_arm', params={'seed': seed}, log_dir=tmp_path)
+    planner = NodeProcess('planner', params={'checkpoint': str(model_path('reach_64px'))}, log_dir=tmp_path)
+    joints = JointWatcher(probe, NAMES)
+    goal_pub = probe.create_publisher(Image, '/jepa_agent/goal_image', LATCHED)
+    try:
+        assert wait_for(lambda: joints.positions() is not None and goal_pub.get_subscription_count() > 0, 40), \
+            planner.output()
+        start = np.linalg.norm(env.forward_kinematics(joints.positions()) - goal.ee_pos)
+        goal_pub.publish(rgb_to_image(goal.image))
+        best = start
+        deadline = time.monotonic() + 25
+        while time.monotonic() < deadline and best > 0.03:
+            time.sleep(0.2)
+            best = min(best, np.linalg.norm(env.forward_kinematics(joints.positions()) - goal.ee_pos))
+        assert best < 0.5 * start, (start, best, planner.output()[-3000:])
+    finally:
+        planner.stop()
+        sim.stop()
