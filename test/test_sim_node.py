@@ -5,8 +5,9 @@ import time
 import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray
 from conftest import NodeProcess, wait_for
-from ros_helpers import Inbox, JointWatcher
+from ros_helpers import Inbox, JointWatcher, rates
 from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
@@ -63,14 +64,18 @@ def test_publishes_camera_and_joint_states_at_set_rates(sim, ros_probe):
     images = Inbox(ros_probe, Image, '/camera/image_raw', SENSOR)
     infos = Inbox(ros_probe, CameraInfo, '/camera/camera_info', SENSOR)
     joints = JointWatcher(ros_probe, NAMES)
+    diagnostics = Inbox(ros_probe, DiagnosticArray, '/diagnostics')
     assert wait_for(lambda: len(images) and len(infos) and len(joints)), sim.output()
-    assert joints.rate(3.0) >= 0.8 * 50
-    assert images.rate(3.0) >= 0.8 * 10
+    hz = rates({'joint_states': joints, 'camera': images}, window=3.0)
+    assert hz['joint_states'] >= 0.8 * 50 and hz['camera'] >= 0.8 * 10, hz
     image, info = images.latest(), infos.latest()
     assert (image.encoding, image.height, image.width) == ('rgb8', 48, 48)
     assert image_to_rgb(image).std() > 5          # a rendered scene, not a blank frame
     assert (info.height, info.width) == (48, 48) and info.k[0] > 0 and info.k[2] == 24
     assert list(joints.latest().name) == NAMES
+    status = diagnostics.latest().status[0]
+    assert status.name == 'sim_arm: simulation'
+    assert {kv.key for kv in status.values} >= {'joint_states_hz', 'camera_hz', 'rejected_trajectories'}
 
 
 def test_trajectory_brings_arm_to_target_by_joint_name(sim, arm):
