@@ -1,0 +1,69 @@
+"""eval-planner: JSON keys and artefacts on a tiny run; the closed loop and its baselines behave as documented."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from test_planner_node import tiny_checkpoint
+
+from jepa_agent.cli import main
+from jepa_agent.planning.cem import CEMConfig
+from jepa_agent.planning.closed_loop import PlanarKinematics, SimulatorController, run_episode
+from jepa_agent.sim import make_env
+
+
+def test_eval_planner_writes_metrics_for_the_planner_and_both_baselines(tmp_path):
+    checkpoint = tiny_checkpoint(tmp_path / 'model')
+    out = tmp_path / 'eval'
+    code = main(['eval-planner', '--checkpoint', checkpoint, '--episodes', '2', '--seed', '5000', '--max-steps', '4',
+                 '--out', str(out), '--json', str(tmp_path / 'metrics.json'), '--record', '1',
+                 '--baseline-episodes', '1'])
+    assert code == 0
+    report = json.loads((tmp_path / 'metrics.json').read_text())
+    for summary, episodes in ((report, 2), (report['baselines']['random'], 1),
+                              (report['baselines']['simulator_cem'], 1)):
+        assert summary['episodes'] == episodes
+        assert 0.0 <= summary['success_rate'] <= 1.0
+        assert set(summary['plan_latency_ms']) == {'p50', 'p95'}
+    assert report['plan_latency_ms']['p50'] > 0 and report['task'] == 'reach'
+    assert (out / 'summary.png').stat().st_size > 1000 and (out / 'episodes.gif').stat().st_size > 1000
+
+
+def test_eval_planner_reports_a_missing_checkpoint(tmp_path, capsys):
+    assert main(['eval-planner', '--checkpoint', str(tmp_path / 'none'), '--episodes', '1', '--out',
+                 str(tmp_path)]) == 1
+    assert 'does not exist' in capsys.readouterr().err
+
+
+def test_planar_kinematics_match_the_simulator():
+    env = make_env()
+    fk = PlanarKinematics(env)
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        q = env.random_joint_positions(rng)
+        expected = env.forward_kinematics(q)
+        np.testing.assert_allclose(fk(torch.as_tensor(q, dtype=torch.float32)).numpy(), expected, atol=1e-5)
+
+
+def test_simulator_ceiling_reaches_held_out_goals():
+    env = make_env()
+    controller = SimulatorController(env, CEMConfig())
+    results = [run_episode(env, controller, seed, 'reach', max_steps=60) for seed in (7000, 7001, 7002)]
+    assert all(r.success and r.final_distance <= env.config.reach_tolerance for r in results), results
+
+
+def test_a_controller_without_a_plan_holds_the_arm():
+    class Refusing:
+        needs_images = False
+
+        def reset(self, goal):
+            pass
+
+        def act(self, observation):
+            return None
+
+    env = make_env()
+    start = env.reset(11).qpos
+    result = run_episode(env, Refusing(), 11, 'reach', max_steps=5)
+    assert result.holds == 5 and result.steps == 5 and not result.success
+    np.testing.assert_allclose(env.joint_positions(), start, atol=0.01)
