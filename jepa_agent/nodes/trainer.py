@@ -3,17 +3,17 @@
     trainer --ros-args --params-file config/trainer.yaml
     trainer --ros-args -p checkpoint:=models/reach_64px -p checkpoint_dir:=runs/online -p duty_cycle:=0.3
 
-Samples frames at the model's rate (latest image, joint state at that time, and the active command), hands them to
-the ROS-free `OnlineLearner`, publishes its surprise (latent prediction error of the last step) on
+Makes frames exactly like the recorder (`jepa_agent.data.sync`: image-driven grid at the model's rate, joints
+interpolated at the image stamp, the active command as target), hands them to the ROS-free `OnlineLearner`, publishes its surprise (latent prediction error of the last step) on
 /jepa_agent/surprise, and announces every new checkpoint directory on /jepa_agent/model_updated (transient local)
-so the planner reloads. Stale, malformed or non-finite inputs are skipped with a throttled warning.
+so the planner reloads. Malformed or non-finite inputs are skipped with a throttled warning.
 """
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass, fields
 
-import numpy as np
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
@@ -24,11 +24,13 @@ from trajectory_msgs.msg import JointTrajectory
 from jepa_agent import resources
 from jepa_agent.config import ConfigError
 from jepa_agent.model.checkpoint import CheckpointError, load_checkpoint
-from jepa_agent.ros.conversions import MessageError, image_to_rgb, joint_positions, trajectory_points
+from jepa_agent.data.episodes import Frame
+from jepa_agent.data.stream import StreamFeeder
+from jepa_agent.data.sync import FrameSynchronizer, SyncConfig
+from jepa_agent.ros.conversions import MessageError
 from jepa_agent.ros.params import declare_config
 from jepa_agent.ros.qos import LATCHED, RELIABLE, SENSOR
 from jepa_agent.ros.run import run_node
-from jepa_agent.sim.trajectory import TrajectoryError, TrajectoryFollower
 from jepa_agent.training.online import FrameError, OnlineLearner, OnlineLearnerConfig
 
 WARN_PERIOD_S = 5.0
@@ -41,9 +43,9 @@ class TrainerConfig(OnlineLearnerConfig):
     checkpoint: str = ''
     """Starting world model (checkpoint directory); '' = the shipped model reach_64px."""
     rate_hz: float = 0.0
-    """Frame sampling rate; 0 = the rate the checkpoint was trained at (its metadata rate_hz)."""
-    max_age_s: float = 0.5
-    """Camera images or joint states older than this are stale: the frame is skipped."""
+    """Frame rate; 0 = the rate the checkpoint was trained at (its metadata rate_hz)."""
+    max_joint_gap: float = 0.1
+    """Largest time (s) between an image and the joint states used for its frame (as in the recorder)."""
     torch_threads: int = 1
     """CPU threads torch may use (leave cores for the sim, recorder and planner)."""
     # topics
@@ -55,9 +57,9 @@ class TrainerConfig(OnlineLearnerConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.rate_hz < 0 or self.max_age_s <= 0 or self.torch_threads < 1:
-            raise ValueError(f'need rate_hz >= 0, max_age_s > 0, torch_threads >= 1, got {self.rate_hz=} '
-                             f'{self.max_age_s=} {self.torch_threads=}')
+        if self.rate_hz < 0 or self.max_joint_gap <= 0 or self.torch_threads < 1:
+            raise ValueError(f'need rate_hz >= 0, max_joint_gap > 0, torch_threads >= 1, got {self.rate_hz=} '
+                             f'{self.max_joint_gap=} {self.torch_threads=}')
 
     def learner_config(self) -> OnlineLearnerConfig:
         return OnlineLearnerConfig(**{f.name: getattr(self, f.name) for f in fields(OnlineLearnerConfig)})
@@ -79,12 +81,11 @@ class TrainerNode(Node):
                               f'on {model.config.action_dim} joints')
         self.learner = OnlineLearner(model, metadata, cfg.learner_config(), rate_hz=cfg.rate_hz or None,
                                      on_surprise=self.publish_surprise, on_checkpoint=self.announce)
-        self.period = 1.0 / self.learner.rate_hz
-        n = len(self.joint_names)
-        self.follower = TrajectoryFollower(metadata.get('lower', [-np.inf] * n), metadata.get('upper', [np.inf] * n))
-        self._image: tuple[float, Image] | None = None          # (receive time, message)
-        self._joints: tuple[float, np.ndarray] | None = None    # (receive time, positions in joint_names order)
+        self.sync = FrameSynchronizer(len(self.joint_names), SyncConfig(rate_hz=self.learner.rate_hz,
+                                                                        max_joint_gap=cfg.max_joint_gap))
+        self.feeder = StreamFeeder(self.sync, self.joint_names)
         self._skipped: dict[str, int] = {}
+        self._warned: dict[str, float] = {}       # reason -> last warning time (one warning per reason per period)
         self._frames = 0
 
         self.surprise_pub = self.create_publisher(Float32, cfg.surprise_topic, RELIABLE)
@@ -93,7 +94,7 @@ class TrainerNode(Node):
         self.create_subscription(Image, cfg.image_topic, self.on_image, SENSOR)
         self.create_subscription(JointState, cfg.joint_states_topic, self.on_joint_state, RELIABLE)
         self.create_subscription(JointTrajectory, cfg.trajectory_topic, self.on_trajectory, RELIABLE)
-        self.create_timer(self.period, self.sample_frame)
+        self.create_timer(0.05, lambda: self.learn(self.sync.poll(time.monotonic())))
         self.create_timer(1.0, self.publish_diagnostics)
         self.learner.start()
         self.get_logger().info(
@@ -101,54 +102,44 @@ class TrainerNode(Node):
             f'duty cycle {cfg.duty_cycle:.0%}, checkpoints '
             f'{"every %.0f s in %s" % (cfg.checkpoint_every_s, cfg.checkpoint_dir) if cfg.checkpoint_dir else "off"}')
 
-    def now(self) -> float:
+    def receipt(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
     # -- inputs ----------------------------------------------------------------------------------------------
     def on_image(self, msg: Image) -> None:
-        self._image = (self.now(), msg)
+        self._guarded('image', self.feeder.image, msg, time.monotonic(), self.receipt())
 
     def on_joint_state(self, msg: JointState) -> None:
-        try:
-            self._joints = (self.now(), joint_positions(msg, self.joint_names))
-        except MessageError as exc:
-            self.skip('joint_state', f'ignoring a joint state: {exc}')
+        self._guarded('joint_state', self.feeder.joints, msg, time.monotonic(), self.receipt())
 
     def on_trajectory(self, msg: JointTrajectory) -> None:
-        """Track the command the controller is following, with joint_trajectory_controller semantics."""
-        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        self._guarded('trajectory', self.feeder.command, msg, time.monotonic())
+
+    def _guarded(self, kind: str, feed, *args) -> None:
+        """Feed one message into the synchronizer; a bad one is skipped with a throttled warning."""
         try:
-            times, positions = trajectory_points(msg, self.joint_names)
-            self.follower.replace(times, positions, start=stamp if stamp > 0 else self.now())
-        except (MessageError, TrajectoryError) as exc:
-            self.skip('trajectory', f'ignoring a command on {self.config.trajectory_topic}: {exc}')
+            frames = feed(*args)
+        except MessageError as exc:
+            self.skip(kind, f'skipping a bad {kind} message: {exc}')
+            return
+        self.learn(frames)
+
+    def learn(self, frames: list[Frame]) -> None:
+        for frame in frames:
+            try:
+                self.learner.observe(frame.image, frame.qpos, frame.target, frame.time)
+                self._frames += 1
+            except FrameError as exc:
+                self.skip('frame', f'skipping a frame: {exc}')
 
     def skip(self, reason: str, message: str) -> None:
-        """Count a skipped input and warn (throttled per reason, so a bad stream cannot flood the log)."""
+        """Count a skipped input and warn, at most once per reason every WARN_PERIOD_S (a bad stream cannot flood
+        the log)."""
         self._skipped[reason] = self._skipped.get(reason, 0) + 1
-        self.get_logger().warning(f'{message} (skipped {self._skipped[reason]} so far)',
-                                  throttle_duration_sec=WARN_PERIOD_S)
-
-    # -- frames ----------------------------------------------------------------------------------------------
-    def sample_frame(self) -> None:
-        """One frame at the model's rate: latest image, latest joint state, and the setpoint one period ahead."""
-        now = self.now()
-        if self._image is None or self._joints is None:
-            return
-        (image_time, image_msg), (joint_time, qpos) = self._image, self._joints
-        if now - image_time > self.config.max_age_s or now - joint_time > self.config.max_age_s:
-            self.learner.buffer.break_sequence()
-            self.skip('stale', f'camera or joint states older than {self.config.max_age_s} s')
-            return
-        target = self.follower.setpoint(now + self.period, qpos)
-        try:
-            image = image_to_rgb(image_msg)
-            self.learner.observe(image, qpos, qpos if target is None else target, now)
-        except (MessageError, FrameError) as exc:
-            self.learner.buffer.break_sequence()
-            self.skip('frame', f'skipping a frame: {exc}')
-            return
-        self._frames += 1
+        now = time.monotonic()
+        if now - self._warned.get(reason, -WARN_PERIOD_S) >= WARN_PERIOD_S:
+            self._warned[reason] = now
+            self.get_logger().warning(f'{message} (skipped {self._skipped[reason]} {reason} inputs so far)')
 
     # -- outputs ---------------------------------------------------------------------------------------------
     def publish_surprise(self, value: float) -> None:
@@ -162,7 +153,7 @@ class TrainerNode(Node):
         learner = self.learner
         values = {'frames': self._frames, 'buffer_frames': len(learner.buffer), 'train_steps': learner.steps,
                   'skipped_batches': learner.skipped_batches, 'last_loss': learner.last_loss,
-                  'last_surprise': learner.last_surprise,
+                  'last_surprise': learner.last_surprise, **{f'sync_{k}': v for k, v in self.sync.counts.items()},
                   **{f'skipped_{k}': v for k, v in self._skipped.items()}}
         status = DiagnosticStatus(level=DiagnosticStatus.OK, name='trainer: online learning', hardware_id='',
                                   message='training' if learner.ready else 'filling the replay buffer',

@@ -1,0 +1,114 @@
+"""trainer node as a real process: fed by the live sim on a repeated motion, its surprise falls and it announces
+loadable checkpoints; bad messages are skipped while it keeps running; a bad checkpoint stops start-up cleanly."""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+import torch
+from conftest import wait_for
+from diagnostic_msgs.msg import DiagnosticArray
+from ros_helpers import Inbox
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Float32, String
+from trajectory_msgs.msg import JointTrajectory
+
+from jepa_agent.model.checkpoint import load_checkpoint, save_checkpoint
+from jepa_agent.model.world_model import ModelConfig, WorldModel
+from jepa_agent.ros.conversions import make_trajectory, rgb_to_image
+from jepa_agent.ros.qos import LATCHED
+
+pytestmark = pytest.mark.slow
+NAMES = ['shoulder', 'elbow', 'wrist']
+SIZE = 32
+
+
+def tiny_checkpoint(directory) -> str:
+    """An untrained small world model with the sim arm's metadata (training it is what the node does)."""
+    torch.manual_seed(0)
+    model = WorldModel(ModelConfig(image_size=SIZE, action_dim=3, action_scale=[0.15] * 3, latent_dim=16,
+                                   encoder_width=8, feature_dim=32, projector_hidden=64, predictor_width=64,
+                                   predictor_depth=2))
+    meta = {'joint_names': NAMES, 'lower': [-2.8, -2.5, -2.5], 'upper': [2.8, 2.5, 2.5],
+            'velocity_limit': [1.5] * 3, 'rate_hz': 10.0}
+    return str(save_checkpoint(model, directory, meta))
+
+
+def loop_target(k: int) -> list[float]:
+    """Waypoint k of a 40-step loop (4 s at 10 Hz) that the arm repeats over and over."""
+    phase = 2 * math.pi * (k % 40) / 40
+    return [0.8 * math.sin(phase), 0.8 * math.cos(phase), 0.5 * math.sin(2 * phase)]
+
+
+def training_started(diagnostics: Inbox) -> bool:
+    """The trainer's diagnostics report at least one online training step."""
+    for msg in diagnostics.messages():
+        for status in msg.status:
+            values = {kv.key: kv.value for kv in status.values}
+            if status.name.startswith('trainer') and int(values.get('train_steps', 0)) > 0:
+                return True
+    return False
+
+
+def test_surprise_falls_on_a_repeated_motion_and_checkpoints_are_announced(start_node, ros_probe, tmp_path):
+    checkpoint = tiny_checkpoint(tmp_path / 'start')
+    start_node('sim_arm', params={'image_size': SIZE, 'seed': 1})
+    trainer = start_node('trainer', params={
+        'checkpoint': checkpoint, 'checkpoint_dir': str(tmp_path / 'online'), 'checkpoint_every_s': 5.0,
+        'min_frames': 20, 'duty_cycle': 0.8, 'learning_rate': 1e-3})
+    surprise = Inbox(ros_probe, Float32, '/jepa_agent/surprise')
+    diagnostics = Inbox(ros_probe, DiagnosticArray, '/diagnostics')
+    updates = Inbox(ros_probe, String, '/jepa_agent/model_updated', LATCHED)
+    command = ros_probe.create_publisher(JointTrajectory, '/arm_controller/joint_trajectory', 10)
+    step = iter(range(10**9))
+    ros_probe.create_timer(0.1, lambda: command.publish(make_trajectory(NAMES, [loop_target(next(step))], 0.1)))
+
+    # surprise of the untrained model is huge by construction; measure the fall from when training begins
+    assert wait_for(lambda: training_started(diagnostics), timeout=40), trainer.output()
+    began = time.monotonic()
+    assert wait_for(lambda: time.monotonic() - began > 20 and len(updates) > 0, timeout=60), trainer.output()
+    stamped = [(t, m.data) for t, m in surprise._items]   # (arrival, value)
+    early = [v for t, v in stamped if began <= t < began + 4]
+    late = [v for t, v in stamped if t > stamped[-1][0] - 4]
+    assert len(early) >= 5 and len(late) >= 5, stamped
+    assert np.median(late) < 0.5 * np.median(early), (early, late)
+
+    model, metadata = load_checkpoint(updates.latest().data)      # the announced checkpoint is complete
+    assert metadata['joint_names'] == NAMES and metadata['online_steps'] > 0
+    assert model.config.image_size == SIZE
+    assert trainer.alive()
+    assert trainer.stop() == 0, trainer.output()
+
+
+def test_bad_messages_are_skipped_and_the_node_keeps_running(start_node, ros_probe, tmp_path):
+    trainer = start_node('trainer', params={'checkpoint': tiny_checkpoint(tmp_path / 'start')})
+    images = ros_probe.create_publisher(Image, '/camera/image_raw', 10)
+    joints = ros_probe.create_publisher(JointState, '/joint_states', 10)
+    commands = ros_probe.create_publisher(JointTrajectory, '/arm_controller/joint_trajectory', 10)
+    assert wait_for(lambda: images.get_subscription_count() and joints.get_subscription_count()
+                    and commands.get_subscription_count(), timeout=30), trainer.output()
+    bad_image = rgb_to_image(np.zeros((SIZE, SIZE, 3), np.uint8))
+    bad_image.encoding = 'yuv422'
+    for _ in range(5):
+        images.publish(bad_image)
+        joints.publish(JointState(name=NAMES, position=[0.0, float('nan'), 0.0]))
+        commands.publish(make_trajectory(['shoulder', 'elbow', 'gripper'], [[0.0, 0.0, 0.0]], 0.1))
+        time.sleep(0.1)
+    assert wait_for(lambda: all(kind in trainer.output() for kind in
+                                ('skipping a bad image message', 'skipping a bad joint_state message',
+                                 'skipping a bad trajectory message')), timeout=10), trainer.output()
+    assert 'unsupported image encoding' in trainer.output() and 'non-finite' in trainer.output()
+    assert trainer.alive()
+    assert trainer.stop() == 0, trainer.output()
+
+
+def test_unloadable_checkpoint_stops_start_up_with_a_clear_error(start_node, tmp_path):
+    (tmp_path / 'broken').mkdir()
+    (tmp_path / 'broken' / 'config.json').write_text('{not json')
+    trainer = start_node('trainer', params={'checkpoint': str(tmp_path / 'broken')})
+    assert wait_for(lambda: not trainer.alive(), timeout=30)
+    output = trainer.output()
+    assert trainer.stop() == 2, output
+    assert 'checkpoint' in output and 'not JSON' in output, output
