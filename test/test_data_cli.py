@@ -28,8 +28,9 @@ def test_collect_sim_then_info_and_verify(tmp_path, capsys):
     env = make_env(image_size=32)
     env.reset(5)
     full_qpos = env.data.qpos.copy()
+    arm = [env.model.joint(name).qposadr[0] for name in env.joint_names]
     for k in (0, 9):
-        full_qpos[env._qadr] = reader.qpos[k]
+        full_qpos[arm] = reader.qpos[k]
         assert np.abs(env.render(full_qpos).astype(int) - reader.images[k]).mean() < 1.0
     env.close()
 

@@ -11,11 +11,12 @@ import queue
 import threading
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from jepa_agent.data.episodes import DatasetMeta, EpisodeWriter, Frame, FrameError
 from jepa_agent.data.sync import SyncConfig
+from jepa_agent.joints import JointLimitsConfig
 
 
 class EpisodeRecorder:
@@ -142,8 +143,9 @@ class EpisodeRecorder:
 
 
 @dataclass
-class RecorderConfig:
-    """recorder node parameters (also read by `jepa-agent data import-bag --config`)."""
+class RecorderConfig(JointLimitsConfig):
+    """recorder node parameters (also read by `jepa-agent data import-bag --config`); the joints and limits
+    (JointLimitsConfig, defaults: the sim arm) go into the dataset metadata."""
 
     dataset_dir: str = 'data/recorded'
     """Dataset directory; created if missing, appended to if it holds a compatible dataset."""
@@ -157,11 +159,6 @@ class RecorderConfig:
     image_topic: str = '/camera/image_raw'
     joint_states_topic: str = '/joint_states'
     command_topic: str = '/arm_controller/joint_trajectory'
-    # robot (defaults: the sim arm); limits go into the dataset metadata
-    joint_names: list[str] = field(default_factory=lambda: ['shoulder', 'elbow', 'wrist'])
-    lower: list[float] = field(default_factory=lambda: [-2.8, -2.5, -2.5])
-    upper: list[float] = field(default_factory=lambda: [2.8, 2.5, 2.5])
-    velocity_limit: list[float] = field(default_factory=lambda: [1.5, 1.5, 1.5])
     # synchronization and buffering
     max_joint_gap: float = 0.1
     """Largest time (s) between an image and the joint states used for it."""
@@ -171,13 +168,13 @@ class RecorderConfig:
     """Frames buffered for the writer thread; more are dropped (and counted) rather than growing memory."""
 
     def __post_init__(self):
+        super().__post_init__()
         if self.episode_frames < 0 or self.max_queued_frames < 1:
             raise ValueError(f'need episode_frames >= 0 and max_queued_frames >= 1, got '
                              f'{self.episode_frames=} {self.max_queued_frames=}')
         if not self.dataset_dir:
             raise ValueError(f'dataset_dir must be a directory path, got {self.dataset_dir=}')
-        self.sync_config()                     # validates rate and tolerances
-        self.dataset_meta(1, 1, source='')     # validates joints and limits
+        self.sync_config()   # validates rate and tolerances
 
     def sync_config(self) -> SyncConfig:
         return SyncConfig(rate_hz=self.rate_hz, max_joint_gap=self.max_joint_gap, max_wait=self.max_wait)
