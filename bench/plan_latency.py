@@ -1,0 +1,156 @@
+"""Planner latency: one CEM plan with the shipped world model, and camera frame → published command with ROS.
+
+    .venv/bin/python bench/plan_latency.py                          # CPU, 2 threads, 300 samples × 5 it × H 5
+    python3 bench/plan_latency.py --device cuda --compile           # GPU (needs only torch + safetensors + yaml)
+    .venv/bin/python bench/plan_latency.py --ros --seconds 20       # sim_arm + planner processes, frame → command
+
+The CEM part times `LatentMPC.act` (encode the frame + plan) and the plan alone. The ROS part starts sim_arm and
+planner as real processes, gives a goal image, and measures, for each /jepa_agent/plan message (stamped with the
+camera frame it was planned from), its arrival time minus that stamp: the camera-frame-to-command latency.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def percentiles(values_ms: list[float]) -> dict[str, float]:
+    return {'p50': round(float(np.percentile(values_ms, 50)), 2), 'p95': round(float(np.percentile(values_ms, 95)), 2),
+            'n': len(values_ms)}
+
+
+def bench_cem(args) -> dict:
+    import torch
+
+    from jepa_agent.model.checkpoint import load_checkpoint
+    from jepa_agent.planning.cem import CEMConfig
+    from jepa_agent.planning.constraints import JointLimits
+    from jepa_agent.planning.mpc import LatentMPC
+
+    if args.device == 'cpu':
+        torch.set_num_threads(args.threads)
+    model, meta = load_checkpoint(args.checkpoint, args.device)
+    limits = JointLimits(meta['lower'], meta['upper'], meta['velocity_limit'], 1.0 / meta.get('rate_hz', 10.0))
+    config = CEMConfig(num_samples=args.samples, num_iterations=args.iterations, horizon=args.horizon,
+                       compile=args.compile)
+    mpc = LatentMPC(model, limits, config)
+    rng = np.random.default_rng(0)
+    size = model.config.image_size
+    frames = rng.integers(0, 255, (8, size, size, 3), dtype=np.uint8)
+    mpc.set_goal(frames[0])
+    q = (limits.lower + limits.upper) / 2
+    act_ms, plan_ms = [], []
+    for i in range(args.warmup + args.repeats):
+        start = time.perf_counter()
+        plan = mpc.act(frames[i % 8], q)
+        elapsed = time.perf_counter() - start
+        if plan is None:
+            raise RuntimeError(f'no plan: {mpc.refusal}')
+        if i >= args.warmup:
+            act_ms.append(elapsed * 1e3)
+            plan_ms.append(plan.latency_s * 1e3)
+    device = torch.cuda.get_device_name() if args.device == 'cuda' else f'CPU, {torch.get_num_threads()} threads'
+    return {'device': device, 'model': repr(model), 'samples': args.samples, 'iterations': args.iterations,
+            'horizon': args.horizon, 'compile': args.compile, 'plan_ms': percentiles(plan_ms),
+            'encode_and_plan_ms': percentiles(act_ms)}
+
+
+def bench_ros(args) -> dict:
+    import subprocess
+
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import Image
+    from trajectory_msgs.msg import JointTrajectory
+
+    from jepa_agent.ros.conversions import rgb_to_image
+    from jepa_agent.ros.qos import LATCHED, RELIABLE
+    from jepa_agent.sim import make_env
+
+    os.environ.setdefault('ROS_DOMAIN_ID', str(90 + os.getpid() % 10))
+    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    seed = 4321
+    env = make_env()
+    env.reset(seed)
+    goal = env.sample_goal(seed)
+
+    def start(name, *params):
+        cmd = [sys.executable, '-m', f'jepa_agent.nodes.{name}', '--ros-args']
+        for p in params:
+            cmd += ['-p', p]
+        return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    procs = [start('sim_arm', f'seed:={seed}'),
+             start('planner', f'checkpoint:={args.checkpoint}', f'cem.num_samples:={args.samples}',
+                   f'cem.num_iterations:={args.iterations}', f'cem.horizon:={args.horizon}')]
+    rclpy.init()
+    node = rclpy.create_node('plan_latency_bench')
+    latencies, commands = [], []
+    node.create_subscription(JointTrajectory, '/jepa_agent/plan', lambda m: latencies.append(
+        node.get_clock().now().nanoseconds / 1e6 - (m.header.stamp.sec * 1e3 + m.header.stamp.nanosec / 1e6)),
+        RELIABLE)
+    node.create_subscription(JointTrajectory, '/arm_controller/joint_trajectory',
+                             lambda m: commands.append(time.monotonic()), RELIABLE)
+    goal_pub = node.create_publisher(Image, '/jepa_agent/goal_image', LATCHED)
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        deadline = time.monotonic() + 60
+        while goal_pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.1)
+        goal_pub.publish(rgb_to_image(goal.image))
+        while not latencies and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.1)
+        latencies.clear()
+        end = time.monotonic() + args.seconds
+        while time.monotonic() < end:
+            executor.spin_once(timeout_sec=0.1)
+    finally:
+        for p in procs:
+            p.send_signal(2)
+        for p in procs:
+            p.wait(10)
+        node.destroy_node()
+        rclpy.shutdown()
+    if not latencies:
+        raise RuntimeError('no plans arrived: is the shipped model present, and do sim_arm and planner start?')
+    return {'frame_to_command_ms': percentiles(latencies), 'command_rate_hz': round(len(commands) / args.seconds, 2),
+            'samples': args.samples, 'iterations': args.iterations, 'horizon': args.horizon,
+            'cpu_cores': os.cpu_count()}
+
+
+def main() -> int:
+    from jepa_agent.resources import model_path
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--checkpoint', default=str(model_path('reach_64px')))
+    parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
+    parser.add_argument('--threads', type=int, default=2, help='CPU threads (torch.set_num_threads)')
+    parser.add_argument('--samples', type=int, default=300)
+    parser.add_argument('--iterations', type=int, default=5)
+    parser.add_argument('--horizon', type=int, default=5)
+    parser.add_argument('--repeats', type=int, default=100)
+    parser.add_argument('--warmup', type=int, default=10)
+    parser.add_argument('--compile', action='store_true', help='torch.compile the rollout (GPU)')
+    parser.add_argument('--ros', action='store_true', help='measure camera frame → command with real processes')
+    parser.add_argument('--seconds', type=float, default=20.0, help='ROS measurement duration')
+    parser.add_argument('--json', default=None, help='also write the result here')
+    args = parser.parse_args()
+    result = bench_ros(args) if args.ros else bench_cem(args)
+    result['date'] = time.strftime('%Y-%m-%d', time.gmtime())
+    print(json.dumps(result, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + '\n')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
