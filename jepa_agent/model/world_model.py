@@ -1,0 +1,165 @@
+"""Action-conditioned JEPA world model: encode images to one latent, predict the next latent from an action.
+
+    model = WorldModel(ModelConfig(action_dim=3, action_scale=[0.15] * 3))
+    z = model.encode(images)                        # (B, 3, H, W) uint8 or [0, 1] float → (B, D)
+    z_next = model.predict(z_hist, action)          # (B, K, D), (B, J) radians → (B, D)
+    z_future = model.rollout(z_hist, actions)       # (B, K, D), (B, H, J) → (B, H, D)
+
+No pixels are ever reconstructed: the model is trained to predict embeddings (training/losses.py), with an
+anti-collapse regularizer keeping the embeddings informative.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from jepa_agent.model.encoders import CNNEncoder, ViTEncoder
+from jepa_agent.model.predictors import ResidualMLPPredictor, TransformerPredictor
+
+ENCODERS = ('cnn', 'vit')
+PREDICTORS = ('mlp', 'transformer')
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of a WorldModel; saved in every checkpoint so loading rebuilds the same network."""
+
+    # interface
+    image_size: int = 64
+    """Square input image side (pixels); a multiple of 16."""
+    action_dim: int = 3
+    """Number of joints J in an action."""
+    action_scale: list[float] = field(default_factory=list)
+    """Per-joint action scale (rad) that actions are divided by inside the model; empty = 1. The trainer sets the
+    dataset's largest per-step joint change (velocity_limit / rate_hz)."""
+    latent_dim: int = 64
+    """Size D of the global latent."""
+    history: int = 2
+    """Number K of past latents the predictor sees (1..3); 2 lets it infer velocity."""
+    # encoder
+    encoder: str = 'cnn'
+    """'cnn' (default, CPU friendly) or 'vit'."""
+    encoder_width: int = 32
+    """CNN base channel count (doubles over 4 stages) or ViT token width."""
+    feature_dim: int = 256
+    """CNN head output size (the ViT's is its width)."""
+    vit_patch_size: int = 8
+    vit_depth: int = 4
+    vit_heads: int = 4
+    pretrained_encoder: str = ''
+    """Optional local state-dict file (.safetensors or .pt) for the encoder backbone, which is then frozen."""
+    projector_hidden: int = 512
+    """Hidden size of the BatchNorm projector from encoder features to the latent."""
+    # predictor
+    predictor: str = 'mlp'
+    """'mlp' (residual MLP, default) or 'transformer' (small causal transformer over the history)."""
+    predictor_width: int = 256
+    predictor_depth: int = 3
+    dropout: float = 0.1
+
+    def __post_init__(self):
+        if self.image_size < 16 or self.image_size % 16:
+            raise ValueError(f'image_size must be a multiple of 16, got {self.image_size=}')
+        if self.action_dim < 1:
+            raise ValueError(f'action_dim must be >= 1, got {self.action_dim=}')
+        if self.action_scale and (len(self.action_scale) != self.action_dim or min(self.action_scale) <= 0):
+            raise ValueError(f'action_scale must be empty or {self.action_dim} positive values, got '
+                             f'{self.action_scale=}')
+        if not 1 <= self.history <= 3:
+            raise ValueError(f'history must be in 1..3, got {self.history=}')
+        if self.latent_dim < 2:
+            raise ValueError(f'latent_dim must be >= 2, got {self.latent_dim=}')
+        if self.encoder not in ENCODERS:
+            raise ValueError(f'encoder must be one of {ENCODERS}, got {self.encoder=}')
+        if self.predictor not in PREDICTORS:
+            raise ValueError(f'predictor must be one of {PREDICTORS}, got {self.predictor=}')
+        if self.encoder == 'vit' and self.image_size % self.vit_patch_size:
+            raise ValueError(f'image_size must be a multiple of vit_patch_size, got {self.vit_patch_size=}')
+        if self.encoder_width % 8 or self.encoder_width < 8:
+            raise ValueError(f'encoder_width must be a positive multiple of 8, got {self.encoder_width=}')
+        if min(self.feature_dim, self.projector_hidden, self.predictor_width, self.predictor_depth) < 1:
+            raise ValueError(f'sizes must be >= 1, got {self.feature_dim=} {self.projector_hidden=} '
+                             f'{self.predictor_width=} {self.predictor_depth=}')
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f'dropout must be in [0, 1), got {self.dropout=}')
+
+
+def build_encoder(config: ModelConfig) -> CNNEncoder | ViTEncoder:
+    if config.encoder == 'vit':
+        return ViTEncoder(config.image_size, config.vit_patch_size, config.encoder_width, config.vit_depth,
+                          config.vit_heads)
+    return CNNEncoder(config.image_size, config.encoder_width, config.feature_dim)
+
+
+def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """Tensors of a .safetensors or torch .pt/.pth state-dict file (weights only, never arbitrary pickles)."""
+    path = Path(path)
+    if path.suffix == '.safetensors':
+        from safetensors.torch import load_file
+        return load_file(str(path))
+    return torch.load(path, map_location='cpu', weights_only=True)
+
+
+class WorldModel(nn.Module):
+    """Encoder → BatchNorm projector → latent; action-conditioned predictor over a K-latent history."""
+
+    def __init__(self, config: ModelConfig, load_pretrained: bool = True):
+        """`load_pretrained=False` skips reading `config.pretrained_encoder` (checkpoints carry those weights)."""
+        super().__init__()
+        self.config = config
+        self.encoder = build_encoder(config)
+        if config.pretrained_encoder:
+            if load_pretrained:
+                self.encoder.load_state_dict(load_state_dict_file(config.pretrained_encoder))
+            self.encoder.requires_grad_(False)
+        self.projector = nn.Sequential(
+            nn.Linear(self.encoder.feature_dim, config.projector_hidden), nn.BatchNorm1d(config.projector_hidden),
+            nn.GELU(), nn.Linear(config.projector_hidden, config.latent_dim))
+        predictor_cls = TransformerPredictor if config.predictor == 'transformer' else ResidualMLPPredictor
+        self.predictor = predictor_cls(config.latent_dim, config.history, config.action_dim, config.predictor_width,
+                                       config.predictor_depth, config.dropout)
+        scale = config.action_scale or [1.0] * config.action_dim
+        self.register_buffer('action_scale', torch.tensor(scale, dtype=torch.float32))
+
+    def train(self, mode: bool = True) -> WorldModel:
+        super().train(mode)
+        if self.config.pretrained_encoder:
+            self.encoder.eval()   # a frozen encoder stays frozen, dropout/norm statistics included
+        return self
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """(..., 3, H, W) uint8 or float in [0, 1] → (..., D)."""
+        size = self.config.image_size
+        if images.shape[-3:] != (3, size, size):
+            raise ValueError(f'expected images (..., 3, {size}, {size}), got {tuple(images.shape)}')
+        lead = images.shape[:-3]
+        x = images.reshape(-1, 3, size, size)
+        x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+        return self.projector(self.encoder(x.to(self.action_scale.device))).reshape(*lead, -1)
+
+    def predict(self, z_hist: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """Next latent (B, D) from the last K latents (B, K, D) and the action (B, J) in radians."""
+        if z_hist.dim() != 3 or z_hist.shape[1] < self.config.history:
+            raise ValueError(f'expected z_hist (B, >={self.config.history}, D), got {tuple(z_hist.shape)}')
+        return self.predictor(z_hist[:, -self.config.history:], action / self.action_scale)
+
+    def rollout(self, z_hist: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Latents (B, H, D) after each of H actions (B, H, J), feeding predictions back as history."""
+        history = z_hist[:, -self.config.history:]
+        predictions = []
+        for h in range(actions.shape[1]):
+            z_next = self.predict(history, actions[:, h])
+            predictions.append(z_next)
+            history = torch.cat([history[:, 1:], z_next[:, None]], dim=1)
+        return torch.stack(predictions, dim=1)
+
+    def __repr__(self) -> str:
+        count = sum(p.numel() for p in self.parameters())
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        c = self.config
+        return (f'WorldModel({c.encoder} encoder → {c.latent_dim}-d latent, {c.predictor} predictor, K={c.history}, '
+                f'{count / 1e6:.2f}M parameters, {trainable / 1e6:.2f}M trainable)')
+
