@@ -1,0 +1,137 @@
+"""`jepa-agent train` and `jepa-agent eval-model`.
+
+    jepa-agent train --data data/babble --out runs/reach [--config config/train.yaml] [--max-minutes 15] [--resume]
+    torchrun --nproc_per_node 2 -m jepa_agent.cli train --data data/babble --out runs/ddp     # multi-process DDP
+    jepa-agent eval-model --checkpoint runs/reach --data data/val --json runs/reach/eval.json
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from jepa_agent.config import ConfigError
+from jepa_agent.resources import config_path
+
+HORIZON = 10
+
+
+def add_commands(subparsers) -> None:
+    train = subparsers.add_parser('train', help='train a world model on a recorded dataset',
+                                  description=__doc__, formatter_class=_raw())
+    train.add_argument('--data', required=True, help='dataset directory (jepa-agent data collect-sim/record)')
+    train.add_argument('--out', required=True, help='output directory: checkpoint, optimizer state, tensorboard/')
+    train.add_argument('--config', default=None, help='ROS-style YAML with a `train` section '
+                       '(default: config/train.yaml)')
+    train.add_argument('--max-minutes', type=float, default=None, help='stop after this much training time')
+    train.add_argument('--steps', type=int, default=None, help='override the configured number of steps')
+    train.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default=None, help='override the device')
+    train.add_argument('--resume', action='store_true', help='continue the run in --out')
+    train.add_argument('--no-progress', action='store_true', help='no progress bar')
+    train.set_defaults(func=cmd_train)
+
+    evaluate = subparsers.add_parser('eval-model', help='rollout error, collapse and latent-distance statistics',
+                                     description=__doc__, formatter_class=_raw())
+    evaluate.add_argument('--checkpoint', required=True, help='checkpoint directory (or a file in it)')
+    evaluate.add_argument('--data', required=True, help='dataset directory to evaluate on (held-out episodes)')
+    evaluate.add_argument('--json', default=None, help='write the metrics here as JSON')
+    evaluate.add_argument('--plot', default=None, help='PNG plot path (default: next to --json, else none)')
+    evaluate.add_argument('--windows', type=int, default=512, help='number of evaluation windows')
+    evaluate.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default='auto')
+    evaluate.set_defaults(func=cmd_eval_model)
+
+
+def _raw():
+    import argparse
+    return argparse.RawDescriptionHelpFormatter
+
+
+def _fail(command: str, exc: Exception) -> int:
+    print(f'jepa-agent {command}: error: {exc}', file=sys.stderr)
+    return 1
+
+
+def cmd_train(args) -> int:
+    from jepa_agent.training.trainer import train
+    config_file = args.config or (config_path('train.yaml') if config_path('train.yaml').exists() else None)
+    overrides = {k: v for k, v in (('steps', args.steps), ('device', args.device)) if v is not None}
+    try:
+        scalars = train(args.data, args.out, config_file, overrides, resume=args.resume,
+                        max_minutes=args.max_minutes, progress=not args.no_progress)
+    except ConfigError:
+        raise
+    except (ValueError, OSError) as exc:
+        return _fail('train', exc)
+    summary = ', '.join(f'{k}={v:.4g}' for k, v in scalars.items() if k.startswith(('loss/', 'latent/')))
+    print(f'checkpoint written to {args.out} ({summary})')
+    return 0
+
+
+def cmd_eval_model(args) -> int:
+    import torch
+
+    from jepa_agent.model.checkpoint import load_checkpoint
+    from jepa_agent.training.evaluation import evaluate
+    from jepa_agent.training.trainer import open_windows
+    device = 'cuda' if args.device == 'cuda' or (args.device == 'auto' and torch.cuda.is_available()) else 'cpu'
+    try:
+        model, metadata = load_checkpoint(args.checkpoint, device)
+        dataset = open_windows(args.data, model.config.history + HORIZON, stride=1)
+        if list(dataset.meta['joint_names']) != list(metadata.get('joint_names', dataset.meta['joint_names'])):
+            raise ValueError(f"dataset joints {dataset.meta['joint_names']} differ from the checkpoint's "
+                             f"{metadata['joint_names']}")
+        metrics = evaluate(model, dataset, HORIZON, args.windows, end_effector=sim_end_effector(dataset.meta))
+    except ConfigError:
+        raise
+    except (ValueError, OSError) as exc:
+        return _fail('eval-model', exc)
+    metrics = {'checkpoint': str(args.checkpoint), 'data': str(args.data), **metrics}
+    print(format_metrics(metrics))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(metrics, indent=2) + '\n')
+    plot = args.plot or (str(Path(args.json).with_suffix('.png')) if args.json else None)
+    if plot:
+        plot_metrics(metrics, plot)
+        print(f'plot written to {plot}')
+    return 0
+
+
+def sim_end_effector(meta: dict):
+    """End-effector xy from joint positions via the sim's kinematics, when the dataset comes from that arm."""
+    from jepa_agent.sim.arm_env import ArmEnv
+    env = ArmEnv()
+    if list(env.joint_names) != list(meta['joint_names']):
+        return None
+    return lambda qpos: np.stack([env.forward_kinematics(q) for q in qpos])
+
+
+def format_metrics(m: dict) -> str:
+    errors = ' '.join(f'{e:.3f}' for e in m['rollout_error'])
+    lines = [f"latent_dim {m['latent_dim']}  effective_rank {m['effective_rank']:.1f} "
+             f"({100 * m['effective_rank_fraction']:.0f} %)  per-dim std mean {m['std_mean']:.3f} "
+             f"min {m['std_min']:.3f}",
+             f'rollout error (normalized) h=1..{len(m["rollout_error"])}: {errors}',
+             f"10-step / 1-step error ratio {m['rollout_error_ratio']:.2f}",
+             f"latent distance vs joint distance (Spearman) {m['latent_vs_joint_spearman']:.3f}"]
+    if 'latent_vs_ee_spearman' in m:
+        lines.append(f"latent distance vs end-effector distance (Spearman) {m['latent_vs_ee_spearman']:.3f}")
+    return '\n'.join(lines)
+
+
+def plot_metrics(m: dict, path: str | Path) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    horizons = range(1, len(m['rollout_error']) + 1)
+    left.plot(horizons, m['rollout_error'], marker='o')
+    left.set(xlabel='steps ahead', ylabel='latent MSE / latent variance', title='rollout error', ylim=(0, None))
+    right.bar(range(m['latent_dim']), sorted(m['per_dim_std'], reverse=True))
+    right.set(xlabel='latent dimension (sorted)', ylabel='std',
+              title=f"collapse check: effective rank {m['effective_rank']:.1f} / {m['latent_dim']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,73 @@
+"""World-model quality measures: collapse statistics, rollout error vs horizon, and whether latent distance tracks
+the arm's configuration (what a latent-distance planner relies on).
+
+Rollout errors are mean squared latent errors divided by the latents' total variance per dimension, so 1.0 means
+"no better than guessing the mean latent" whatever the latent scale.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from jepa_agent.model.regularizers import effective_rank
+from jepa_agent.model.world_model import WorldModel
+
+
+def latent_statistics(z: torch.Tensor) -> dict:
+    """Per-dimension std, its mean/min, and the effective rank of latents (N, D)."""
+    z = z.detach().float()
+    std = z.std(0)
+    return {'latent_dim': int(z.shape[1]), 'per_dim_std': std.tolist(), 'std_mean': float(std.mean()),
+            'std_min': float(std.min()), 'effective_rank': effective_rank(z)}
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    rank_a, rank_b = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
+    return float(np.corrcoef(rank_a, rank_b)[0, 1])
+
+
+def distance_correlations(z: np.ndarray, qpos: np.ndarray, ee: np.ndarray | None, pairs: int = 4000,
+                          seed: int = 0) -> dict:
+    """Spearman correlation of latent distance with joint-space (and end-effector) distance over random pairs."""
+    rng = np.random.default_rng(seed)
+    i, j = rng.integers(0, len(z), pairs), rng.integers(0, len(z), pairs)
+    latent = np.linalg.norm(z[i] - z[j], axis=1)
+    result = {'latent_vs_joint_spearman': _spearman(latent, np.linalg.norm(qpos[i] - qpos[j], axis=1))}
+    if ee is not None:
+        result['latent_vs_ee_spearman'] = _spearman(latent, np.linalg.norm(ee[i] - ee[j], axis=1))
+    return result
+
+
+@torch.no_grad()
+def evaluate(model: WorldModel, dataset, horizon: int = 10, max_windows: int = 512, batch_size: int = 64,
+             end_effector=None) -> dict:
+    """Metrics of `model` on evenly spaced windows of `dataset` (window ≥ history + horizon).
+
+    `end_effector(qpos (N, J)) -> (N, 2)` adds the latent-vs-end-effector distance correlation when given.
+    """
+    model.eval()
+    k = model.config.history
+    if dataset.window < k + horizon:
+        raise ValueError(f'dataset windows hold {dataset.window} frames; need history + horizon = {k + horizon}')
+    if len(dataset) == 0:
+        raise ValueError('dataset has no windows long enough for this evaluation')
+    device = model.action_scale.device
+    indices = np.unique(np.linspace(0, len(dataset) - 1, min(max_windows, len(dataset))).astype(int))
+    squared_errors, latents, qpos = [], [], []
+    for start in range(0, len(indices), batch_size):
+        items = [dataset[int(i)] for i in indices[start:start + batch_size]]
+        images = torch.stack([it['images'][:k + horizon] for it in items]).to(device)
+        actions = torch.stack([it['actions'][:k + horizon - 1] for it in items]).to(device)
+        z = model.encode(images)                                                  # (B, T, D)
+        predicted = model.rollout(z[:, :k], actions[:, k - 1:])                   # (B, horizon, D)
+        squared_errors.append((predicted - z[:, k:]).square().sum(-1).cpu())      # (B, horizon)
+        latents.append(z.flatten(0, 1).cpu())
+        qpos.append(torch.stack([it['qpos'][:k + horizon] for it in items]).flatten(0, 1))
+    z_all, q_all = torch.cat(latents), torch.cat(qpos).numpy()
+    total_variance = float(z_all.var(0).sum())
+    errors = torch.cat(squared_errors).mean(0) / max(total_variance, 1e-12)
+    stats = latent_statistics(z_all)
+    ee = end_effector(q_all) if end_effector is not None else None
+    return {**stats, 'effective_rank_fraction': stats['effective_rank'] / stats['latent_dim'],
+            'rollout_error': errors.tolist(), 'rollout_error_ratio': float(errors[-1] / errors[0]),
+            'windows': len(indices), **distance_correlations(z_all.numpy(), q_all, ee)}

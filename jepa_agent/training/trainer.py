@@ -1,0 +1,361 @@
+"""Offline training loop: one process, or several under torchrun (DDP, gradients averaged, regularizer global).
+
+    jepa-agent train --data data/babble --out runs/reach                      # CPU or the one GPU
+    torchrun --nproc_per_node 4 -m jepa_agent.cli train --data ... --out ...  # multi-GPU (gloo on CPU)
+
+`out/` always holds the latest checkpoint (model.safetensors + config.json, see model/checkpoint.py), the
+optimizer state for `--resume` (train_state.pt), and TensorBoard scalars (tensorboard/).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import random
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+
+from jepa_agent.config import build, load_section
+from jepa_agent.model.checkpoint import CONFIG_FILE, load_checkpoint, save_checkpoint
+from jepa_agent.model.world_model import ModelConfig, WorldModel
+from jepa_agent.training.evaluation import latent_statistics
+from jepa_agent.training.losses import JEPAObjective, LossConfig, NonFiniteBatchError
+
+STATE_FILE = 'train_state.pt'
+CONFIG_SECTION = 'train'
+
+
+@dataclass
+class TrainConfig:
+    """Offline training parameters (config/train.yaml, node key `train`; nested `model:` and `loss:` sections)."""
+
+    # schedule
+    steps: int = 3000
+    """Optimizer steps in total (a resumed run continues up to this count)."""
+    batch_size: int = 32
+    """Windows per step and per process."""
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    """Gradient-norm clip; 0 disables."""
+    max_minutes: float = 0.0
+    """Stop (and checkpoint) after this much training time; 0 = no limit."""
+    # data
+    stride: int = 1
+    """Frames between consecutive training windows inside an episode."""
+    num_workers: int = 0
+    """DataLoader worker processes (0 = load in the training process; best on small CPUs)."""
+    # runtime
+    seed: int = 0
+    device: str = 'auto'
+    """'auto' (CUDA if available, else CPU), 'cpu', or 'cuda'; under torchrun each rank takes cuda:LOCAL_RANK."""
+    bf16: bool = True
+    """bfloat16 autocast on CUDA (ignored on CPU)."""
+    threads: int = 0
+    """torch CPU threads per process; 0 = torch's default."""
+    skip_nonfinite: bool = False
+    """Skip batches with NaN/inf inputs or loss with a warning instead of stopping with an error."""
+    # logging
+    log_every: int = 20
+    checkpoint_every: int = 500
+
+    def __post_init__(self):
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError(f'steps and batch_size must be >= 1, got {self.steps=} {self.batch_size=}')
+        if self.learning_rate <= 0 or self.weight_decay < 0 or self.grad_clip < 0:
+            raise ValueError(f'need learning_rate > 0, weight_decay >= 0, grad_clip >= 0, got '
+                             f'{self.learning_rate=} {self.weight_decay=} {self.grad_clip=}')
+        if self.warmup_steps < 0 or self.max_minutes < 0 or self.threads < 0 or self.num_workers < 0:
+            raise ValueError(f'counts must be >= 0, got {self.warmup_steps=} {self.max_minutes=} {self.threads=} '
+                             f'{self.num_workers=}')
+        if self.stride < 1 or self.log_every < 1 or self.checkpoint_every < 1:
+            raise ValueError(f'need stride, log_every, checkpoint_every >= 1, got {self.stride=} '
+                             f'{self.log_every=} {self.checkpoint_every=}')
+        if self.device not in ('auto', 'cpu', 'cuda'):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device=}")
+
+
+def load_configs(path: str | Path | None, overrides: dict | None = None
+                 ) -> tuple[TrainConfig, ModelConfig, LossConfig]:
+    """The `train` section of a ROS-style YAML file: flat TrainConfig keys plus nested `model:` and `loss:`."""
+    params = load_section(path, CONFIG_SECTION) if path else {}
+    params.update(overrides or {})
+    model = build(ModelConfig, params.pop('model', None), section=f'{CONFIG_SECTION}.model')
+    loss = build(LossConfig, params.pop('loss', None), section=f'{CONFIG_SECTION}.loss')
+    return build(TrainConfig, params, section=CONFIG_SECTION), model, loss
+
+
+def cosine_with_warmup(step: int, total: int, warmup: int, floor: float = 0.05) -> float:
+    """Learning-rate multiplier: linear warm-up, then cosine decay to `floor`."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+# -- process setup ----------------------------------------------------------------------------------------------
+@dataclass
+class Runtime:
+    rank: int
+    world: int
+    device: torch.device
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+
+def setup_runtime(config: TrainConfig) -> Runtime:
+    """Device choice and, under torchrun (WORLD_SIZE > 1), the process group: NCCL on GPUs, gloo on CPU."""
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    want_cuda = config.device == 'cuda' or (config.device == 'auto' and torch.cuda.is_available())
+    if config.device == 'cuda' and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but CUDA is not available")
+    world = int(os.environ.get('WORLD_SIZE', '1'))
+    rank = int(os.environ.get('RANK', '0'))
+    local_rank = int(os.environ.get('LOCAL_RANK', '0'))
+    device = torch.device('cuda', local_rank) if want_cuda else torch.device('cpu')
+    if want_cuda:
+        torch.cuda.set_device(device)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group('nccl' if want_cuda else 'gloo')
+    return Runtime(rank, world, device)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+# -- model and data ---------------------------------------------------------------------------------------------
+def open_windows(data_dir: str | Path, window: int, stride: int):
+    """WindowDataset over `data_dir`, refusing one without a single usable window."""
+    from jepa_agent.data.dataset import WindowDataset
+    dataset = WindowDataset(data_dir, window=window, stride=stride)
+    if len(dataset) == 0:
+        raise ValueError(f'dataset {data_dir} has no episode with at least {window} frames (history + '
+                         f'rollout_steps); record longer episodes or lower loss.rollout_steps')
+    return dataset
+
+
+def fit_model_config(config: ModelConfig, meta: dict) -> ModelConfig:
+    """Take the data-given parts of the architecture (joints, image size, action scale) from dataset metadata."""
+    if meta['image_height'] != meta['image_width']:
+        raise ValueError(f"images must be square, got {meta['image_height']}x{meta['image_width']}")
+    scale = config.action_scale or [v / meta['rate_hz'] for v in meta['velocity_limit']]
+    return dataclasses.replace(config, action_dim=len(meta['joint_names']), image_size=meta['image_height'],
+                               action_scale=scale)
+
+
+def checkpoint_metadata(meta: dict, extra: dict) -> dict:
+    """Dataset metadata that users of a checkpoint need (joints, limits, rate, camera) plus training facts."""
+    keys = ('joint_names', 'lower', 'upper', 'velocity_limit', 'rate_hz', 'image_height', 'image_width',
+            'encoding', 'source')
+    return {**{k: meta[k] for k in keys if k in meta}, **extra}
+
+
+def make_loader(dataset, config: TrainConfig, runtime: Runtime, epoch: int) -> DataLoader:
+    if runtime.distributed:
+        sampler = DistributedSampler(dataset, runtime.world, runtime.rank, shuffle=True, seed=config.seed)
+        sampler.set_epoch(epoch)
+    else:
+        generator = torch.Generator().manual_seed(config.seed + epoch)
+        sampler = RandomSampler(dataset, generator=generator)
+    per_rank = math.ceil(len(dataset) / runtime.world)
+    return DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, num_workers=config.num_workers,
+                      drop_last=per_rank >= config.batch_size, pin_memory=runtime.device.type == 'cuda')
+
+
+# -- the loop ---------------------------------------------------------------------------------------------------
+class Trainer:
+    """Holds model, objective, optimizer and counters; `run()` trains until steps or time run out."""
+
+    def __init__(self, data_dir: str | Path, out_dir: str | Path, config: TrainConfig,
+                 model_config: ModelConfig, loss_config: LossConfig, resume: bool = False, progress: bool = True):
+        self.config, self.loss_config = config, loss_config
+        self.out_dir, self.data_dir, self.progress = Path(out_dir), Path(data_dir), progress
+        self.runtime = setup_runtime(config)
+        seed_everything(config.seed + self.runtime.rank)
+        state_file = self.out_dir / STATE_FILE
+        if not resume and (self.out_dir / CONFIG_FILE).exists():
+            raise ValueError(f'{self.out_dir} already holds a checkpoint; pass --resume to continue it or choose '
+                             f'another --out')
+        if resume and not state_file.exists():
+            raise ValueError(f'cannot resume: {state_file} does not exist')
+        if resume:
+            self.model, _ = load_checkpoint(self.out_dir, self.runtime.device)
+        else:
+            probe = open_windows(data_dir, 2, 1)
+            self.model = WorldModel(fit_model_config(model_config, probe.meta)).to(self.runtime.device)
+        self.objective = JEPAObjective(self.model, loss_config).to(self.runtime.device)
+        self.dataset = open_windows(data_dir, self.objective.window, config.stride)
+        self._check_compatible(self.dataset.meta)
+        trainable = [p for p in self.objective.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
+        self.step, self.epoch, self.samples, self.elapsed, self.skipped = 0, 0, 0, 0.0, 0
+        if resume:
+            self._load_state(state_file)
+        self.ddp = self.objective
+        if self.runtime.distributed:
+            self.ddp = torch.nn.parallel.DistributedDataParallel(self.objective, broadcast_buffers=True)
+        self.writer = None
+        if self.runtime.main:
+            from torch.utils.tensorboard import SummaryWriter
+            self.writer = SummaryWriter(str(self.out_dir / 'tensorboard'))
+
+    def _check_compatible(self, meta: dict) -> None:
+        c = self.model.config
+        if len(meta['joint_names']) != c.action_dim or meta['image_height'] != c.image_size:
+            raise ValueError(f"dataset ({len(meta['joint_names'])} joints, {meta['image_height']} px) does not "
+                             f'match the model ({c.action_dim} joints, {c.image_size} px)')
+
+    # -- one step ------------------------------------------------------------------------------------------------
+    def _all_agree(self, *flags: bool) -> list[bool]:
+        """OR of each flag over all ranks, so every rank skips/stops together (no rank left in a collective)."""
+        if not self.runtime.distributed:
+            return list(flags)
+        t = torch.tensor([float(f) for f in flags], device=self.runtime.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return [bool(v) for v in t.tolist()]
+
+    def _batch_ok(self, images: torch.Tensor, actions: torch.Tensor) -> bool:
+        bad_input = not bool(torch.isfinite(actions).all()) or (
+            images.is_floating_point() and not bool(torch.isfinite(images).all()))
+        (bad,) = self._all_agree(bad_input)
+        return self._tolerate(bad, f'batch at step {self.step} holds NaN/inf values')
+
+    def _tolerate(self, bad: bool, what: str) -> bool:
+        if not bad:
+            return True
+        if not self.config.skip_nonfinite:
+            raise NonFiniteBatchError(f'{what} (set skip_nonfinite: true to skip such batches)')
+        self.skipped += 1
+        warnings.warn(f'skipping: {what}', RuntimeWarning, stacklevel=2)
+        return False
+
+    def train_step(self, batch: dict) -> dict | None:
+        """One optimizer step on `batch`; None when the batch was skipped as non-finite."""
+        device = self.runtime.device
+        images = batch['images'].to(device, non_blocking=True)
+        actions = batch['actions'].to(device, non_blocking=True)
+        if not self._batch_ok(images, actions):
+            return None
+        for group in self.optimizer.param_groups:
+            group['lr'] = self.config.learning_rate * cosine_with_warmup(self.step, self.config.steps,
+                                                                         self.config.warmup_steps)
+        self.objective.train()
+        use_bf16 = self.config.bf16 and device.type == 'cuda'
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            loss, terms = self.ddp(images, actions, self.step)
+        (bad,) = self._all_agree(not bool(torch.isfinite(loss)))
+        if not self._tolerate(bad, f'loss is not finite at step {self.step}'):
+            return None
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        self.objective.after_step()
+        self.step += 1
+        self.samples += images.shape[0] * self.runtime.world
+        return terms
+
+    # -- logging and checkpoints -----------------------------------------------------------------------------
+    def _log(self, terms: dict) -> dict:
+        stats = latent_statistics(terms['latents'].flatten(0, 1))
+        scalars = {f'loss/{k}': float(terms[k]) for k in ('total', 'teacher_forcing', 'rollout', 'regularizer')}
+        scalars.update({'latent/std_mean': stats['std_mean'], 'latent/std_min': stats['std_min'],
+                        'latent/effective_rank': stats['effective_rank'],
+                        'lr': self.optimizer.param_groups[0]['lr'],
+                        'throughput/samples_per_s': self.samples / max(self.elapsed, 1e-9)})
+        scalars.update({f'rollout_error/h{h + 1}': float(e) for h, e in enumerate(terms['rollout_error'])})
+        for name, value in scalars.items():
+            self.writer.add_scalar(name, value, self.step)
+        return scalars
+
+    def save(self, last_scalars: dict) -> None:
+        if not self.runtime.main:
+            return
+        training = {'steps': self.step, 'samples': self.samples, 'train_seconds': round(self.elapsed, 1),
+                    'processes': self.runtime.world, 'device': self.runtime.device.type,
+                    'data': str(self.data_dir), 'skipped_batches': self.skipped,
+                    'train_config': dataclasses.asdict(self.config),
+                    'loss_config': dataclasses.asdict(self.loss_config),
+                    'last_scalars': {k: round(v, 6) for k, v in last_scalars.items()}}
+        save_checkpoint(self.model, self.out_dir, checkpoint_metadata(self.dataset.meta, {'training': training}))
+        state = {'optimizer': self.optimizer.state_dict(), 'step': self.step, 'epoch': self.epoch,
+                 'samples': self.samples, 'elapsed': self.elapsed, 'skipped': self.skipped,
+                 'target': self.objective.target.state_dict() if self.objective.target is not None else None}
+        tmp = self.out_dir / (STATE_FILE + '.tmp')
+        torch.save(state, tmp)
+        os.replace(tmp, self.out_dir / STATE_FILE)
+
+    def _load_state(self, path: Path) -> None:
+        state = torch.load(path, map_location=self.runtime.device, weights_only=True)
+        self.optimizer.load_state_dict(state['optimizer'])
+        self.step, self.epoch, self.samples = state['step'], state['epoch'], state['samples']
+        self.elapsed, self.skipped = state['elapsed'], state['skipped']
+        if self.objective.target is not None and state['target'] is not None:
+            self.objective.target.load_state_dict(state['target'])
+
+    # -- run ------------------------------------------------------------------------------------------------
+    def run(self, max_minutes: float | None = None) -> dict:
+        """Train until `config.steps` or `max_minutes` (default config.max_minutes); returns the last scalars."""
+        from tqdm import tqdm
+        limit = 60 * (self.config.max_minutes if max_minutes is None else max_minutes) or math.inf
+        bar = tqdm(total=self.config.steps, initial=self.step, disable=not (self.progress and self.runtime.main),
+                   desc='train', unit='step', dynamic_ncols=True)
+        scalars: dict = {}
+        started = time.monotonic() - self.elapsed
+        session_start = time.monotonic()
+        stop = self.step >= self.config.steps
+        while not stop:
+            for batch in make_loader(self.dataset, self.config, self.runtime, self.epoch):
+                terms = self.train_step(batch)
+                self.elapsed = time.monotonic() - started
+                (stop,) = self._all_agree(self.step >= self.config.steps
+                                          or time.monotonic() - session_start >= limit)
+                if terms is not None:
+                    bar.update(1)
+                    if self.runtime.main and (self.step % self.config.log_every == 0 or stop):
+                        scalars = self._log(terms)
+                        bar.set_postfix(loss=f"{scalars['loss/total']:.4f}",
+                                        rank=f"{scalars['latent/effective_rank']:.1f}")
+                    if self.step % self.config.checkpoint_every == 0:
+                        self.save(scalars)
+                if stop:
+                    break
+            else:
+                self.epoch += 1
+        bar.close()
+        self.save(scalars)
+        if self.writer is not None:
+            self.writer.close()
+        return scalars
+
+
+def train(data_dir: str | Path, out_dir: str | Path, config_file: str | Path | None = None,
+          overrides: dict | None = None, resume: bool = False, max_minutes: float | None = None,
+          progress: bool = True) -> dict:
+    """Train from a YAML config (optional) plus overrides; returns the last logged scalars."""
+    config, model_config, loss_config = load_configs(config_file, overrides)
+    trainer = Trainer(data_dir, out_dir, config, model_config, loss_config, resume=resume, progress=progress)
+    try:
+        return trainer.run(max_minutes)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

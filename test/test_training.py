@@ -1,0 +1,101 @@
+"""Offline training: loss goes down, NaN batches stop or are skipped, `jepa-agent train` end to end, resume."""
+import json
+
+import pytest
+import torch
+import yaml
+
+from jepa_agent.cli import main
+from jepa_agent.data.collect import collect_sim, env_dataset_meta
+from jepa_agent.data.episodes import open_dataset
+from jepa_agent.model.checkpoint import load_checkpoint
+from jepa_agent.sim.arm_env import ArmEnv, ArmEnvConfig
+from jepa_agent.training.losses import NonFiniteBatchError
+from jepa_agent.training.trainer import Trainer, load_configs
+
+TINY = {'batch_size': 8, 'log_every': 5, 'checkpoint_every': 1000, 'threads': 1, 'warmup_steps': 5,
+        'learning_rate': 0.003,
+        'model': {'encoder_width': 8, 'feature_dim': 32, 'projector_hidden': 32, 'latent_dim': 16,
+                  'predictor_width': 32, 'predictor_depth': 1},
+        'loss': {'rollout_steps': 2, 'sigreg_projections': 32}}
+
+
+@pytest.fixture(scope='module')
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp('data') / 'babble'
+    collect_sim(root, episodes=3, steps=24, seed=0, env=ArmEnv(ArmEnvConfig(image_size=32)))
+    return root
+
+
+@pytest.fixture
+def config_file(tmp_path):
+    path = tmp_path / 'train.yaml'
+    path.write_text(yaml.safe_dump({'train': {'ros__parameters': {**TINY, 'steps': 6}}}))
+    return path
+
+
+def make_trainer(dataset, out, **overrides) -> Trainer:
+    config, model_config, loss_config = load_configs(None, {**TINY, **overrides})
+    return Trainer(dataset, out, config, model_config, loss_config, progress=False)
+
+
+def test_training_reduces_the_loss(dataset, tmp_path):
+    torch.manual_seed(0)
+    trainer = make_trainer(dataset, tmp_path / 'run', steps=60)
+    batches = [next(iter(torch.utils.data.DataLoader(trainer.dataset, batch_size=8, shuffle=True)))
+               for _ in range(4)]
+    losses = [float(trainer.train_step(batches[i % 4])['total']) for i in range(60)]
+    assert sum(losses[-8:]) / 8 < 0.6 * sum(losses[:8]) / 8
+    assert trainer.step == 60
+
+
+def test_nan_batch_stops_training_unless_skipping_is_enabled(dataset, tmp_path):
+    trainer = make_trainer(dataset, tmp_path / 'a')
+    batch = next(iter(torch.utils.data.DataLoader(trainer.dataset, batch_size=4)))
+    batch['actions'][1, 0, 2] = float('nan')
+    with pytest.raises(NonFiniteBatchError, match='NaN'):
+        trainer.train_step(batch)
+
+    trainer = make_trainer(dataset, tmp_path / 'b', skip_nonfinite=True)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    with pytest.warns(RuntimeWarning, match='skipping'):
+        assert trainer.train_step(batch) is None
+    assert trainer.step == 0 and trainer.skipped == 1
+    for name, value in trainer.model.state_dict().items():
+        torch.testing.assert_close(value, before[name])
+
+
+def test_train_cli_end_to_end_with_resume(dataset, config_file, tmp_path, capsys):
+    out = tmp_path / 'run'
+    assert main(['train', '--data', str(dataset), '--out', str(out), '--config', str(config_file),
+                 '--no-progress']) == 0
+    model, metadata = load_checkpoint(out)
+    assert metadata['joint_names'] == ['shoulder', 'elbow', 'wrist']
+    assert metadata['training']['steps'] == 6
+    assert model.config.image_size == 32 and model.config.action_dim == 3
+    assert model.config.action_scale == pytest.approx([1.5 / 10] * 3, rel=1e-3)
+    assert list((out / 'tensorboard').iterdir())
+
+    assert main(['train', '--data', str(dataset), '--out', str(out), '--config', str(config_file)]) == 1
+    assert 'already holds a checkpoint' in capsys.readouterr().err
+
+    assert main(['train', '--data', str(dataset), '--out', str(out), '--config', str(config_file), '--resume',
+                 '--steps', '10', '--no-progress']) == 0
+    assert json.loads((out / 'config.json').read_text())['metadata']['training']['steps'] == 10
+
+
+def test_empty_dataset_is_a_clear_error(tmp_path, config_file, capsys):
+    open_dataset(tmp_path / 'empty', env_dataset_meta(ArmEnv(ArmEnvConfig(image_size=32)), 'test'))
+    assert main(['train', '--data', str(tmp_path / 'empty'), '--out', str(tmp_path / 'run'),
+                 '--config', str(config_file)]) == 1
+    assert 'no episode with at least' in capsys.readouterr().err
+    assert not (tmp_path / 'run' / 'config.json').exists()
+
+
+def test_bad_config_is_rejected(tmp_path, dataset, capsys):
+    bad = tmp_path / 'bad.yaml'
+    bad.write_text(yaml.safe_dump({'train': {'ros__parameters': {'steps': 5, 'model': {'latent_dim': 1}}}}))
+    assert main(['train', '--data', str(dataset), '--out', str(tmp_path / 'run'), '--config', str(bad)]) == 2
+    assert 'latent_dim' in capsys.readouterr().err
+    with pytest.raises(ValueError, match='regularizer'):
+        load_configs(None, {'loss': {'regularizer': 'magic'}})
