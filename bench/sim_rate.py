@@ -1,10 +1,11 @@
 """Sim throughput: env steps/s (physics only and with rendering) and render ms/frame at each image size.
 
-    .venv/bin/python bench/sim_rate.py                    # 64 and 224 px, ~3 s per measurement
-    .venv/bin/python bench/sim_rate.py --sizes 64 96 224 --seconds 5
+    .venv/bin/python bench/sim_rate.py                    # 64 and 224 px, best of 5 runs of 1 s each
+    .venv/bin/python bench/sim_rate.py --sizes 64 96 224 --seconds 2 --repeats 3
 
 One env step is one control period (1 / control_hz of simulated time) driven by motor-babbling actions; the
-real-time factor is simulated seconds per wall-clock second.
+real-time factor is simulated seconds per wall-clock second. Each number is the best of --repeats runs, the least
+disturbed by other processes on a shared machine.
 """
 from __future__ import annotations
 
@@ -44,7 +45,8 @@ def render_ms(env: ArmEnv, seconds: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--sizes', type=int, nargs='+', default=[64, 224], help='image sizes (px)')
-    parser.add_argument('--seconds', type=float, default=3.0, help='duration of each measurement')
+    parser.add_argument('--seconds', type=float, default=1.0, help='duration of each run')
+    parser.add_argument('--repeats', type=int, default=5, help='runs per measurement; the best is reported')
     args = parser.parse_args()
     print(f'# sim_rate  {time.strftime("%Y-%m-%d", time.gmtime())}  {platform.processor() or platform.machine()}, '
           f'{os.cpu_count()} CPUs, MUJOCO_GL={os.environ["MUJOCO_GL"]}')
@@ -54,9 +56,9 @@ def main() -> None:
         env = make_env(image_size=size)
         env.reset(0)
         env.render()   # create the GL context outside the timing
-        physics = steps_per_second(env, args.seconds, render=False)
-        rendered = steps_per_second(env, args.seconds, render=True)
-        ms = render_ms(env, args.seconds)
+        physics = max(steps_per_second(env, args.seconds, render=False) for _ in range(args.repeats))
+        rendered = max(steps_per_second(env, args.seconds, render=True) for _ in range(args.repeats))
+        ms = min(render_ms(env, args.seconds) for _ in range(args.repeats))
         print(f'| {size} | {physics:.0f} | {physics * env.control_dt:.0f}x | {rendered:.0f} | {ms:.2f} |', flush=True)
         env.close()
 
