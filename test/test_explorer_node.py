@@ -1,4 +1,4 @@
-"""explorer as a real process: drives the sim arm within limits (the main job's pipeline), or any arm by parameters."""
+"""explorer as a real process: drives the sim arm within limits (the main job's pipeline), or any arm."""
 import dataclasses
 
 import numpy as np

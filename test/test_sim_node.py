@@ -1,4 +1,4 @@
-"""sim_arm as a real process: rates, joint_trajectory_controller semantics, bad trajectories, reset, bad parameters."""
+"""sim_arm as a real process: rates, trajectory following (JTC semantics), bad trajectories, reset, parameters."""
 import math
 import time
 
