@@ -4,8 +4,9 @@ Rules (the same live and from a bag, so an imported bag gives the frames a live 
 
 * **Frame times come from images.** Frames are due on a grid of 1/rate_hz anchored at the episode's first image;
   the first image stamped at or after (grid point − half a period) is taken, so a 30 Hz camera recorded at 10 Hz
-  gives every third image and a camera at the dataset rate gives every image despite jitter. Grid points with no
-  image (camera slower than the rate, or stalled) are counted as `missed`.
+  gives every third image. If that image is more than half a period late, the last earlier image (if any since the
+  previous frame) serves the grid point instead, so a camera at the dataset rate gives every image despite jitter.
+  Grid points with no image (camera slower than the rate, or stalled) are counted as `missed`.
 * **Joints at the image stamp.** Positions/velocities are linearly interpolated between the joint states just before
   and after the image stamp (when they are at most `max_joint_gap` apart); if no later joint state arrives within
   `max_wait` seconds of the image, the last one before it is used when it is at most `max_joint_gap` old;
@@ -78,6 +79,7 @@ class FrameSynchronizer:
     def reset(self) -> None:
         """Start a new episode: the next image anchors a new frame grid; nothing pending carries over."""
         self._due: float | None = None
+        self._early: _Pending | None = None
         self._pending: deque[_Pending] = deque()
 
     # -- input -------------------------------------------------------------------------------------------------
@@ -87,14 +89,22 @@ class FrameSynchronizer:
             return self.poll(arrival)
         self._last_image = stamp
         self._newest_sensor = max(self._newest_sensor, stamp)
-        if self._due is None or stamp >= self._due - self.period / 2:
-            if self._due is not None:
-                steps = 1 + max(0, int(np.floor((stamp - self._due + self.period / 2) / self.period)))
-                self.counts['missed'] += steps - 1
-                self._due += steps * self.period
-            else:
-                self._due = stamp + self.period
-            self._pending.append(_Pending(stamp, image, arrival))
+        item = _Pending(stamp, image, arrival)
+        if self._due is None:
+            self._due = stamp + self.period
+            self._pending.append(item)
+        elif stamp < self._due - self.period / 2:
+            self._early = item            # too early for the grid point; kept in case the next one is too late
+        else:
+            if stamp > self._due + self.period / 2 and self._early is not None:
+                self._pending.append(self._early)   # camera jitter: the early image is the closer one
+                self._due += self.period
+            # a whole period or more past the grid point: the camera skipped grid points (jitter is not a miss)
+            steps = 1 + max(0, int(np.floor((stamp - self._due) / self.period + 1e-9)))
+            self.counts['missed'] += steps - 1
+            self._due += steps * self.period
+            self._early = None
+            self._pending.append(item)
         return self.poll(arrival)
 
     def add_joints(self, stamp: float, qpos: np.ndarray, qvel: np.ndarray | None, arrival: float) -> list[Frame]:

@@ -30,6 +30,8 @@ from jepa_agent.ros.run import run_node
 
 #: joint states can come at 500 Hz: a deeper reliable queue rides out executor hiccups
 JOINT_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+#: sensor-data QoS (best effort, matches any camera) with room for ~1 s of 30 Hz images if the process stalls
+IMAGE_QOS = QoSProfile(depth=30, reliability=SENSOR.reliability, durability=SENSOR.durability)
 #: auto mode retries a failed episode start (e.g. unwritable directory) this often
 RETRY_S = 5.0
 WARN_EVERY_S = 5.0
@@ -43,13 +45,14 @@ class RecorderNode(Node):
         self.feeder = StreamFeeder(self.sync, cfg.joint_names)
         self.recorder = EpisodeRecorder(cfg.dataset_dir, cfg.max_queued_frames, on_error=self._on_write_error)
         self.skipped = {'image': 0, 'joint_state': 0, 'command': 0}
+        self.received = {'image': 0, 'joint_state': 0, 'command': 0}
         self._last_image_shape: tuple | None = None
         self._frames_since_diag, self._last_diag = 0, time.monotonic()
         self._last_start_try = -RETRY_S
         self._last_episode = '-'
         self._warned: dict[str, float] = {}
 
-        self.create_subscription(Image, cfg.image_topic, self.on_image, SENSOR)
+        self.create_subscription(Image, cfg.image_topic, self.on_image, IMAGE_QOS)
         self.create_subscription(JointState, cfg.joint_states_topic, self.on_joint_state, JOINT_QOS)
         self.create_subscription(JointTrajectory, cfg.command_topic, self.on_command, RELIABLE)
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
@@ -84,6 +87,7 @@ class RecorderNode(Node):
 
     def _guarded(self, kind: str, feed, *args) -> None:
         """Feed one message; a bad one is skipped with a (throttled) warning, never raised."""
+        self.received[kind] += 1
         try:
             frames = feed(*args)
         except MessageError as exc:
@@ -181,8 +185,11 @@ class RecorderNode(Node):
         values = {'recording': str(self.recorder.recording), 'episode': self._last_episode,
                   'episode_frames': str(self.recorder.episode_frames), 'frame_rate_hz': f'{rate:.2f}',
                   'target_rate_hz': f'{self.config.rate_hz:g}', 'frames_written': str(writes['written']),
-                  'dropped_frames': str(dropped), 'missed_grid_frames': str(sync['missed']),
+                  'dropped_frames': str(dropped), 'dropped_queue_full': str(writes['queue_full']),
+                  'dropped_no_joints': str(sync['no_joints']), 'dropped_write_error': str(writes['write_error']),
+                  'missed_grid_frames': str(sync['missed']),
                   'out_of_order_messages': str(sync['out_of_order']), 'writer_queue': str(self.recorder.queued),
+                  **{f'received_{k}s': str(v) for k, v in self.received.items()},
                   **{f'skipped_{k}s': str(v) for k, v in self.skipped.items()},
                   'dataset_dir': self.config.dataset_dir}
         if self.recorder.error:
