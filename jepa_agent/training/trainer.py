@@ -147,8 +147,8 @@ def open_windows(data_dir: str | Path, window: int, stride: int):
     from jepa_agent.data.dataset import WindowDataset
     dataset = WindowDataset(data_dir, window=window, stride=stride)
     if len(dataset) == 0:
-        raise ValueError(f'dataset {data_dir} has no episode with at least {window} frames (history + '
-                         f'rollout_steps); record longer episodes or lower loss.rollout_steps')
+        raise ValueError(f'dataset {data_dir} has no episode with at least {window} frames (one window: the '
+                         f'history plus the predicted steps); record longer episodes')
     return dataset
 
 
