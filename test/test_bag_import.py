@@ -12,13 +12,13 @@ from sensor_msgs.msg import Image, JointState
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from jepa_agent.cli import main as cli_main
 from jepa_agent.data.episodes import EpisodeReader, episode_dirs, open_episodes
 from jepa_agent.data.recording import RecorderConfig
 from jepa_agent.data.stream import StreamFeeder
 from jepa_agent.data.sync import FrameSynchronizer
 from jepa_agent.ros.conversions import make_trajectory
 from jepa_agent.ros.qos import RELIABLE, SENSOR
+from test_data_cli import cli_main
 
 TS = get_typestore(Stores.ROS2_KILTED)
 T = TS.types

@@ -1,14 +1,23 @@
-"""`jepa-agent data collect-sim | info | verify` through the real CLI entry point."""
+"""`jepa-agent data collect-sim | info | verify` through the CLI parser (the data commands only)."""
 from __future__ import annotations
 
+import argparse
 import json
 
 import numpy as np
 
-from jepa_agent.cli import main as cli_main
+from jepa_agent.data.cli import add_commands
 from jepa_agent.data.episodes import EpisodeReader, EpisodeWriter, episode_dirs
 from jepa_agent.sim.arm_env import make_env
 from test_episodes import META, make_frame, write_episode
+
+
+def cli_main(argv: list[str]) -> int:
+    """`jepa-agent data ...` as jepa_agent.cli.main runs it, without importing the other teams' commands."""
+    parser = argparse.ArgumentParser(prog='jepa-agent')
+    add_commands(parser.add_subparsers(dest='command', required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
 
 
 def test_collect_sim_then_info_and_verify(tmp_path, capsys):

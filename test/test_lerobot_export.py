@@ -8,8 +8,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from jepa_agent.cli import main as cli_main
 from jepa_agent.data.episodes import DatasetMeta, EpisodeWriter, open_episodes
+from test_data_cli import cli_main
 from test_episodes import make_frame
 
 META = DatasetMeta(joint_names=['a', 'b'], lower=[-1, -2], upper=[1, 2], velocity_limit=[1, 1], rate_hz=10.0,
