@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from jepa_agent.data.collect import collect_sim
-from jepa_agent.data.dataset import WindowDataset
+from jepa_agent.data.dataset import WindowDataset, collate_windows
 from jepa_agent.data.episodes import DatasetWarning, EpisodeReader, episode_dirs
 from jepa_agent.sim.arm_env import make_env
 from test_episodes import write_episode
@@ -60,3 +60,13 @@ def test_sim_collection_through_multiprocess_loader(tmp_path):
     actions = torch.cat([b['actions'] for b in batches])
     max_step = ds.meta['velocity_limit'][0] / ds.meta['rate_hz']
     assert actions.abs().max() > 0.01 and actions.abs().max() <= max_step + 1e-6
+
+
+def test_collate_windows_equals_default_collate(tmp_path):
+    write_episode(tmp_path, 10)
+    ds = WindowDataset(tmp_path, window=3)
+    items = [ds[i] for i in (0, 4, 7)]
+    fast, reference = collate_windows(items), torch.utils.data.default_collate(items)
+    assert fast.keys() == reference.keys()
+    for key in fast:
+        assert fast[key].dtype == reference[key].dtype and torch.equal(fast[key], reference[key])
