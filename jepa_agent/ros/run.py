@@ -26,6 +26,10 @@ def run_node(factory: Callable[[], Node], name: str, args: list[str] | None = No
         return 2
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RuntimeError:
+        if rclpy.ok():
+            raise
+        # a message take racing with Ctrl-C's context shutdown (seen with 500 Hz streams) is a clean stop
     finally:
         if node is not None:
             node.destroy_node()
