@@ -1,6 +1,7 @@
 """The one `main()` every node shares: init, build (config errors end start-up cleanly), spin, shut down."""
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 
 import rclpy
@@ -31,6 +32,9 @@ def run_node(factory: Callable[[], Node], name: str, args: list[str] | None = No
             raise
         # a message take racing with Ctrl-C's context shutdown (seen with 500 Hz streams) is a clean stop
     finally:
+        # Ctrl-C under `ros2 launch` arrives twice (from the terminal and forwarded by launch): the second must
+        # not interrupt the clean-up with a KeyboardInterrupt traceback and a 'process has died' exit code.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
