@@ -18,7 +18,7 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
-import rclpy
+import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
@@ -53,6 +53,9 @@ class PlannerNodeConfig:
     """Image file (png/jpg) to use as the goal at start-up or when this parameter is set."""
     device: str = 'cpu'
     """'cpu' or 'cuda'."""
+    threads: int = 1
+    """CPU threads for inference (torch.set_num_threads); 0 = torch's default. One avoids OpenMP spinning
+    against the sim's render thread and other processes on small CPUs."""
     # control
     enabled: bool = True
     """False = plan and publish nothing (settable at run time)."""
@@ -75,6 +78,8 @@ class PlannerNodeConfig:
             raise ValueError(f'device must be one of {DEVICES}, got {self.device=}')
         if not 0 < self.rate_hz <= 100:
             raise ValueError(f'rate_hz must be in (0, 100], got {self.rate_hz=}')
+        if self.threads < 0:
+            raise ValueError(f'threads must be >= 0, got {self.threads=}')
         if self.execute_steps < 1:
             raise ValueError(f'execute_steps must be >= 1, got {self.execute_steps=}')
         if not self.stale_timeout_s > 0:
@@ -97,6 +102,8 @@ class PlannerNode(Node):
         self.config = declare_config(self, PlannerNodeConfig)
         self.cem_config = declare_config(self, CEMConfig, prefix='cem.')
         self.joints = declare_config(self, JointLimitsConfig)
+        if self.config.threads:
+            torch.set_num_threads(self.config.threads)
         model, metadata = self._load_model(self.config.checkpoint or str(model_path('reach_64px')))
         self.limits = JointLimits(self.joints.lower, self.joints.upper, self.joints.velocity_limit,
                                   1.0 / float(metadata.get('rate_hz', 10.0)))

@@ -34,6 +34,7 @@ def add_commands(subparsers) -> None:
     parser.add_argument('--record', type=int, default=3, help='episodes to put in the GIF')
     parser.add_argument('--baseline-episodes', type=int, default=None, help='episodes per baseline (default: all)')
     parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
+    parser.add_argument('--threads', type=int, default=1, help='CPU threads for inference (0 = torch default)')
     parser.set_defaults(func=cmd_eval_planner)
 
 
@@ -54,7 +55,8 @@ def cmd_eval_planner(args) -> int:
     from jepa_agent.planning.mpc import LatentMPC
     from jepa_agent.sim import make_env
 
-    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    if args.threads:
+        torch.set_num_threads(args.threads)
     cem, execute_steps = planner_settings(args.config)
     try:
         model, _ = load_checkpoint(args.checkpoint, args.device)
