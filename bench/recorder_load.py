@@ -50,6 +50,7 @@ class Publisher:
         self._frames = [rng.integers(0, 256, (image_size, image_size, 3), dtype=np.uint8) for _ in range(8)]
         self.counts = {'images': 0, 'joint_states': 0}
         self.camera_hz = camera_hz
+        self.max_gap_s: dict[str, float] = {}     # longest pause of each publishing thread (a starved CPU)
         self._t0 = node.get_clock().now().nanoseconds
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._loop, args=(hz, send), daemon=True)
@@ -58,9 +59,13 @@ class Publisher:
             thread.start()
 
     def _loop(self, hz: float, send) -> None:
-        period, deadline = 1.0 / hz, time.monotonic()
+        period, deadline, last = 1.0 / hz, time.monotonic(), None
         while not self._stop.is_set():
             send()
+            now = time.monotonic()
+            if last is not None:
+                self.max_gap_s[send.__name__] = max(self.max_gap_s.get(send.__name__, 0.0), now - last)
+            last = now
             deadline += period
             delay = deadline - time.monotonic()
             if delay > 0:
@@ -165,7 +170,8 @@ def run(duration: float, image_size: int, camera_hz: float, joint_hz: float, dat
         'recorder_missed_grid_frames': int(last.get('missed_grid_frames', -1)),
         'recorder_skipped_images': int(last.get('skipped_images', -1)),
         'recorder_received_images': int(last.get('received_images', -1)),
-        'images_lost_in_transport': sent['images'] - int(last.get('received_images', -1)),
+        'images_lost_in_transport': max(0, expected - int(last.get('received_images', expected))),
+        'publisher_max_pause_s': {k.strip('_'): round(v, 3) for k, v in publisher.max_gap_s.items()},
         'recorder_cpu_percent': round(cpu_percent, 1), 'load_average_1min': os.getloadavg()[0],
         'peak_rss_mb': round(rss, 1), 'written_mb': round(size_mb, 1),
         'write_mb_per_s': round(size_mb / recorded_s, 2), 'stop_reply': stop.message,

@@ -21,6 +21,7 @@ from jepa_agent.data.cli import verify_dataset
 from jepa_agent.data.episodes import EpisodeReader, episode_dirs
 from jepa_agent.ros.conversions import make_trajectory, rgb_to_image
 from jepa_agent.ros.qos import RELIABLE, SENSOR
+from test_data_cli import cli_main
 
 pytestmark = pytest.mark.slow
 NAMES = ['shoulder', 'elbow', 'wrist']
@@ -95,7 +96,7 @@ def check_frames_match_streams(reader: EpisodeReader, streams: Streams) -> None:
         np.testing.assert_allclose(reader.qpos[k], ramp(reader.times[k]), atol=2e-3)
 
 
-def test_services_record_synchronized_episodes(start_node, ros_probe, streams, tmp_path):
+def test_services_record_synchronized_episodes(start_node, ros_probe, streams, tmp_path, capsys):
     rec = start_node('recorder', params={'dataset_dir': str(tmp_path / 'ds'), 'rate_hz': 10.0, 'task': 'probe'})
     diagnostics = Inbox(ros_probe, DiagnosticArray, '/diagnostics')
     assert call(ros_probe, '/recorder/stop_episode').success is False          # nothing to stop yet
@@ -121,9 +122,10 @@ def test_services_record_synchronized_episodes(start_node, ros_probe, streams, t
     assert stop.success, stop.message
     assert rec.alive(), rec.output()
 
-    assert call(ros_probe, '/recorder/start_episode').success
+    assert cli_main(['data', 'record', 'start']) == 0                         # the CLI's service calls
     time.sleep(0.5)
-    assert call(ros_probe, '/recorder/discard_episode').success               # leaves no episode behind
+    assert cli_main(['data', 'record', 'discard']) == 0                       # leaves no episode behind
+    assert cli_main(['data', 'record', 'stop']) == 1 and 'not recording' in capsys.readouterr().err
 
     assert wait_for(lambda: any(s.values and dict((v.key, v.value) for v in s.values).get('frames_written')
                                 for m in diagnostics.messages() for s in m.status))

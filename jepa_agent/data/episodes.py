@@ -219,9 +219,12 @@ def open_dataset(root: str | Path, meta: DatasetMeta) -> Path:
         _write_json_atomic(root / DATASET_FILE, {'format_version': FORMAT_VERSION, **meta.to_dict()})
     for path in episode_dirs(root):
         try:
-            recover_episode(path)
-        except DatasetError as exc:
+            report = recover_episode(path)
+        except (DatasetError, OSError) as exc:
             warnings.warn(f'cannot recover {path.name}: {exc}', DatasetWarning, stacklevel=2)
+            continue
+        if report:
+            warnings.warn(f'interrupted episode {report}', DatasetWarning, stacklevel=2)
     return root
 
 

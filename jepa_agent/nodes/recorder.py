@@ -28,8 +28,8 @@ from jepa_agent.ros.params import declare_config
 from jepa_agent.ros.qos import RELIABLE, SENSOR
 from jepa_agent.ros.run import run_node
 
-#: joint states can come at 500 Hz: a deeper reliable queue rides out executor hiccups
-JOINT_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+#: joint states can come at 500 Hz: 2 s of queue rides out executor stalls on a busy CPU (a gap = dropped frames)
+JOINT_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
 #: sensor-data QoS (best effort, matches any camera) with room for ~1 s of 30 Hz images if the process stalls
 IMAGE_QOS = QoSProfile(depth=30, reliability=SENSOR.reliability, durability=SENSOR.durability)
 #: auto mode retries a failed episode start (e.g. unwritable directory) this often
@@ -153,6 +153,7 @@ class RecorderNode(Node):
         return self._respond(response, self._start)
 
     def on_stop(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        self._store(self.sync.flush())   # frames still waiting for joint states: complete them with what is known
         return self._respond(response, lambda: self._stop('service call'))
 
     def on_discard(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
