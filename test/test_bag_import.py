@@ -9,7 +9,6 @@ from conftest import wait_for
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 from sensor_msgs.msg import Image, JointState
-from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from jepa_agent.data.episodes import EpisodeReader, episode_dirs, open_episodes
