@@ -9,6 +9,8 @@ import pytest
 import rclpy
 from conftest import NodeProcess, wait_for
 from rclpy.executors import MultiThreadedExecutor
+from rclpy.parameter import Parameter
+from rclpy.parameter_client import AsyncParameterClient
 from ros_helpers import Inbox, JointWatcher
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
@@ -177,6 +179,20 @@ class TestSafety:
 
     def test_stale_joint_states_hold(self, rig):
         assert_holds(rig, 'no_joints')
+
+    def test_disabled_planner_publishes_nothing(self, rig, probe):
+        client = AsyncParameterClient(probe, 'planner')
+        assert client.wait_for_services(10)
+
+        def set_enabled(value):
+            future = client.set_parameters([Parameter('enabled', value=value)])
+            assert wait_for(future.done, 10) and future.result().results[0].successful
+
+        set_enabled(False)
+        time.sleep(1.0)
+        assert new_commands(rig, 1.5) == []
+        set_enabled(True)
+        assert flowing(rig)
 
     def test_goal_with_unsupported_encoding_is_rejected_with_a_warning(self, rig):
         msg = Image(height=8, width=8, encoding='16UC1', step=16, data=bytes(128))
