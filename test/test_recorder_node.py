@@ -217,3 +217,15 @@ def test_sim_explorer_recorder_episode_is_in_sync(start_node, ros_probe, tmp_pat
     assert len(errors) >= 5
     best_at_zero = errors[:, 1] < errors[:, [0, 2]].min(axis=1)
     assert best_at_zero.mean() >= 0.8, errors      # image and joints agree to better than half a frame (50 ms)
+
+
+def test_auto_mode_splits_into_fixed_length_episodes(start_node, ros_probe, streams, tmp_path):
+    rec = start_node('recorder', params={'dataset_dir': str(tmp_path / 'ds'), 'episode_frames': 8,
+                                         'task': 'auto'})
+    assert wait_for(lambda: len(episode_dirs(tmp_path / 'ds')) >= 3, 20), rec.output()
+    assert rec.stop() == 0, rec.output()
+    readers = [EpisodeReader(p) for p in episode_dirs(tmp_path / 'ds')]
+    assert [len(r) for r in readers[:2]] == [8, 8] and all(r.status == 'complete' for r in readers)
+    assert readers[1].times[0] > readers[0].times[-1] and readers[0].info['task'] == 'auto'
+    for reader in readers:
+        check_frames_match_streams(reader, streams)
