@@ -115,10 +115,8 @@ def test_services_record_synchronized_episodes(start_node, ros_probe, streams, t
     streams.bad_joints = JointState(name=NAMES, position=[float('nan'), 0.0, 0.0])
     time.sleep(0.2)
     streams.bad_joints = JointState(name=NAMES[:2], position=[0.0, 0.0])
-    t0 = time.monotonic()
     time.sleep(2.0)
     stop = call(ros_probe, '/recorder/stop_episode')
-    recorded_s = 3.4 + (time.monotonic() - t0 - 2.0)
     assert stop.success, stop.message
     assert rec.alive(), rec.output()
 
@@ -138,7 +136,8 @@ def test_services_record_synchronized_episodes(start_node, ros_probe, streams, t
     (episode,) = episode_dirs(tmp_path / 'ds')
     reader = EpisodeReader(episode)
     assert reader.status == 'complete' and reader.info['task'] == 'probe'
-    assert len(reader) == pytest.approx(10.0 * recorded_s, rel=0.1)
+    span = reader.times[-1] - reader.times[0]
+    assert span > 3.0 and len(reader) == pytest.approx(10.0 * span + 1, rel=0.1)   # ~3.4 s, no holes
     check_frames_match_streams(reader, streams)
     commanded = reader.times > reader.times[0] + 0.3
     np.testing.assert_allclose(reader.target[commanded], np.tile(target, (commanded.sum(), 1)))
