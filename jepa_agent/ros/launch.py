@@ -1,0 +1,34 @@
+"""Building blocks of launch/*.launch.py: launch arguments and jepa_agent nodes with their config/<node>.yaml.
+
+Imports `launch` and `launch_ros`, which come with a ROS 2 install (never from PyPI): only launch files import this.
+"""
+from __future__ import annotations
+
+from launch.actions import DeclareLaunchArgument
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
+from launch_ros.substitutions import FindPackageShare
+
+PACKAGE = 'jepa_agent'
+
+
+def share_file(*parts: str) -> PathJoinSubstitution:
+    """A file installed under share/jepa_agent (config/, models/, launch/)."""
+    return PathJoinSubstitution([FindPackageShare(PACKAGE), *parts])
+
+
+def argument(name: str, default: str, description: str) -> DeclareLaunchArgument:
+    return DeclareLaunchArgument(name, default_value=default, description=description)
+
+
+def text(name: str) -> ParameterValue:
+    """A launch argument passed to a string parameter verbatim (so '', 'true' or '10' stay strings)."""
+    return ParameterValue(LaunchConfiguration(name), value_type=str)
+
+
+def jepa_node(executable: str, parameters: list | None = None, **kwargs) -> Node:
+    """Node `executable` (node name = executable name) configured by config/<executable>.yaml, then by
+    `parameters` (dicts or more files), which override it."""
+    return Node(package=PACKAGE, executable=executable, name=executable, namespace='', output='screen', emulate_tty=True,
+                parameters=[share_file('config', f'{executable}.yaml'), *(parameters or [])], **kwargs)
