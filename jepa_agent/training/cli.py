@@ -101,7 +101,10 @@ def cmd_eval_model(args) -> int:
 
 def sim_end_effector(meta: dict):
     """End-effector xy from joint positions via the sim's kinematics, when the dataset comes from that arm."""
-    from jepa_agent.sim.arm_env import ArmEnv
+    try:
+        from jepa_agent.sim.arm_env import ArmEnv
+    except ImportError:   # no MuJoCo on this machine
+        return None
     env = ArmEnv()
     if list(env.joint_names) != list(meta['joint_names']):
         return None

@@ -26,11 +26,22 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(rank_a, rank_b)[0, 1])
 
 
-def distance_correlations(z: np.ndarray, qpos: np.ndarray, ee: np.ndarray | None, pairs: int = 4000,
-                          seed: int = 0) -> dict:
-    """Spearman correlation of latent distance with joint-space (and end-effector) distance over random pairs."""
+def distance_correlations(z: np.ndarray, qpos: np.ndarray, ee: np.ndarray | None, groups: np.ndarray | None = None,
+                          pairs: int = 4000, seed: int = 0) -> dict:
+    """Spearman correlation of latent distance with joint-space (and end-effector) distance over random pairs.
+
+    With `groups` (e.g. episode ids), both frames of a pair come from one group: episodes differ in things the
+    arm's pose does not describe (where the block lies), and a reach goal shares those with the current view.
+    """
     rng = np.random.default_rng(seed)
-    i, j = rng.integers(0, len(z), pairs), rng.integers(0, len(z), pairs)
+    i = rng.integers(0, len(z), pairs)
+    if groups is None:
+        j = rng.integers(0, len(z), pairs)
+    else:
+        order = np.argsort(groups, kind='stable')
+        first = np.searchsorted(groups[order], groups[i], side='left')
+        last = np.searchsorted(groups[order], groups[i], side='right')
+        j = order[first + (rng.random(pairs) * (last - first)).astype(int)]
     latent = np.linalg.norm(z[i] - z[j], axis=1)
     result = {'latent_vs_joint_spearman': _spearman(latent, np.linalg.norm(qpos[i] - qpos[j], axis=1))}
     if ee is not None:
@@ -44,6 +55,7 @@ def evaluate(model: WorldModel, dataset, horizon: int = 10, max_windows: int = 5
     """Metrics of `model` on evenly spaced windows of `dataset` (window ≥ history + horizon).
 
     `end_effector(qpos (N, J)) -> (N, 2)` adds the latent-vs-end-effector distance correlation when given.
+    Distance correlations use pairs of frames from the same episode (`dataset.locate(i)[0]`).
     """
     model.eval()
     k = model.config.history
@@ -53,7 +65,7 @@ def evaluate(model: WorldModel, dataset, horizon: int = 10, max_windows: int = 5
         raise ValueError('dataset has no windows long enough for this evaluation')
     device = model.action_scale.device
     indices = np.unique(np.linspace(0, len(dataset) - 1, min(max_windows, len(dataset))).astype(int))
-    squared_errors, latents, qpos = [], [], []
+    squared_errors, latents, qpos, episodes = [], [], [], []
     for start in range(0, len(indices), batch_size):
         items = [dataset[int(i)] for i in indices[start:start + batch_size]]
         images = torch.stack([it['images'][:k + horizon] for it in items]).to(device)
@@ -63,6 +75,7 @@ def evaluate(model: WorldModel, dataset, horizon: int = 10, max_windows: int = 5
         squared_errors.append((predicted - z[:, k:]).square().sum(-1).cpu())      # (B, horizon)
         latents.append(z.flatten(0, 1).cpu())
         qpos.append(torch.stack([it['qpos'][:k + horizon] for it in items]).flatten(0, 1))
+        episodes += [dataset.locate(int(i))[0] for i in indices[start:start + batch_size] for _ in range(k + horizon)]
     z_all, q_all = torch.cat(latents), torch.cat(qpos).numpy()
     total_variance = float(z_all.var(0).sum())
     errors = torch.cat(squared_errors).mean(0) / max(total_variance, 1e-12)
@@ -70,4 +83,4 @@ def evaluate(model: WorldModel, dataset, horizon: int = 10, max_windows: int = 5
     ee = end_effector(q_all) if end_effector is not None else None
     return {**stats, 'effective_rank_fraction': stats['effective_rank'] / stats['latent_dim'],
             'rollout_error': errors.tolist(), 'rollout_error_ratio': float(errors[-1] / errors[0]),
-            'windows': len(indices), **distance_correlations(z_all.numpy(), q_all, ee)}
+            'windows': len(indices), **distance_correlations(z_all.numpy(), q_all, ee, np.array(episodes))}

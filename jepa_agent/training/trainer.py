@@ -23,6 +23,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from jepa_agent.config import build, load_section
+from jepa_agent.data.dataset import WindowDataset, collate_windows
 from jepa_agent.model.checkpoint import CONFIG_FILE, load_checkpoint, save_checkpoint
 from jepa_agent.model.world_model import ModelConfig, WorldModel
 from jepa_agent.training.evaluation import latent_statistics
@@ -87,7 +88,9 @@ def load_configs(path: str | Path | None, overrides: dict | None = None
                  ) -> tuple[TrainConfig, ModelConfig, LossConfig]:
     """The `train` section of a ROS-style YAML file: flat TrainConfig keys plus nested `model:` and `loss:`."""
     params = load_section(path, CONFIG_SECTION) if path else {}
-    params.update(overrides or {})
+    for key, value in (overrides or {}).items():   # nested sections are merged key by key
+        both_dicts = isinstance(value, dict) and isinstance(params.get(key), dict)
+        params[key] = {**params[key], **value} if both_dicts else value
     model = build(ModelConfig, params.pop('model', None), section=f'{CONFIG_SECTION}.model')
     loss = build(LossConfig, params.pop('loss', None), section=f'{CONFIG_SECTION}.loss')
     return build(TrainConfig, params, section=CONFIG_SECTION), model, loss
@@ -144,7 +147,6 @@ def seed_everything(seed: int) -> None:
 # -- model and data ---------------------------------------------------------------------------------------------
 def open_windows(data_dir: str | Path, window: int, stride: int):
     """WindowDataset over `data_dir`, refusing one without a single usable window."""
-    from jepa_agent.data.dataset import WindowDataset
     dataset = WindowDataset(data_dir, window=window, stride=stride)
     if len(dataset) == 0:
         raise ValueError(f'dataset {data_dir} has no episode with at least {window} frames (one window: the '
@@ -177,7 +179,8 @@ def make_loader(dataset, config: TrainConfig, runtime: Runtime, epoch: int) -> D
         sampler = RandomSampler(dataset, generator=generator)
     per_rank = math.ceil(len(dataset) / runtime.world)
     return DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, num_workers=config.num_workers,
-                      drop_last=per_rank >= config.batch_size, pin_memory=runtime.device.type == 'cuda')
+                      collate_fn=collate_windows, drop_last=per_rank >= config.batch_size,
+                      pin_memory=runtime.device.type == 'cuda')
 
 
 # -- the loop ---------------------------------------------------------------------------------------------------
