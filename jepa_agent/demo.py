@@ -1,7 +1,33 @@
-"""`jepa-agent demo`: the sim arm reaching goal views with the shipped world model (added in the next commit)."""
+"""`jepa-agent demo`: the product in one command — the sim arm reaches goal views with the latent planner.
+
+    jepa-agent demo                                   # shipped model, 5 goals, summary in demo_out/
+    jepa-agent demo --goals 10 --seed 1010 --checkpoint runs/reach
+    jepa-agent demo --learn --budget-minutes 20       # from scratch: babble + record, train, then plan
+
+The sim arm and the planner run as real ROS 2 processes (the `sim_arm` and `planner` nodes, exactly what
+`ros2 launch jepa_agent sim_demo.launch.py` starts); this process only resets the scene through `/sim_arm/reset`,
+publishes each goal image on /jepa_agent/goal_image, and scores the arm from /joint_states. Goals are those of
+`eval-planner`: scene `seed + k` and a reachable pose drawn from the same seed, never seen in training. All DDS
+traffic stays on this machine in a private domain, so the demo can never command a real arm.
+`--learn` first collects motor-babbling episodes in the sim (the explorer's policy, `data collect-sim`), trains a
+world model on them (`jepa-agent train`) within the time budget, then runs the same demo with that model.
+"""
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
+
+import numpy as np
+
+#: ROS domain used when the user set none (0..101 are safe for every DDS port mapping)
+DOMAIN_RANGE = (30, 101)
 
 
 def write_goal_image(seed: int, path: str | Path, image_size: int = 64, task: str = 'reach') -> Path:
@@ -22,3 +48,253 @@ def write_goal_image(seed: int, path: str | Path, image_size: int = 64, task: st
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(goal.image).save(path)
     return path
+
+
+def add_commands(subparsers) -> None:
+    parser = subparsers.add_parser('demo', help='the sim arm reaching goal images with the world-model planner',
+                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--checkpoint', default=None, help='world model (default: the shipped reach_64px)')
+    parser.add_argument('--goals', type=int, default=5, help='number of goals (default 5)')
+    parser.add_argument('--seed', type=int, default=1000, help='first goal seed (eval-planner goals: 1000 on)')
+    parser.add_argument('--goal-timeout', type=float, default=12.0, help='seconds allowed per goal (default 12)')
+    parser.add_argument('--out', default='demo_out', help='folder for summary.png, episodes.gif, demo.json, logs')
+    parser.add_argument('--record', type=int, default=3, help='goals shown in episodes.gif (default 3)')
+    parser.add_argument('--learn', action='store_true', help='learn a model from scratch first (see above)')
+    parser.add_argument('--budget-minutes', type=float, default=20.0,
+                        help='--learn: total time for exploring, training and the demo (default 20)')
+    parser.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args) -> int:
+    if args.goals < 1 or args.goal_timeout <= 0:
+        print('jepa-agent demo: --goals must be >= 1 and --goal-timeout > 0', file=sys.stderr)
+        return 2
+    began = time.monotonic()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    from jepa_agent.resources import model_path
+    checkpoint = Path(args.checkpoint) if args.checkpoint else model_path('reach_64px')
+    if args.learn:
+        demo_minutes = (args.goals * args.goal_timeout + 60) / 60
+        checkpoint = learn_from_scratch(out, max(args.budget_minutes - demo_minutes, 1.0), args.seed)
+    try:
+        results, latency = run_demo(checkpoint, list(range(args.seed, args.seed + args.goals)), args.goal_timeout,
+                                    args.record, out)
+    except (RuntimeError, TimeoutError) as exc:
+        print(f'jepa-agent demo: {exc}', file=sys.stderr)
+        return 1
+    report_results(results, latency, checkpoint, out, time.monotonic() - began)
+    return 0
+
+
+# -- the demo proper ---------------------------------------------------------------------------------------------
+class DemoSession:
+    """sim_arm + planner as child processes, driven and watched by a small node in this process."""
+
+    def __init__(self, checkpoint: Path, seed: int, log_dir: Path, image_size: int = 64):
+        self.checkpoint, self.seed, self.log_dir, self.image_size = checkpoint, seed, log_dir, image_size
+        self.procs: dict[str, subprocess.Popen] = {}
+        self._lock = threading.Lock()
+        self.joints: np.ndarray | None = None
+        self.image: np.ndarray | None = None
+        self.planner_status: dict[str, str] = {}
+
+    def __enter__(self) -> DemoSession:
+        env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST', PYTHONUNBUFFERED='1')
+        env.setdefault('ROS_DOMAIN_ID', str(random.Random(os.getpid()).randint(*DOMAIN_RANGE)))
+        env.setdefault('MUJOCO_GL', 'egl')
+        os.environ.update({k: env[k] for k in ('ROS_AUTOMATIC_DISCOVERY_RANGE', 'ROS_DOMAIN_ID', 'MUJOCO_GL')})
+        params = {'sim_arm': [f'seed:={self.seed}', f'image_size:={self.image_size}'],
+                  'planner': [f'checkpoint:={self.checkpoint}']}
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for name, values in params.items():
+            cmd = [sys.executable, '-m', f'jepa_agent.nodes.{name}', '--ros-args']
+            for value in values:
+                cmd += ['-p', value]
+            log = open(self.log_dir / f'{name}.log', 'w')
+            self.procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        try:
+            self._start_probe()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _start_probe(self) -> None:
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.executors import MultiThreadedExecutor
+        from sensor_msgs.msg import Image, JointState
+        from std_srvs.srv import Trigger
+
+        from jepa_agent.ros.conversions import MessageError, image_to_rgb, joint_positions
+        from jepa_agent.ros.qos import LATCHED, RELIABLE, SENSOR
+        from jepa_agent.sim.arm_env import make_env
+
+        self.env = make_env(image_size=self.image_size)
+        names = self.env.joint_names
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node('demo', context=self.context)
+
+        def on_joints(msg):
+            try:
+                q = joint_positions(msg, names)
+            except MessageError:
+                return
+            with self._lock:
+                self.joints = q
+
+        def on_image(msg):
+            try:
+                rgb = image_to_rgb(msg)
+            except MessageError:
+                return
+            with self._lock:
+                self.image = rgb
+
+        def on_diagnostics(msg):
+            for status in msg.status:
+                if status.name == 'planner':
+                    with self._lock:
+                        self.planner_status = {kv.key: kv.value for kv in status.values}
+
+        self.node.create_subscription(JointState, '/joint_states', on_joints, RELIABLE)
+        self.node.create_subscription(Image, '/camera/image_raw', on_image, SENSOR)
+        self.node.create_subscription(DiagnosticArray, '/diagnostics', on_diagnostics, RELIABLE)
+        self.goal_pub = self.node.create_publisher(Image, '/jepa_agent/goal_image', LATCHED)
+        self.reset_client = self.node.create_client(Trigger, '/sim_arm/reset')
+        self.executor = MultiThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._spin = threading.Thread(target=self.executor.spin, daemon=True)
+        self._spin.start()
+        self._wait(lambda: self.joints is not None and self.image is not None and self.planner_status, 120,
+                   'the sim arm and the planner to start')
+
+    def _wait(self, ready, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    raise RuntimeError(f'{name} exited with code {proc.returncode}:\n{self.log_tail(name)}')
+            if time.monotonic() > deadline:
+                raise TimeoutError(f'timed out after {timeout:.0f} s waiting for {what}')
+            time.sleep(0.05)
+
+    def log_tail(self, name: str, lines: int = 15) -> str:
+        return '\n'.join((self.log_dir / f'{name}.log').read_text(errors='replace').splitlines()[-lines:])
+
+    def run_goal(self, index: int, timeout: float, record: bool):
+        """Reset to scene seed+index, send its goal image, and score until success or `timeout` seconds."""
+        from std_srvs.srv import Trigger
+
+        from jepa_agent.planning.closed_loop import EpisodeResult
+        from jepa_agent.ros.conversions import rgb_to_image
+        seed = self.seed + index
+        if index > 0:   # the sim's k-th ~/reset re-seeds the scene with seed + k
+            future = self.reset_client.call_async(Trigger.Request())
+            self._wait(future.done, 30, 'the sim reset')
+        self.env.reset(seed, render=False)
+        goal = self.env.sample_goal(seed)
+        self.goal_pub.publish(rgb_to_image(goal.image))
+        result = EpisodeResult(False, 0, 0.0)
+        start = time.monotonic()
+        period = self.env.control_dt
+        while True:
+            with self._lock:
+                q, image = self.joints.copy(), self.image.copy()
+            distance = float(np.linalg.norm(self.env.forward_kinematics(q) - goal.ee_pos))
+            result.steps = int(round((time.monotonic() - start) / period))
+            if record:
+                result.frames.append(np.concatenate([image, goal.image], axis=1))
+            if distance <= self.env.config.reach_tolerance or time.monotonic() - start > timeout:
+                break
+            self._wait(lambda: time.monotonic() - start >= (result.steps + 1) * period, timeout, 'the next step')
+        result.success = distance <= self.env.config.reach_tolerance
+        result.final_distance = distance
+        return result
+
+    def planner_latency(self) -> tuple[float, float]:
+        """(p50, p95) plan latency in ms over the planner's recent plans, from its diagnostics."""
+        with self._lock:
+            status = dict(self.planner_status)
+        return float(status.get('plan_latency_ms_p50', 'nan')), float(status.get('plan_latency_ms_p95', 'nan'))
+
+    def __exit__(self, *exc) -> None:
+        import rclpy
+        if getattr(self, 'executor', None) is not None:
+            self.executor.shutdown()
+            self.node.destroy_node()
+            rclpy.try_shutdown(context=self.context)
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(2)   # SIGINT: the nodes' clean shutdown
+        for proc in self.procs.values():
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if getattr(self, 'env', None) is not None:
+            self.env.close()
+
+
+def run_demo(checkpoint: Path, seeds: list[int], goal_timeout: float, record: int, out: Path):
+    """Run one goal per seed (consecutive seeds); returns (EpisodeResults, (p50, p95) plan latency ms)."""
+    if any(b - a != 1 for a, b in zip(seeds, seeds[1:])):
+        raise ValueError('seeds must be consecutive: the sim re-seeds its k-th reset with seed + k')
+    print(f'starting the sim arm and the planner ({checkpoint}) ...', flush=True)
+    results, p50s, p95s = [], [], []
+    with DemoSession(checkpoint, seeds[0], out / 'logs') as session:
+        for k, seed in enumerate(seeds):
+            result = session.run_goal(k, goal_timeout, record=k < record)
+            p50, p95 = session.planner_latency()
+            p50s.append(p50)
+            p95s.append(p95)
+            results.append(result)
+            print(f'goal {k + 1}/{len(seeds)} (seed {seed}): {"reached" if result.success else "missed"} in '
+                  f'{result.steps} steps, final distance {result.final_distance * 100:.1f} cm, '
+                  f'plan latency p50 {p50:.0f} ms', flush=True)
+    return results, (float(np.nanmedian(p50s)), float(np.nanmax(p95s)))
+
+
+def report_results(results, latency: tuple[float, float], checkpoint: Path, out: Path, seconds: float) -> None:
+    from jepa_agent.planning.evaluate import summarize, write_gif, write_summary_png
+    summary = summarize(results)
+    summary['plan_latency_ms'] = {'p50': round(latency[0], 1), 'p95': round(latency[1], 1),
+                                  'source': 'planner node /diagnostics'}
+    summary.update(checkpoint=str(checkpoint), seconds=round(seconds, 1))
+    (out / 'demo.json').write_text(json.dumps(summary, indent=2) + '\n')
+    write_summary_png(out / 'summary.png', {'latent planner': summary}, {'latent planner': results},
+                      f'jepa-agent demo: {len(results)} goal images (sim arm + planner nodes)')
+    write_gif(out / 'episodes.gif', [r for r in results if r.frames])
+    print(f'success: {sum(r.success for r in results)}/{len(results)} goals reached '
+          f'({summary["success_rate"]:.0%}); plan latency p50 {latency[0]:.0f} ms, p95 {latency[1]:.0f} ms; '
+          f'{seconds:.0f} s in total')
+    print(f'wrote {out / "summary.png"}, {out / "episodes.gif"} (current view | goal), {out / "demo.json"}')
+
+
+# -- learning from scratch ---------------------------------------------------------------------------------------
+def learn_from_scratch(out: Path, minutes: float, seed: int) -> Path:
+    """Babble + record in the sim for a quarter of `minutes`, train for the rest; returns the checkpoint."""
+    from jepa_agent.data.collect import collect_sim
+    from jepa_agent.resources import config_path
+    from jepa_agent.sim.arm_env import make_env
+    from jepa_agent.training.trainer import train
+
+    data, model = out / 'learn' / 'data', out / 'learn' / 'model'
+    start = time.monotonic()
+    env = make_env()
+    episodes = 0
+    print(f'[learn] exploring: motor babbling in the sim for {minutes / 4:.1f} min -> {data}', flush=True)
+    try:
+        while time.monotonic() - start < minutes * 60 / 4 or episodes < 2:
+            collect_sim(data, episodes=1, steps=200, seed=episodes, env=env)   # goal seeds start at 1000
+            episodes += 1
+    finally:
+        env.close()
+    train_minutes = max(minutes - (time.monotonic() - start) / 60, 0.5)
+    print(f'[learn] recorded {episodes} episodes ({episodes * 200} frames); training for at most '
+          f'{train_minutes:.1f} min -> {model}', flush=True)
+    train(data, model, config_path('train.yaml'), max_minutes=train_minutes)
+    return model
