@@ -224,17 +224,21 @@ class DemoSession:
         import rclpy
         if getattr(self, 'executor', None) is not None:
             self.executor.shutdown()
+            self._spin.join(timeout=5)
             self.node.destroy_node()
             rclpy.try_shutdown(context=self.context)
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.send_signal(2)   # SIGINT: the nodes' clean shutdown
-        for proc in self.procs.values():
+        for name, proc in self.procs.items():
             try:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+            if proc.returncode != 0:
+                print(f'warning: {name} exited with code {proc.returncode}; see {self.log_dir / name}.log',
+                      file=sys.stderr)
         if getattr(self, 'env', None) is not None:
             self.env.close()
 

@@ -1,0 +1,57 @@
+"""The sim_demo scenario with real processes (what sim_demo.launch.py and `jepa-agent demo` start): sim_arm in the
+scene of a goal seed + planner with the shipped model and that seed's goal image. The planner plans, commands the arm
+within its limits, the arm moves, and both nodes exit cleanly. Also `jepa-agent demo` end to end (one short goal).
+The launch_testing twin is test_launch_sim_demo.py."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import REPO, wait_for
+from ros_helpers import Inbox, JointWatcher
+from trajectory_msgs.msg import JointTrajectory
+
+from jepa_agent.demo import write_goal_image
+from jepa_agent.resources import model_path
+from jepa_agent.ros.conversions import trajectory_points
+
+pytestmark = pytest.mark.slow
+NAMES = ['shoulder', 'elbow', 'wrist']
+LOWER, UPPER = np.array([-2.8, -2.5, -2.5]), np.array([2.8, 2.5, 2.5])
+SEED = 1000
+
+
+def test_sim_and_planner_reach_for_the_goal_of_a_seed(start_node, ros_probe, tmp_path):
+    goal = write_goal_image(SEED, tmp_path / 'goal.png')
+    sim = start_node('sim_arm', params={'seed': SEED})
+    planner = start_node('planner', params={'goal_image_path': str(goal), 'checkpoint': str(model_path())})
+    joints = JointWatcher(ros_probe, NAMES)
+    plans = Inbox(ros_probe, JointTrajectory, '/jepa_agent/plan')
+    commands = Inbox(ros_probe, JointTrajectory, '/arm_controller/joint_trajectory')
+    assert wait_for(lambda: joints.positions() is not None, timeout=60), sim.output()
+    start = joints.positions()
+    assert wait_for(lambda: len(commands) >= 10 and len(plans) >= 10, timeout=90), planner.output()
+    assert wait_for(lambda: np.abs(joints.positions() - start).max() > 0.05, timeout=30), 'the arm never moved'
+    for msg in commands.messages() + plans.messages():
+        _, positions = trajectory_points(msg, NAMES)                 # valid, finite, increasing times
+        assert np.all(positions >= LOWER) and np.all(positions <= UPPER)
+    assert 'goal image from' in planner.output()
+    assert planner.stop() == 0, planner.output()
+    assert sim.stop() == 0, sim.output()
+
+
+def test_demo_command_runs_a_goal_and_writes_its_summary(tmp_path):
+    out = tmp_path / 'demo'
+    run = subprocess.run([sys.executable, '-m', 'jepa_agent.cli', 'demo', '--goals', '1', '--goal-timeout', '4',
+                          '--out', str(out)], cwd=REPO, capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert 'goal 1/1 (seed 1000)' in run.stdout and 'goals reached' in run.stdout
+    report = json.loads((out / 'demo.json').read_text())
+    assert report['episodes'] == 1 and 0.0 <= report['success_rate'] <= 1.0
+    assert report['plan_latency_ms']['p50'] > 0                     # the planner node really planned
+    assert (out / 'summary.png').stat().st_size > 0 and (out / 'episodes.gif').stat().st_size > 0
+    for log in ('sim_arm.log', 'planner.log'):
+        assert 'Traceback' not in (out / 'logs' / log).read_text()
