@@ -1,0 +1,62 @@
+"""launch_testing: `ros2 launch jepa_agent sim_demo.launch.py` — the sim streams, the planner plans toward the goal of
+the seed and commands the arm within its limits, and every process exits cleanly at shutdown.
+
+Needs a ROS 2 install with jepa_agent built (`colcon build`, then `colcon test` or
+`python -m pytest test/test_launch_sim_demo.py` with the workspace sourced); skipped where launch_testing is absent.
+Plain-pytest twin (runs everywhere): test_integration_sim_demo.py.
+"""
+import pytest
+
+launch_testing = pytest.importorskip('launch_testing')
+pytest.importorskip('launch_testing_ros')
+
+import unittest  # noqa: E402
+
+import launch_testing.actions  # noqa: E402
+import launch_testing.asserts  # noqa: E402
+import launch_testing.markers  # noqa: E402
+import numpy as np  # noqa: E402
+from launch import LaunchDescription  # noqa: E402
+from launch.actions import IncludeLaunchDescription  # noqa: E402
+from launch_testing_ros import WaitForTopics  # noqa: E402
+from sensor_msgs.msg import JointState  # noqa: E402
+from trajectory_msgs.msg import JointTrajectory  # noqa: E402
+
+from jepa_agent.ros.conversions import trajectory_points  # noqa: E402
+from jepa_agent.ros.launch import share_file  # noqa: E402
+
+pytestmark = pytest.mark.launch
+NAMES = ['shoulder', 'elbow', 'wrist']
+LOWER, UPPER = np.array([-2.8, -2.5, -2.5]), np.array([2.8, 2.5, 2.5])
+
+
+@pytest.mark.launch_test
+@launch_testing.markers.keep_alive
+def generate_test_description():
+    demo = IncludeLaunchDescription(share_file('launch', 'sim_demo.launch.py'),
+                                    launch_arguments={'goal_seed': '1000'}.items())
+    return LaunchDescription([demo, launch_testing.actions.ReadyToTest()])
+
+
+class TestSimDemo(unittest.TestCase):
+
+    def test_planner_commands_the_sim_arm_within_limits(self):
+        topics = [('/joint_states', JointState), ('/jepa_agent/plan', JointTrajectory),
+                  ('/arm_controller/joint_trajectory', JointTrajectory)]
+        with WaitForTopics(topics, timeout=120.0, messages_received_buffer_length=20) as seen:
+            commands = list(seen.received_messages('/arm_controller/joint_trajectory'))
+            plans = list(seen.received_messages('/jepa_agent/plan'))
+        self.assertTrue(commands and plans)
+        for msg in commands + plans:
+            _, positions = trajectory_points(msg, NAMES)       # valid, finite, increasing times
+            self.assertTrue(np.all(positions >= LOWER) and np.all(positions <= UPPER), positions)
+
+    def test_planner_loaded_the_goal_of_the_seed(self, proc_output):
+        proc_output.assertWaitFor('goal image from', timeout=60)
+
+
+@launch_testing.post_shutdown_test()
+class TestShutdown(unittest.TestCase):
+
+    def test_every_process_exits_cleanly(self, proc_info):
+        launch_testing.asserts.assertExitCodes(proc_info)
