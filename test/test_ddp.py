@@ -67,6 +67,6 @@ def test_regularizer_sees_the_global_batch_and_ddp_gets_its_full_gradient(tmp_pa
     full_loss = SIGReg(32)(reference, seed=7)
     full_loss.backward()
     for rank, (loss, grad) in results.items():
-        assert loss == pytest.approx(2 * float(full_loss), rel=1e-5)   # the statistic of the whole batch
+        assert loss == pytest.approx(2 * float(full_loss.detach()), rel=1e-5)   # the statistic of the whole batch
         # DDP averages the two ranks' parameter gradients, so 2 × this shard's gradient / 2 = the full gradient
         torch.testing.assert_close(torch.tensor(grad) / 2, reference.grad.chunk(2)[rank], rtol=1e-4, atol=1e-6)

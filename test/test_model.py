@@ -20,6 +20,7 @@ def one_thread():
 
 
 @pytest.mark.parametrize('options', [{}, {'encoder': 'vit', 'encoder_width': 32, 'vit_depth': 1},
+                                     {'encoder': 'keypoints', 'encoder_width': 8, 'feature_dim': 16},
                                      {'predictor': 'transformer'}, {'history': 1}, {'history': 3}])
 def test_shapes_of_encode_predict_rollout(options):
     model = WorldModel(ModelConfig(**{**TINY, **options})).eval()
@@ -104,6 +105,22 @@ def test_sigreg_is_small_for_gaussians_and_large_for_collapsed_latents():
     line = torch.randn(512, 1) * torch.ones(1, 16) / 4
     assert sigreg(line, seed=0) > 10 * sigreg(gaussian, seed=0)
     torch.testing.assert_close(sigreg(gaussian, seed=3), sigreg(gaussian, seed=3))
+
+
+def test_keypoint_encoder_reports_where_its_feature_maps_peak():
+    from jepa_agent.model.encoders import KeypointEncoder
+    encoder = KeypointEncoder(32, 8, 4)
+    # stand-in feature maps: the red channel at the encoder's 16 × 16 resolution, for all 4 keypoints
+    encoder.convs = torch.nn.Sequential(torch.nn.AvgPool2d(2), torch.nn.Conv2d(3, 4, 1))
+    with torch.no_grad():
+        encoder.convs[1].weight.zero_()
+        encoder.convs[1].weight[:, 0] = 20.0
+        encoder.convs[1].bias.zero_()
+    images = torch.zeros(2, 3, 32, 32)
+    images[0, 0, 2:6, 2:6], images[1, 0, 26:30, 18:22] = 1.0, 1.0   # blob top-left, then bottom-centre-right
+    x, y = encoder(images).chunk(2, dim=1)                           # (2, 4) each, in [-1, 1]
+    assert (x[0] < -0.6).all() and (y[0] < -0.6).all()
+    assert (x[1] > 0.1).all() and (x[1] < 0.5).all() and (y[1] > 0.6).all()
 
 
 def test_effective_rank_counts_spread_directions():

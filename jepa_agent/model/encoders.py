@@ -29,6 +29,32 @@ class CNNEncoder(nn.Module):
         return self.head(self.convs(images))
 
 
+class KeypointEncoder(nn.Module):
+    """Convs at half resolution, then a spatial softmax: each feature map becomes the (x, y) of its soft argmax.
+
+    Keypoint coordinates move smoothly and nearly linearly with the arm's links (Levine et al., 2016), so distances
+    between latents keep tracking distances between poses far beyond one control step, which a latent-distance
+    planner needs. A learned temperature sharpens or widens the soft argmax.
+    """
+
+    def __init__(self, image_size: int, width: int, keypoints: int):
+        super().__init__()
+        self.convs = nn.Sequential(
+            nn.Conv2d(3, width, 5, stride=2, padding=2), nn.GroupNorm(8, width), nn.GELU(),
+            nn.Conv2d(width, width, 3, padding=1), nn.GroupNorm(8, width), nn.GELU(),
+            nn.Conv2d(width, keypoints, 3, padding=1))
+        side = image_size // 2
+        grid = torch.linspace(-1.0, 1.0, side)
+        self.register_buffer('grid_x', grid.repeat(side), persistent=False)              # (side·side,)
+        self.register_buffer('grid_y', grid.repeat_interleave(side), persistent=False)
+        self.log_temperature = nn.Parameter(torch.zeros(()))
+        self.feature_dim = 2 * keypoints
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        attention = (self.convs(images).flatten(2) / self.log_temperature.exp()).softmax(dim=-1)   # (B, K, side²)
+        return torch.cat([attention @ self.grid_x, attention @ self.grid_y], dim=1)                # (B, 2K)
+
+
 class ViTEncoder(nn.Module):
     """Patch embedding + pre-norm transformer; the mean of the patch tokens is the feature."""
 

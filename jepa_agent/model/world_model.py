@@ -16,10 +16,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from jepa_agent.model.encoders import CNNEncoder, ViTEncoder
+from jepa_agent.model.encoders import CNNEncoder, KeypointEncoder, ViTEncoder
 from jepa_agent.model.predictors import ResidualMLPPredictor, TransformerPredictor
 
-ENCODERS = ('cnn', 'vit')
+ENCODERS = ('cnn', 'keypoints', 'vit')
 PREDICTORS = ('mlp', 'transformer')
 
 
@@ -41,11 +41,11 @@ class ModelConfig:
     """Number K of past latents the predictor sees (1..3); 2 lets it infer velocity."""
     # encoder
     encoder: str = 'cnn'
-    """'cnn' (default, CPU friendly) or 'vit'."""
+    """'cnn' (default, CPU friendly), 'keypoints' (CNN + spatial-softmax keypoints) or 'vit'."""
     encoder_width: int = 32
-    """CNN base channel count (doubles over 4 stages) or ViT token width."""
+    """CNN base channel count (doubles over 4 stages), keypoint-CNN channel count, or ViT token width."""
     feature_dim: int = 256
-    """CNN head output size (the ViT's is its width)."""
+    """CNN head output size, or 2 × the number of keypoints (the ViT's is its width)."""
     vit_patch_size: int = 8
     vit_depth: int = 4
     vit_heads: int = 4
@@ -87,7 +87,9 @@ class ModelConfig:
             raise ValueError(f'dropout must be in [0, 1), got {self.dropout=}')
 
 
-def build_encoder(config: ModelConfig) -> CNNEncoder | ViTEncoder:
+def build_encoder(config: ModelConfig) -> nn.Module:
+    if config.encoder == 'keypoints':
+        return KeypointEncoder(config.image_size, config.encoder_width, config.feature_dim // 2)
     if config.encoder == 'vit':
         return ViTEncoder(config.image_size, config.vit_patch_size, config.encoder_width, config.vit_depth,
                           config.vit_heads)
