@@ -38,7 +38,7 @@ def test_eval_model_writes_metrics_and_plot(dataset, checkpoint, tmp_path, capsy
     assert 1.0 <= metrics['effective_rank'] <= 16
     assert len(metrics['rollout_error']) == 10 and all(e >= 0 for e in metrics['rollout_error'])
     assert metrics['rollout_error_ratio'] == pytest.approx(metrics['rollout_error'][-1] / metrics['rollout_error'][0])
-    assert len(metrics['per_dim_std']) == 16
+    assert len(metrics['per_dim_std']) == 16 and len(metrics['persistence_error']) == 10
     assert -1 <= metrics['latent_vs_ee_spearman'] <= 1 and -1 <= metrics['latent_vs_joint_spearman'] <= 1
     assert out.with_suffix('.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     assert 'effective_rank' in capsys.readouterr().out

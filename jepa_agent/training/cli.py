@@ -118,6 +118,7 @@ def format_metrics(m: dict) -> str:
              f"min {m['std_min']:.3f}",
              f'rollout error (normalized) h=1..{len(m["rollout_error"])}: {errors}',
              f"10-step / 1-step error ratio {m['rollout_error_ratio']:.2f}",
+             'no-change baseline error h=1..10: ' + ' '.join(f'{e:.3f}' for e in m['persistence_error']),
              f"latent distance vs joint distance (Spearman) {m['latent_vs_joint_spearman']:.3f}"]
     if 'latent_vs_ee_spearman' in m:
         lines.append(f"latent distance vs end-effector distance (Spearman) {m['latent_vs_ee_spearman']:.3f}")
@@ -130,7 +131,9 @@ def plot_metrics(m: dict, path: str | Path) -> None:
     import matplotlib.pyplot as plt
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     horizons = range(1, len(m['rollout_error']) + 1)
-    left.plot(horizons, m['rollout_error'], marker='o')
+    left.plot(horizons, m['rollout_error'], marker='o', label='world model')
+    left.plot(horizons, m['persistence_error'], marker='x', linestyle=':', label='no-change baseline')
+    left.legend()
     left.set(xlabel='steps ahead', ylabel='latent MSE / latent variance', title='rollout error', ylim=(0, None))
     right.bar(range(m['latent_dim']), sorted(m['per_dim_std'], reverse=True))
     right.set(xlabel='latent dimension (sorted)', ylabel='std',

@@ -1,8 +1,9 @@
 """World-model quality measures: collapse statistics, rollout error vs horizon, and whether latent distance tracks
 the arm's configuration (what a latent-distance planner relies on).
 
-Rollout errors are mean squared latent errors divided by the latents' total variance per dimension, so 1.0 means
-"no better than guessing the mean latent" whatever the latent scale.
+Rollout errors are mean squared latent errors divided by the latents' total variance, so 1.0 means "no better than
+guessing the mean latent" whatever the latent scale; `persistence_error` is the same for the baseline that predicts
+no change (the last seen latent), which shows how much of the motion the model predicts.
 """
 from __future__ import annotations
 
@@ -65,7 +66,7 @@ def evaluate(model: WorldModel, dataset, horizon: int = 10, max_windows: int = 5
         raise ValueError('dataset has no windows long enough for this evaluation')
     device = model.action_scale.device
     indices = np.unique(np.linspace(0, len(dataset) - 1, min(max_windows, len(dataset))).astype(int))
-    squared_errors, latents, qpos, episodes = [], [], [], []
+    squared_errors, persistence, latents, qpos, episodes = [], [], [], [], []
     for start in range(0, len(indices), batch_size):
         items = [dataset[int(i)] for i in indices[start:start + batch_size]]
         images = torch.stack([it['images'][:k + horizon] for it in items]).to(device)
@@ -73,14 +74,17 @@ def evaluate(model: WorldModel, dataset, horizon: int = 10, max_windows: int = 5
         z = model.encode(images)                                                  # (B, T, D)
         predicted = model.rollout(z[:, :k], actions[:, k - 1:])                   # (B, horizon, D)
         squared_errors.append((predicted - z[:, k:]).square().sum(-1).cpu())      # (B, horizon)
+        persistence.append((z[:, k - 1:k] - z[:, k:]).square().sum(-1).cpu())    # 'nothing moves' baseline
         latents.append(z.flatten(0, 1).cpu())
         qpos.append(torch.stack([it['qpos'][:k + horizon] for it in items]).flatten(0, 1))
         episodes += [dataset.locate(int(i))[0] for i in indices[start:start + batch_size] for _ in range(k + horizon)]
     z_all, q_all = torch.cat(latents), torch.cat(qpos).numpy()
     total_variance = float(z_all.var(0).sum())
     errors = torch.cat(squared_errors).mean(0) / max(total_variance, 1e-12)
+    baseline = torch.cat(persistence).mean(0) / max(total_variance, 1e-12)
     stats = latent_statistics(z_all)
     ee = end_effector(q_all) if end_effector is not None else None
     return {**stats, 'effective_rank_fraction': stats['effective_rank'] / stats['latent_dim'],
             'rollout_error': errors.tolist(), 'rollout_error_ratio': float(errors[-1] / errors[0]),
+            'persistence_error': baseline.tolist(),
             'windows': len(indices), **distance_correlations(z_all.numpy(), q_all, ee, np.array(episodes))}
