@@ -1,5 +1,5 @@
 """trainer node as a real process: fed by the live sim on a repeated motion, its surprise falls and it announces
-loadable checkpoints; bad messages are skipped while it keeps running; a bad checkpoint stops start-up cleanly."""
+loadable checkpoints that a running planner swaps in (the explore_and_learn loop); bad messages are skipped while it keeps running; a bad checkpoint stops start-up cleanly."""
 from __future__ import annotations
 
 import math
@@ -52,12 +52,14 @@ def training_started(diagnostics: Inbox) -> bool:
     return False
 
 
-def test_surprise_falls_on_a_repeated_motion_and_checkpoints_are_announced(start_node, ros_probe, tmp_path):
+def test_surprise_falls_on_a_repeated_motion_and_the_planner_reloads_announced_checkpoints(
+        start_node, ros_probe, tmp_path):
     checkpoint = tiny_checkpoint(tmp_path / 'start')
     start_node('sim_arm', params={'image_size': SIZE, 'seed': 1})
     trainer = start_node('trainer', params={
-        'checkpoint': checkpoint, 'checkpoint_dir': str(tmp_path / 'online'), 'checkpoint_every_s': 5.0,
+        'checkpoint': checkpoint, 'checkpoint_dir': str(tmp_path / 'online'), 'checkpoint_every_s': 4.0,
         'min_frames': 20, 'duty_cycle': 0.8, 'learning_rate': 1e-3})
+    planner = start_node('planner', params={'checkpoint': checkpoint, 'enabled': False})   # as in explore mode
     surprise = Inbox(ros_probe, Float32, '/jepa_agent/surprise')
     diagnostics = Inbox(ros_probe, DiagnosticArray, '/diagnostics')
     updates = Inbox(ros_probe, String, '/jepa_agent/model_updated', LATCHED)
@@ -68,7 +70,7 @@ def test_surprise_falls_on_a_repeated_motion_and_checkpoints_are_announced(start
     # surprise of the untrained model is huge by construction; measure the fall from when training begins
     assert wait_for(lambda: training_started(diagnostics), timeout=40), trainer.output()
     began = time.monotonic()
-    assert wait_for(lambda: time.monotonic() - began > 20 and len(updates) > 0, timeout=60), trainer.output()
+    assert wait_for(lambda: time.monotonic() - began > 14 and len(updates) > 0, timeout=60), trainer.output()
     stamped = [(t, m.data) for t, m in surprise._items]   # (arrival, value)
     early = [v for t, v in stamped if began <= t < began + 4]
     late = [v for t, v in stamped if t > stamped[-1][0] - 4]
@@ -78,8 +80,12 @@ def test_surprise_falls_on_a_repeated_motion_and_checkpoints_are_announced(start
     model, metadata = load_checkpoint(updates.latest().data)      # the announced checkpoint is complete
     assert metadata['joint_names'] == NAMES and metadata['online_steps'] > 0
     assert model.config.image_size == SIZE
-    assert trainer.alive()
+    announced = [m.data for m in updates.messages()]
+    assert wait_for(lambda: any(f'now planning with the model from {path}' in planner.output()
+                                for path in announced), timeout=20), planner.output()
+    assert trainer.alive() and planner.alive()
     assert trainer.stop() == 0, trainer.output()
+    assert planner.stop() == 0, planner.output()
 
 
 def test_bad_messages_are_skipped_and_the_node_keeps_running(start_node, ros_probe, tmp_path):
