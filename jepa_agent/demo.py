@@ -8,7 +8,8 @@ The sim arm and the planner run as real ROS 2 processes (the `sim_arm` and `plan
 `ros2 launch jepa_agent sim_demo.launch.py` starts); this process only resets the scene through `/sim_arm/reset`,
 publishes each goal image on /jepa_agent/goal_image, and scores the arm from /joint_states. Goals are those of
 `eval-planner`: scene `seed + k` and a reachable pose drawn from the same seed, never seen in training. All DDS
-traffic stays on this machine in a private domain, so the demo can never command a real arm.
+traffic stays on this machine in a domain of its own (not your ROS_DOMAIN_ID), so the demo can never command a real
+arm; pass --ros-domain-id to watch it from other ROS tools.
 `--learn` first collects motor-babbling episodes in the sim (the explorer's policy, `data collect-sim`), trains a
 world model on them (`jepa-agent train`) within the time budget, then runs the same demo with that model.
 """
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-#: ROS domain used when the user set none (0..101 are safe for every DDS port mapping)
+#: the demo's private ROS domain is drawn from here (0..101 are safe for every DDS port mapping)
 DOMAIN_RANGE = (30, 101)
 
 
@@ -59,6 +60,8 @@ def add_commands(subparsers) -> None:
     parser.add_argument('--goal-timeout', type=float, default=12.0, help='seconds allowed per goal (default 12)')
     parser.add_argument('--out', default='demo_out', help='folder for summary.png, episodes.gif, demo.json, logs')
     parser.add_argument('--record', type=int, default=3, help='goals shown in episodes.gif (default 3)')
+    parser.add_argument('--ros-domain-id', type=int, default=None,
+                        help='ROS domain for the demo (default: a random private one, never your ROS_DOMAIN_ID)')
     parser.add_argument('--learn', action='store_true', help='learn a model from scratch first (see above)')
     parser.add_argument('--budget-minutes', type=float, default=20.0,
                         help='--learn: total time for exploring, training and the demo (default 20)')
@@ -69,6 +72,7 @@ def cmd_demo(args) -> int:
     if args.goals < 1 or args.goal_timeout <= 0:
         print('jepa-agent demo: --goals must be >= 1 and --goal-timeout > 0', file=sys.stderr)
         return 2
+    domain = args.ros_domain_id if args.ros_domain_id is not None else private_domain()
     began = time.monotonic()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -79,7 +83,7 @@ def cmd_demo(args) -> int:
         checkpoint = learn_from_scratch(out, max(args.budget_minutes - demo_minutes, 1.0), args.seed)
     try:
         results, latency = run_demo(checkpoint, list(range(args.seed, args.seed + args.goals)), args.goal_timeout,
-                                    args.record, out)
+                                    args.record, out, domain)
     except (RuntimeError, TimeoutError) as exc:
         print(f'jepa-agent demo: {exc}', file=sys.stderr)
         return 1
@@ -87,12 +91,20 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def private_domain() -> int:
+    """A random ROS domain in DOMAIN_RANGE other than the user's ROS_DOMAIN_ID."""
+    user = os.environ.get('ROS_DOMAIN_ID', '')
+    choices = [d for d in range(DOMAIN_RANGE[0], DOMAIN_RANGE[1] + 1) if str(d) != user.strip()]
+    return random.choice(choices)
+
+
 # -- the demo proper ---------------------------------------------------------------------------------------------
 class DemoSession:
     """sim_arm + planner as child processes, driven and watched by a small node in this process."""
 
-    def __init__(self, checkpoint: Path, seed: int, log_dir: Path, image_size: int = 64):
+    def __init__(self, checkpoint: Path, seed: int, log_dir: Path, domain: int, image_size: int = 64):
         self.checkpoint, self.seed, self.log_dir, self.image_size = checkpoint, seed, log_dir, image_size
+        self.domain = domain
         self.procs: dict[str, subprocess.Popen] = {}
         self._lock = threading.Lock()
         self.joints: np.ndarray | None = None
@@ -100,8 +112,8 @@ class DemoSession:
         self.planner_status: dict[str, str] = {}
 
     def __enter__(self) -> DemoSession:
-        env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST', PYTHONUNBUFFERED='1')
-        env.setdefault('ROS_DOMAIN_ID', str(random.Random(os.getpid()).randint(*DOMAIN_RANGE)))
+        env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST', ROS_DOMAIN_ID=str(self.domain),
+                   PYTHONUNBUFFERED='1')
         env.setdefault('MUJOCO_GL', 'egl')
         os.environ.update({k: env[k] for k in ('ROS_AUTOMATIC_DISCOVERY_RANGE', 'ROS_DOMAIN_ID', 'MUJOCO_GL')})
         params = {'sim_arm': [f'seed:={self.seed}', f'image_size:={self.image_size}'],
@@ -243,13 +255,13 @@ class DemoSession:
             self.env.close()
 
 
-def run_demo(checkpoint: Path, seeds: list[int], goal_timeout: float, record: int, out: Path):
+def run_demo(checkpoint: Path, seeds: list[int], goal_timeout: float, record: int, out: Path, domain: int):
     """Run one goal per seed (consecutive seeds); returns (EpisodeResults, (p50, p95) plan latency ms)."""
     if any(b - a != 1 for a, b in zip(seeds, seeds[1:])):
         raise ValueError('seeds must be consecutive: the sim re-seeds its k-th reset with seed + k')
-    print(f'starting the sim arm and the planner ({checkpoint}) ...', flush=True)
+    print(f'starting the sim arm and the planner ({checkpoint}) in ROS domain {domain} ...', flush=True)
     results, p50s, p95s = [], [], []
-    with DemoSession(checkpoint, seeds[0], out / 'logs') as session:
+    with DemoSession(checkpoint, seeds[0], out / 'logs', domain) as session:
         for k, seed in enumerate(seeds):
             result = session.run_goal(k, goal_timeout, record=k < record)
             p50, p95 = session.planner_latency()
