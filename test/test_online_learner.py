@@ -175,3 +175,12 @@ def test_saved_checkpoint_can_start_a_new_learner(env, tmp_path):
     model, metadata = load_checkpoint(tmp_path / 'start')
     learner = OnlineLearner(model, metadata)
     assert learner.rate_hz == 5.0 and learner.buffer.period_s == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize('bad', [{'buffer_frames': 4}, {'min_frames': 0}, {'seed_fraction': 1.5},
+                                 {'batch_size': 1}, {'learning_rate': 0.0}, {'rollout_steps': 0},
+                                 {'duty_cycle': 0.0}, {'checkpoint_every_s': 0.0}, {'keep_checkpoints': 0}])
+def test_bad_config_values_are_refused_with_the_field_named(bad):
+    (name, _), = bad.items()
+    with pytest.raises(ValueError, match=name):
+        OnlineLearnerConfig(**bad)

@@ -118,3 +118,14 @@ def test_unloadable_checkpoint_stops_start_up_with_a_clear_error(start_node, tmp
     output = trainer.output()
     assert trainer.stop() == 2, output
     assert 'checkpoint' in output and 'not JSON' in output, output
+
+
+def test_config_file_sets_every_trainer_parameter():
+    from dataclasses import fields
+
+    from jepa_agent.config import load, load_section
+    from jepa_agent.nodes.trainer import TrainerConfig
+    from jepa_agent.resources import config_path
+    path = config_path('trainer.yaml')
+    assert set(load_section(path, 'trainer')) == {f.name for f in fields(TrainerConfig)}
+    assert load(TrainerConfig, path, 'trainer') == TrainerConfig(checkpoint_dir='runs/online')
