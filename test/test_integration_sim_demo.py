@@ -1,6 +1,8 @@
 """The sim_demo scenario with real processes (what sim_demo.launch.py and `jepa-agent demo` start): sim_arm in the
 scene of a goal seed + planner with the shipped model and that seed's goal image. The planner plans, commands the arm
-within its limits, the arm moves, and both nodes exit cleanly. Also `jepa-agent demo` end to end (one short goal).
+within its limits, the arm moves, and both nodes exit cleanly — here on an "arm" whose topics and camera size differ
+from the defaults, set by remapping and parameters only (as real_arm.launch.py does). Also `jepa-agent demo` end to
+end (one short goal).
 The launch_testing twin is test_launch_sim_demo.py."""
 from __future__ import annotations
 
@@ -22,15 +24,19 @@ pytestmark = pytest.mark.slow
 NAMES = ['shoulder', 'elbow', 'wrist']
 LOWER, UPPER = np.array([-2.8, -2.5, -2.5]), np.array([2.8, 2.5, 2.5])
 SEED = 1000
+CAMERA = 96          # the shipped model sees 64 px: the planner resizes
+REMAPS = {'/camera/image_raw': '/robot/wrist_cam/image', '/joint_states': '/robot/joint_states',
+          '/arm_controller/joint_trajectory': '/robot/position_controller/joint_trajectory'}
 
 
-def test_sim_and_planner_reach_for_the_goal_of_a_seed(start_node, ros_probe, tmp_path):
-    goal = write_goal_image(SEED, tmp_path / 'goal.png')
-    sim = start_node('sim_arm', params={'seed': SEED})
-    planner = start_node('planner', params={'goal_image_path': str(goal), 'checkpoint': str(model_path())})
-    joints = JointWatcher(ros_probe, NAMES)
+def test_sim_and_planner_reach_for_the_goal_of_a_seed_on_remapped_topics(start_node, ros_probe, tmp_path):
+    goal = write_goal_image(SEED, tmp_path / 'goal.png', image_size=CAMERA)
+    sim = start_node('sim_arm', params={'seed': SEED, 'image_size': CAMERA}, remaps=REMAPS)
+    planner = start_node('planner', params={'goal_image_path': str(goal), 'checkpoint': str(model_path())},
+                         remaps=REMAPS)
+    joints = JointWatcher(ros_probe, NAMES, topic=REMAPS['/joint_states'])
     plans = Inbox(ros_probe, JointTrajectory, '/jepa_agent/plan')
-    commands = Inbox(ros_probe, JointTrajectory, '/arm_controller/joint_trajectory')
+    commands = Inbox(ros_probe, JointTrajectory, REMAPS['/arm_controller/joint_trajectory'])
     assert wait_for(lambda: joints.positions() is not None, timeout=60), sim.output()
     start = joints.positions()
     assert wait_for(lambda: len(commands) >= 10 and len(plans) >= 10, timeout=90), planner.output()
