@@ -66,7 +66,7 @@ def cmd_eval_planner(args) -> int:
     env = make_env(image_size=model.config.image_size, task=args.task)
     max_steps = args.max_steps or (80 if args.task == 'reach' else 150)
     seeds = list(range(args.seed, args.seed + args.episodes))
-    baseline_seeds = seeds[:args.baseline_episodes or len(seeds)]
+    baseline_seeds = seeds if args.baseline_episodes is None else seeds[:args.baseline_episodes]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 

@@ -35,7 +35,7 @@ def summarize(results: list[EpisodeResult]) -> dict:
         'success_rate': len(successes) / max(len(results), 1),
         'steps_to_success': {'mean': round(float(np.mean([r.steps for r in successes])), 2) if successes else None,
                              **_stats([r.steps for r in successes], 50, 95)},
-        'final_distance_m': {'mean': round(float(np.mean([r.final_distance for r in results])), 4),
+        'final_distance_m': {'mean': round(float(np.mean([r.final_distance for r in results])), 4) if results else None,
                              **_stats([r.final_distance for r in results], 50, 95)},
         'plan_latency_ms': _stats(latencies, 50, 95),
         'holds': int(sum(r.holds for r in results)),
