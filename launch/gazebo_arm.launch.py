@@ -4,8 +4,8 @@ then run the same nodes as on a real arm (real_arm.launch.py) on simulated time.
     gz sim my_arm_world.sdf                                       # your world: the arm, a camera sensor, a table
     ros2 launch jepa_agent gazebo_arm.launch.py params_file:=my_arm.yaml \\
         gz_camera_topic:=/world/default/model/arm/link/camera_link/sensor/camera/image
-    ros2 launch jepa_agent gazebo_arm.launch.py control:=gz gz_joint_state_topic:=/world/default/model/arm/joint_state \\
-        gz_trajectory_topic:=/model/arm/joint_trajectory record:=true plan:=false
+    ros2 launch jepa_agent gazebo_arm.launch.py control:=gz record:=true plan:=false \\
+        gz_joint_state_topic:=/world/default/model/arm/joint_state gz_trajectory_topic:=/model/arm/joint_trajectory
 
 Camera: `parameter_bridge` bridges gz.msgs.Image → sensor_msgs/msg/Image (and CameraInfo) and /clock, one way
 (gz → ROS), remapped to `camera_topic`. Control:

@@ -32,13 +32,13 @@ def nodes(context):
         SetRemap('/joint_states', LaunchConfiguration('joint_states_topic')),
         SetRemap('/arm_controller/joint_trajectory', LaunchConfiguration('command_topic')),
         jepa_node('planner', [*extra, sim_time, {'checkpoint': text('checkpoint'),
-                                               'goal_image_path': text('goal_image')}],
+                                                 'goal_image_path': text('goal_image')}],
                   condition=enabled('plan')),
         jepa_node('recorder', [*extra, sim_time, {'dataset_dir': text('dataset_dir'),
                                                   'episode_frames': LaunchConfiguration('episode_frames')}],
                   condition=enabled('record')),
         jepa_node('trainer', [*extra, sim_time, {'checkpoint': text('checkpoint'),
-                                               'checkpoint_dir': text('checkpoint_dir')}],
+                                                 'checkpoint_dir': text('checkpoint_dir')}],
                   condition=enabled('learn')),
     ])]
 

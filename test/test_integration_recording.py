@@ -1,6 +1,7 @@
 """The record_teleop scenario with real processes (what record_teleop.launch.py starts): sim arm + keyboard teleop
 (keys piped in) + recorder driven by its services. The episode holds the jog (measured and commanded), verifies, and
-trains: it loads as WindowDataset windows with the jog in their actions. launch_pytest twin: test_launch_recording.py."""
+trains: it loads as WindowDataset windows with the jog in their actions.
+launch_pytest twin: test_launch_recording.py."""
 from __future__ import annotations
 
 import subprocess

@@ -1,5 +1,6 @@
 """trainer node as a real process: fed by the live sim on a repeated motion, its surprise falls and it announces
-loadable checkpoints that a running planner swaps in (the explore_and_learn loop); bad messages are skipped while it keeps running; a bad checkpoint stops start-up cleanly."""
+loadable checkpoints that a running planner swaps in (the explore_and_learn loop); bad messages are skipped while
+it keeps running; a bad checkpoint stops start-up cleanly."""
 from __future__ import annotations
 
 import math

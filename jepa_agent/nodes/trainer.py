@@ -4,9 +4,10 @@
     trainer --ros-args -p checkpoint:=models/reach_64px -p checkpoint_dir:=runs/online -p duty_cycle:=0.3
 
 Makes frames exactly like the recorder (`jepa_agent.data.sync`: image-driven grid at the model's rate, joints
-interpolated at the image stamp, the active command as target), hands them to the ROS-free `OnlineLearner`, publishes its surprise (latent prediction error of the last step) on
-/jepa_agent/surprise, and announces every new checkpoint directory on /jepa_agent/model_updated (transient local)
-so the planner reloads. Malformed or non-finite inputs are skipped with a throttled warning.
+interpolated at the image stamp, the active command as target) and hands them to the ROS-free `OnlineLearner`;
+publishes its surprise (latent prediction error of the last step) on /jepa_agent/surprise, and announces every new
+checkpoint directory on /jepa_agent/model_updated (transient local) so the planner reloads. Malformed or
+non-finite inputs are skipped with a throttled warning.
 """
 from __future__ import annotations
 

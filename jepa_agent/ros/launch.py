@@ -34,5 +34,6 @@ def jepa_node(executable: str, parameters: list | None = None, **kwargs) -> Node
     The explicit namespace makes the node name fully specified, so launch writes the dicts under the node's own
     name: they then override config/<node>.yaml whatever else is on the command line (rcl applies `/**` and
     node-name entries in order of first appearance, and a `/**` dict could otherwise lose to the YAML)."""
-    return Node(package=PACKAGE, executable=executable, name=executable, namespace='', output='screen', emulate_tty=True,
-                parameters=[share_file('config', f'{executable}.yaml'), *(parameters or [])], **kwargs)
+    params = [share_file('config', f'{executable}.yaml'), *(parameters or [])]
+    return Node(package=PACKAGE, executable=executable, name=executable, namespace='', output='screen',
+                emulate_tty=True, parameters=params, **kwargs)
