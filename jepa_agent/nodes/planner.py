@@ -302,10 +302,16 @@ class PlannerNode(Node):
             return self._hold('stale camera or joint states')
         rgb, stamp, _ = image
         q = joint_state[0]
-        plan = self.mpc.act(rgb, q, shift=self.config.execute_steps)
+        plan = self.mpc.act(rgb, q, shift=self._periods_since_last_plan(now))
         if plan is None:
             return self._hold(self.mpc.refusal)
         self._publish(plan, q, stamp, now)
+
+    def _periods_since_last_plan(self, now: float) -> int:
+        """Control periods executed since the previous plan: how far to shift its warm start."""
+        if not self.plan_times:
+            return 1
+        return int(np.clip(round((now - self.plan_times[-1]) / self.limits.dt), 1, self.cem_config.horizon))
 
     def _publish(self, plan: Plan, q: np.ndarray, stamp, planned_at: float) -> None:
         n = self.config.execute_steps
@@ -321,7 +327,7 @@ class PlannerNode(Node):
         self.plan_times.append(done)
 
     def _hold(self, reason: str) -> None:
-        """Publish nothing new: the controller finishes the last (one-step) command and stays there."""
+        """Publish nothing new: the controller finishes the last command (execute_steps periods) and stays there."""
         if self.state != f'holding: {reason}' and not reason.startswith('no goal'):
             self.get_logger().warning(f'holding position: {reason}', throttle_duration_sec=2.0)
         self.state = 'idle: no goal' if reason == 'no goal' else f'holding: {reason}'
