@@ -20,7 +20,7 @@ def one_thread():
 
 
 @pytest.mark.parametrize('options', [{}, {'encoder': 'vit', 'encoder_width': 32, 'vit_depth': 1},
-                                     {'encoder': 'keypoints', 'encoder_width': 8, 'feature_dim': 16},
+                                     {'encoder': 'cnn'},
                                      {'predictor': 'transformer'}, {'history': 1}, {'history': 3}])
 def test_shapes_of_encode_predict_rollout(options):
     model = WorldModel(ModelConfig(**{**TINY, **options})).eval()
@@ -82,7 +82,7 @@ def test_frozen_pretrained_encoder_is_loaded_from_a_local_file(tmp_path, suffix)
     path = tmp_path / f'encoder{suffix}'
     state = {k: v.contiguous() for k, v in pretrained.state_dict().items()}
     save_file(state, str(path)) if suffix == '.safetensors' else torch.save(state, path)
-    model = WorldModel(ModelConfig(**TINY, pretrained_encoder=str(path))).train()
+    model = WorldModel(ModelConfig(**TINY, encoder='cnn', pretrained_encoder=str(path))).train()
     for name, value in pretrained.state_dict().items():
         torch.testing.assert_close(model.encoder.state_dict()[name], value)
     assert not any(p.requires_grad for p in model.encoder.parameters())
@@ -94,7 +94,7 @@ def test_pretrained_encoder_with_wrong_shapes_is_refused(tmp_path):
     path = tmp_path / 'encoder.safetensors'
     save_file({k: v.contiguous() for k, v in CNNEncoder(32, 16, 32).state_dict().items()}, str(path))
     with pytest.raises(RuntimeError, match='size mismatch'):
-        WorldModel(ModelConfig(**TINY, pretrained_encoder=str(path)))
+        WorldModel(ModelConfig(**TINY, encoder='cnn', pretrained_encoder=str(path)))
 
 
 def test_sigreg_is_small_for_gaussians_and_large_for_collapsed_latents():

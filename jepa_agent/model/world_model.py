@@ -35,16 +35,16 @@ class ModelConfig:
     action_scale: list[float] = field(default_factory=list)
     """Per-joint action scale (rad) that actions are divided by inside the model; empty = 1. The trainer sets the
     dataset's largest per-step joint change (velocity_limit / rate_hz)."""
-    latent_dim: int = 64
-    """Size D of the global latent."""
+    latent_dim: int = 16
+    """Size D of the global latent (16 keeps the effective rank high for this ~6-dimensional scene)."""
     history: int = 2
     """Number K of past latents the predictor sees (1..3); 2 lets it infer velocity."""
     # encoder
-    encoder: str = 'cnn'
-    """'cnn' (default, CPU friendly), 'keypoints' (CNN + spatial-softmax keypoints) or 'vit'."""
-    encoder_width: int = 32
+    encoder: str = 'keypoints'
+    """'keypoints' (CNN + spatial-softmax keypoints, default: latent distance tracks the pose), 'cnn' or 'vit'."""
+    encoder_width: int = 16
     """CNN base channel count (doubles over 4 stages), keypoint-CNN channel count, or ViT token width."""
-    feature_dim: int = 256
+    feature_dim: int = 64
     """CNN head output size, or 2 × the number of keypoints (the ViT's is its width)."""
     vit_patch_size: int = 8
     vit_depth: int = 4
