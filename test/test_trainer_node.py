@@ -130,3 +130,12 @@ def test_config_file_sets_every_trainer_parameter():
     path = config_path('trainer.yaml')
     assert set(load_section(path, 'trainer')) == {f.name for f in fields(TrainerConfig)}
     assert load(TrainerConfig, path, 'trainer') == TrainerConfig(checkpoint_dir='runs/online')
+
+
+def test_unusable_seed_dataset_stops_start_up_with_a_clear_error(start_node, tmp_path):
+    trainer = start_node('trainer', params={'checkpoint': tiny_checkpoint(tmp_path / 'start'),
+                                            'seed_dataset': str(tmp_path / 'no_such_dataset')})
+    assert wait_for(lambda: not trainer.alive(), timeout=30)
+    output = trainer.output()
+    assert trainer.stop() == 2, output
+    assert 'no_such_dataset' in output and 'Traceback' not in output, output

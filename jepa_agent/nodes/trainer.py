@@ -80,8 +80,11 @@ class TrainerNode(Node):
         if len(self.joint_names) != model.config.action_dim:
             raise ConfigError(f'[trainer] checkpoint {path} metadata names {self.joint_names} but the model acts '
                               f'on {model.config.action_dim} joints')
-        self.learner = OnlineLearner(model, metadata, cfg.learner_config(), rate_hz=cfg.rate_hz or None,
-                                     on_surprise=self.publish_surprise, on_checkpoint=self.announce)
+        try:
+            self.learner = OnlineLearner(model, metadata, cfg.learner_config(), rate_hz=cfg.rate_hz or None,
+                                         on_surprise=self.publish_surprise, on_checkpoint=self.announce)
+        except (ValueError, RuntimeError) as exc:   # unusable seed_dataset or device
+            raise ConfigError(f'[trainer] {exc}') from exc
         self.sync = FrameSynchronizer(len(self.joint_names), SyncConfig(rate_hz=self.learner.rate_hz,
                                                                         max_joint_gap=cfg.max_joint_gap))
         self.feeder = StreamFeeder(self.sync, self.joint_names)
