@@ -10,14 +10,14 @@ from jepa_agent.data.collect import collect_sim, env_dataset_meta
 from jepa_agent.data.episodes import open_dataset
 from jepa_agent.model.checkpoint import load_checkpoint
 from jepa_agent.sim.arm_env import ArmEnv, ArmEnvConfig
-from jepa_agent.training.losses import NonFiniteBatchError
+from jepa_agent.training.losses import JEPAObjective, LossConfig, NonFiniteBatchError
 from jepa_agent.training.trainer import Trainer, load_configs
 
 TINY = {'batch_size': 8, 'log_every': 5, 'checkpoint_every': 1000, 'threads': 1, 'warmup_steps': 5,
         'learning_rate': 0.003,
         'model': {'encoder_width': 8, 'feature_dim': 32, 'projector_hidden': 32, 'latent_dim': 16,
                   'predictor_width': 32, 'predictor_depth': 1},
-        'loss': {'rollout_steps': 2, 'sigreg_projections': 32}}
+        'loss': {'rollout_steps': 2, 'sigreg_projections': 32, 'state_weight': 1.0}}
 
 
 @pytest.fixture(scope='module')
@@ -47,6 +47,18 @@ def test_training_reduces_the_loss(dataset, tmp_path):
     losses = [float(trainer.train_step(batches[i % 4])['total']) for i in range(60)]
     assert sum(losses[-8:]) / 8 < 0.6 * sum(losses[:8]) / 8
     assert trainer.step == 60
+
+
+def test_state_probe_needs_joint_positions(dataset, tmp_path):
+    trainer = make_trainer(dataset, tmp_path / 'run')
+    batch = next(iter(torch.utils.data.DataLoader(trainer.dataset, batch_size=4)))
+    objective = JEPAObjective(trainer.model, LossConfig(rollout_steps=2, state_weight=1.0))
+    with pytest.raises(ValueError, match='qpos'):
+        objective(batch['images'], batch['actions'], 0)
+    loss, terms = objective(batch['images'], batch['actions'], 0, batch['qpos'])
+    assert terms['state'] > 0 and torch.isfinite(loss)
+    plain = JEPAObjective(trainer.model, LossConfig(rollout_steps=2))
+    assert plain(batch['images'], batch['actions'], 0)[1]['state'] == 0
 
 
 def test_nan_batch_stops_training_unless_skipping_is_enabled(dataset, tmp_path):

@@ -41,6 +41,10 @@ class LossConfig:
     """Small on purpose: a strong SIGReg Gaussianizes the low-dimensional scene and folds latent distances."""
     sigreg_projections: int = 256
     ema_decay: float = 0.996
+    state_weight: float = 0.0
+    """Weight of an auxiliary linear probe from each latent to the measured joint positions (sin, cos). It makes the
+    latent encode every joint, the small wrist included, so latent distance tracks the pose; 0 disables. The
+    objective then needs `qpos` with every batch (WindowDataset windows carry it)."""
 
     def __post_init__(self):
         if self.rollout_steps < 1:
@@ -52,14 +56,16 @@ class LossConfig:
                              f'{self.rollout_weight=} {self.regularizer_weight=}')
         if self.sigreg_projections < 1:
             raise ValueError(f'sigreg_projections must be >= 1, got {self.sigreg_projections=}')
+        if self.state_weight < 0:
+            raise ValueError(f'state_weight must be >= 0, got {self.state_weight=}')
         if not 0.0 < self.ema_decay < 1.0:
             raise ValueError(f'ema_decay must be in (0, 1), got {self.ema_decay=}')
 
 
-def check_finite(images: torch.Tensor, actions: torch.Tensor) -> None:
+def check_finite(**tensors: torch.Tensor | None) -> None:
     """Raise NonFiniteBatchError if a float input holds NaN/inf (uint8 images cannot)."""
-    for name, tensor in (('images', images), ('actions', actions)):
-        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+    for name, tensor in tensors.items():
+        if tensor is not None and tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise NonFiniteBatchError(f'batch {name} contain NaN or inf')
 
 
@@ -75,19 +81,27 @@ class JEPAObjective(nn.Module):
         if self.config.regularizer == 'ema':
             self.target = copy.deepcopy(nn.ModuleDict({'encoder': model.encoder, 'projector': model.projector}))
             self.target.requires_grad_(False)
+        self.state_head: nn.Linear | None = None
+        if self.config.state_weight > 0:
+            self.state_head = nn.Linear(model.config.latent_dim, 2 * model.config.action_dim)
 
     @property
     def window(self) -> int:
         """Frames per training window: history K + rollout steps H."""
         return self.model.config.history + self.config.rollout_steps
 
-    def forward(self, images: torch.Tensor, actions: torch.Tensor, step: int) -> tuple[torch.Tensor, dict]:
+    def forward(self, images: torch.Tensor, actions: torch.Tensor, step: int,
+                qpos: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
         """(total loss, {term name: detached tensor, 'latents': (B,T,D), 'rollout_error': (H,)}) for one batch.
+
+        images (B,T,3,H,W), actions (B,T-1,J), qpos (B,T,J) measured joints (needed when state_weight > 0).
 
         Raises NonFiniteBatchError for NaN/inf inputs. The loss itself is not checked here (under DDP every rank
         must agree before skipping); callers test `torch.isfinite(loss)` before `backward()`.
         """
-        check_finite(images, actions)
+        check_finite(images=images, actions=actions, qpos=qpos)
+        if self.state_head is not None and qpos is None:
+            raise ValueError('state_weight > 0 needs the batch qpos (B, T, J)')
         k, (b, t) = self.model.config.history, images.shape[:2]
         if t < k + 1 or actions.shape[:2] != (b, t - 1):
             raise ValueError(f'need images (B,T>={k + 1},3,H,W) and actions (B,T-1,J), got {tuple(images.shape)} '
@@ -104,12 +118,14 @@ class JEPAObjective(nn.Module):
         per_step = (rolled.float() - targets.float()).square().mean(dim=(0, 2))
         rollout = per_step.mean()
         regularizer = self._regularizer(z, step)
+        state = self._state_probe(z, qpos)
         c = self.config
         loss = c.teacher_forcing_weight * teacher_forcing + c.rollout_weight * rollout \
-            + c.regularizer_weight * regularizer * world_size()
+            + c.regularizer_weight * regularizer * world_size() + c.state_weight * state
         variance = z.detach().float().flatten(0, 1).var(0).mean().clamp_min(1e-8)
         terms = {'teacher_forcing': teacher_forcing.detach(), 'rollout': rollout.detach(),
-                 'regularizer': regularizer.detach(), 'total': loss.detach(), 'latents': z.detach(),
+                 'regularizer': regularizer.detach(), 'state': state.detach(), 'total': loss.detach(),
+                 'latents': z.detach(),
                  'rollout_error': (per_step.detach() / variance)}
         return loss, terms
 
@@ -120,6 +136,12 @@ class JEPAObjective(nn.Module):
             x = images.flatten(0, 1)
             x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
             return self.target['projector'](self.target['encoder'](x)).view_as(z)
+
+    def _state_probe(self, z: torch.Tensor, qpos: torch.Tensor | None) -> torch.Tensor:
+        if self.state_head is None:
+            return z.new_zeros(())
+        angles = qpos.to(z.device).float()
+        return F.mse_loss(self.state_head(z).float(), torch.cat([angles.sin(), angles.cos()], dim=-1))
 
     def _regularizer(self, z: torch.Tensor, step: int) -> torch.Tensor:
         name = self.config.regularizer

@@ -235,8 +235,8 @@ class Trainer:
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return [bool(v) for v in t.tolist()]
 
-    def _batch_ok(self, images: torch.Tensor, actions: torch.Tensor) -> bool:
-        bad_input = not bool(torch.isfinite(actions).all()) or (
+    def _batch_ok(self, images: torch.Tensor, actions: torch.Tensor, qpos: torch.Tensor) -> bool:
+        bad_input = not (bool(torch.isfinite(actions).all()) and bool(torch.isfinite(qpos).all())) or (
             images.is_floating_point() and not bool(torch.isfinite(images).all()))
         (bad,) = self._all_agree(bad_input)
         return self._tolerate(bad, f'batch at step {self.step} holds NaN/inf values')
@@ -255,7 +255,8 @@ class Trainer:
         device = self.runtime.device
         images = batch['images'].to(device, non_blocking=True)
         actions = batch['actions'].to(device, non_blocking=True)
-        if not self._batch_ok(images, actions):
+        qpos = batch['qpos'].to(device, non_blocking=True)
+        if not self._batch_ok(images, actions, qpos):
             return None
         for group in self.optimizer.param_groups:
             group['lr'] = self.config.learning_rate * cosine_with_warmup(self.step, self.config.steps,
@@ -263,7 +264,7 @@ class Trainer:
         self.objective.train()
         use_bf16 = self.config.bf16 and device.type == 'cuda'
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            loss, terms = self.ddp(images, actions, self.step)
+            loss, terms = self.ddp(images, actions, self.step, qpos)
         (bad,) = self._all_agree(not bool(torch.isfinite(loss)))
         if not self._tolerate(bad, f'loss is not finite at step {self.step}'):
             return None
@@ -280,7 +281,8 @@ class Trainer:
     # -- logging and checkpoints -----------------------------------------------------------------------------
     def _log(self, terms: dict) -> dict:
         stats = latent_statistics(terms['latents'].flatten(0, 1))
-        scalars = {f'loss/{k}': float(terms[k]) for k in ('total', 'teacher_forcing', 'rollout', 'regularizer')}
+        scalars = {f'loss/{k}': float(terms[k])
+                   for k in ('total', 'teacher_forcing', 'rollout', 'regularizer', 'state')}
         scalars.update({'latent/std_mean': stats['std_mean'], 'latent/std_min': stats['std_min'],
                         'latent/effective_rank': stats['effective_rank'],
                         'lr': self.optimizer.param_groups[0]['lr'],
@@ -302,7 +304,9 @@ class Trainer:
         save_checkpoint(self.model, self.out_dir, checkpoint_metadata(self.dataset.meta, {'training': training}))
         state = {'optimizer': self.optimizer.state_dict(), 'step': self.step, 'epoch': self.epoch,
                  'samples': self.samples, 'elapsed': self.elapsed, 'skipped': self.skipped,
-                 'target': self.objective.target.state_dict() if self.objective.target is not None else None}
+                 'target': self.objective.target.state_dict() if self.objective.target is not None else None,
+                 'state_head': (self.objective.state_head.state_dict()
+                                if self.objective.state_head is not None else None)}
         tmp = self.out_dir / (STATE_FILE + '.tmp')
         torch.save(state, tmp)
         os.replace(tmp, self.out_dir / STATE_FILE)
@@ -312,8 +316,10 @@ class Trainer:
         self.optimizer.load_state_dict(state['optimizer'])
         self.step, self.epoch, self.samples = state['step'], state['epoch'], state['samples']
         self.elapsed, self.skipped = state['elapsed'], state['skipped']
-        if self.objective.target is not None and state['target'] is not None:
-            self.objective.target.load_state_dict(state['target'])
+        for name in ('target', 'state_head'):
+            module = getattr(self.objective, name)
+            if module is not None and state.get(name) is not None:
+                module.load_state_dict(state[name])
 
     # -- run ------------------------------------------------------------------------------------------------
     def run(self, max_minutes: float | None = None) -> dict:
