@@ -142,7 +142,6 @@ class CEMPlanner:
                 cost = cost + cfg.smoothness * actions.diff(dim=1).pow(2).sum((1, 2))
             if cost.shape != (actions.shape[0],) or not torch.isfinite(cost).all():
                 return None
-            # refit
             # refit on the unclipped samples, so the mean may leave the box and push samples onto its faces
             elite_cost, idx = torch.topk(cost, cfg.num_elites, largest=False)            # (E,)
             elites = samples[idx]                                                       # (E, H, J)
