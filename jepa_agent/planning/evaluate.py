@@ -50,7 +50,8 @@ def write_summary_png(path: Path, summaries: dict[str, dict], runs: dict[str, li
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     names = list(summaries)
-    axes[0].bar(names, [summaries[n]['success_rate'] for n in names], color=['C0', 'C1', 'C2'][:len(names)])
+    bars = axes[0].bar(names, [summaries[n]['success_rate'] for n in names], color=[f'C{i}' for i in range(len(names))])
+    axes[0].bar_label(bars, labels=[f"{summaries[n]['success_rate']:.0%} of {summaries[n]['episodes']}" for n in names])
     axes[0].set(ylim=(0, 1), ylabel='success rate', title='success')
     for i, name in enumerate(names):
         axes[1].hist([r.steps for r in runs[name] if r.success], bins=20, alpha=0.6, label=name, color=f'C{i}')
