@@ -91,7 +91,7 @@ def bench_ros(args) -> dict:
 
     procs = [start('sim_arm', f'seed:={seed}'),
              start('planner', f'checkpoint:={args.checkpoint}', f'cem.num_samples:={args.samples}',
-                   f'cem.num_iterations:={args.iterations}', f'cem.horizon:={args.horizon}')]
+                   f'cem.num_iterations:={args.iterations}', f'cem.horizon:={args.horizon}', f'threads:={args.threads}')]
     rclpy.init()
     node = rclpy.create_node('plan_latency_bench')
     latencies, commands = [], []
@@ -125,7 +125,7 @@ def bench_ros(args) -> dict:
         raise RuntimeError('no plans arrived: is the shipped model present, and do sim_arm and planner start?')
     return {'frame_to_command_ms': percentiles(latencies), 'command_rate_hz': round(len(commands) / args.seconds, 2),
             'samples': args.samples, 'iterations': args.iterations, 'horizon': args.horizon,
-            'cpu_cores': os.cpu_count()}
+            'planner_threads': args.threads, 'cpu_cores': os.cpu_count()}
 
 
 def main() -> int:
@@ -133,7 +133,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--checkpoint', default=str(model_path('reach_64px')))
     parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
-    parser.add_argument('--threads', type=int, default=2, help='CPU threads (torch.set_num_threads)')
+    parser.add_argument('--threads', type=int, default=2, help='CPU threads for inference (also the ROS planner\'s)')
     parser.add_argument('--samples', type=int, default=300)
     parser.add_argument('--iterations', type=int, default=5)
     parser.add_argument('--horizon', type=int, default=5)
