@@ -42,8 +42,9 @@ class LossConfig:
     sigreg_projections: int = 256
     ema_decay: float = 0.996
     state_weight: float = 0.0
-    """Weight of an auxiliary linear probe from each latent to the measured joint positions (sin, cos). It makes the
-    latent encode every joint, the small wrist included, so latent distance tracks the pose; 0 disables. The
+    """Weight of an auxiliary linear probe from each latent to the measured joint positions (radians). It makes the
+    latent encode every joint, the small wrist included, linearly, so latent distance tracks joint-space distance
+    over the whole range (sin/cos targets made poses on both sides of the ±π seam look close); 0 disables. The
     objective then needs `qpos` with every batch (WindowDataset windows carry it)."""
 
     def __post_init__(self):
@@ -83,7 +84,7 @@ class JEPAObjective(nn.Module):
             self.target.requires_grad_(False)
         self.state_head: nn.Linear | None = None
         if self.config.state_weight > 0:
-            self.state_head = nn.Linear(model.config.latent_dim, 2 * model.config.action_dim)
+            self.state_head = nn.Linear(model.config.latent_dim, model.config.action_dim)
 
     @property
     def window(self) -> int:
@@ -140,8 +141,7 @@ class JEPAObjective(nn.Module):
     def _state_probe(self, z: torch.Tensor, qpos: torch.Tensor | None) -> torch.Tensor:
         if self.state_head is None:
             return z.new_zeros(())
-        angles = qpos.to(z.device).float()
-        return F.mse_loss(self.state_head(z).float(), torch.cat([angles.sin(), angles.cos()], dim=-1))
+        return F.mse_loss(self.state_head(z).float(), qpos.to(z.device).float())
 
     def _regularizer(self, z: torch.Tensor, step: int) -> torch.Tensor:
         name = self.config.regularizer
