@@ -168,6 +168,13 @@ class TestSafety:
         assert len(plan.points) == 5 and duration_to_sec(plan.points[-1].time_from_start) == pytest.approx(0.5)
         rig['feeder'].q = np.array([0.0, 0.0, 0.0])
 
+    def test_each_command_lasts_past_the_next_plan(self, rig):
+        """cover_latency: a plan takes > 0 s and frames come every control period, so each command spans at least
+        two periods (one to cover the gap, one spare) and the arm never runs out of trajectory between plans."""
+        for msg in next_commands(rig, 4):
+            times, _ = trajectory_points(msg, NAMES)
+            assert len(times) >= 2 and times[-1] >= 0.2 - 1e-9, times
+
     def test_non_finite_joint_states_hold(self, rig):
         assert_holds(rig, 'nan_joints')
 

@@ -8,7 +8,11 @@ Plans run in a dedicated thread, one per fresh camera frame (at most `rate_hz`),
 messages. A new checkpoint announced on /jepa_agent/model_updated is loaded in the background and swapped in between
 two plans: control never stops. Safety: published points always lie within the joint position and velocity limits;
 with no goal, stale or non-finite inputs, or a non-finite model output or cost, nothing new is published and the
-arm holds the last commanded target (at most `execute_steps` control periods ahead of where it was measured).
+arm finishes the last published trajectory and stays at its end (at most `horizon` control periods ahead).
+
+Each plan publishes enough steps to cover the time until the next plan (`cover_latency`): on a slow CPU a plan
+takes several control periods, and publishing only one step would leave the arm standing still in between. A new
+trajectory replaces the running one (joint_trajectory_controller semantics), so only the next plan's start counts.
 """
 from __future__ import annotations
 
@@ -62,7 +66,10 @@ class PlannerNodeConfig:
     rate_hz: float = 10.0
     """Largest replanning rate; plans are made on fresh camera frames."""
     execute_steps: int = 1
-    """Planned control periods published to the controller per plan (receding horizon)."""
+    """Fewest planned control periods published to the controller per plan (receding horizon)."""
+    cover_latency: bool = True
+    """Publish more steps when plans come slower than the control period: enough to last until the next plan
+    (the longest recent plan-to-plan interval, or this plan's latency, plus one period), at most the horizon."""
     stale_timeout_s: float = 0.5
     """Camera frames or joint states older than this make the planner hold."""
     # topics
@@ -313,8 +320,17 @@ class PlannerNode(Node):
             return 1
         return int(np.clip(round((now - self.plan_times[-1]) / self.limits.dt), 1, self.cem_config.horizon))
 
-    def _publish(self, plan: Plan, q: np.ndarray, stamp, planned_at: float) -> None:
+    def _steps_to_publish(self, latency_s: float) -> int:
+        """Planned steps to send so the arm keeps moving until the next plan replaces them."""
         n = self.config.execute_steps
+        if self.config.cover_latency:
+            intervals = np.diff(list(self.plan_times)[-6:])
+            gap = max(latency_s, float(intervals.max()) if intervals.size else 0.0)
+            n = max(n, int(np.ceil(gap / self.limits.dt)) + 1)
+        return min(n, self.cem_config.horizon)
+
+    def _publish(self, plan: Plan, q: np.ndarray, stamp, planned_at: float) -> None:
+        n = self._steps_to_publish(time.monotonic() - planned_at)
         if not self.limits.contains(plan.targets, q, self.cem_config.trust_region):
             return self._hold('plan outside the joint bounds (planner bug)')
         names = self.joints.joint_names
