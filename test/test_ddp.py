@@ -52,7 +52,7 @@ def _rank_gradient(rank: int, world: int, init_file: str, z_full: torch.Tensor, 
 def test_regularizer_sees_the_global_batch_and_ddp_gets_its_full_gradient(tmp_path):
     torch.manual_seed(0)
     z_full = torch.randn(64, 8) * torch.linspace(0.2, 2.0, 8)
-    ctx = mp.get_context('fork')     # forked before any parallel torch work in this process: fast and safe
+    ctx = mp.get_context('spawn')    # fork deadlocks once earlier tests have started torch's OpenMP threads
     queue = ctx.Queue()
     processes = [ctx.Process(target=_rank_gradient, args=(r, 2, str(tmp_path / 'rendezvous'), z_full, queue))
                  for r in range(2)]
