@@ -1,13 +1,15 @@
 """Locate installed data (config/, models/, launch/) whether installed by colcon, pip, or run from the source tree."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 SOURCE_ROOT = Path(__file__).resolve().parent.parent
 
 
 def share_dir() -> Path:
-    """share/jepa_agent of a colcon install, else the source checkout (pip -e / running from the repo)."""
+    """share/jepa_agent of a colcon install, else of a plain `pip install .` (which installs data_files under the
+    environment's prefix), else the source checkout (`pip install -e`, which skips data_files)."""
     try:
         from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
         try:
@@ -16,6 +18,10 @@ def share_dir() -> Path:
             pass
     except ImportError:
         pass
+    source_tree_share = SOURCE_ROOT / 'config'
+    prefix_share = Path(sys.prefix) / 'share' / 'jepa_agent'
+    if not source_tree_share.is_dir() and prefix_share.is_dir():
+        return prefix_share
     return SOURCE_ROOT
 
 
