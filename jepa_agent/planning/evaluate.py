@@ -52,7 +52,7 @@ def write_summary_png(path: Path, summaries: dict[str, dict], runs: dict[str, li
     names = list(summaries)
     bars = axes[0].bar(names, [summaries[n]['success_rate'] for n in names], color=[f'C{i}' for i in range(len(names))])
     axes[0].bar_label(bars, labels=[f"{summaries[n]['success_rate']:.0%} of {summaries[n]['episodes']}" for n in names])
-    axes[0].set(ylim=(0, 1), ylabel='success rate', title='success')
+    axes[0].set(ylim=(0, 1.15), ylabel='success rate', title='success')   # headroom for the bar labels
     for i, name in enumerate(names):
         axes[1].hist([r.steps for r in runs[name] if r.success], bins=20, alpha=0.6, label=name, color=f'C{i}')
         axes[2].hist([r.final_distance * 100 for r in runs[name]], bins=20, alpha=0.6, label=name, color=f'C{i}')
