@@ -1,6 +1,7 @@
 """Shared test fixtures: isolated DDS domain per run, real node processes, a spinning rclpy probe node."""
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import subprocess
@@ -73,23 +74,32 @@ def start_node(tmp_path):
         proc.stop()
 
 
-@pytest.fixture
-def ros_probe():
-    """An rclpy node spinning in a background thread, for subscribing/publishing from the test."""
-    rclpy = pytest.importorskip('rclpy')
+@contextlib.contextmanager
+def spinning_node(name: str):
+    """An rclpy node in its own context, spun by a multi-threaded executor in a background thread."""
+    import rclpy
     from rclpy.executors import MultiThreadedExecutor
     context = rclpy.Context()
     rclpy.init(context=context)
-    node = rclpy.create_node(f'test_probe_{os.getpid()}', context=context)
+    node = rclpy.create_node(name, context=context)
     executor = MultiThreadedExecutor(context=context)
     executor.add_node(node)
     thread = threading.Thread(target=executor.spin, daemon=True)
     thread.start()
-    yield node
-    executor.shutdown()
-    node.destroy_node()
-    rclpy.shutdown(context=context)
-    thread.join(timeout=5)
+    try:
+        yield node
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def ros_probe():
+    """An rclpy node spinning in a background thread, for subscribing/publishing from the test."""
+    with spinning_node(f'test_probe_{os.getpid()}') as node:
+        yield node
 
 
 def wait_for(predicate, timeout: float = 20.0, period: float = 0.05) -> bool:

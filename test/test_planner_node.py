@@ -7,8 +7,7 @@ import time
 import numpy as np
 import pytest
 import rclpy
-from conftest import NodeProcess, wait_for
-from rclpy.executors import MultiThreadedExecutor
+from conftest import NodeProcess, spinning_node, wait_for
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 from ros_helpers import Inbox, JointWatcher
@@ -76,17 +75,8 @@ class Feeder:
 
 @pytest.fixture(scope='module')
 def probe():
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node(f'planner_probe_{os.getpid()}', context=context)
-    executor = MultiThreadedExecutor(context=context)
-    executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-    yield node
-    executor.shutdown()
-    node.destroy_node()
-    rclpy.shutdown(context=context)
+    with spinning_node(f'planner_probe_{os.getpid()}') as node:
+        yield node
 
 
 @pytest.fixture(scope='class')
