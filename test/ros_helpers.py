@@ -1,6 +1,7 @@
 """Test-side helpers for watching topics from the `ros_probe` node."""
 from __future__ import annotations
 
+import importlib.util
 import threading
 import time
 
@@ -62,3 +63,17 @@ class JointWatcher(Inbox):
     def positions(self) -> np.ndarray | None:
         msg = self.latest()
         return None if msg is None else joint_positions(msg, self.names)
+
+
+def launch_test_requirements(*modules: str) -> str:
+    """Why launch tests cannot run here ('' when they can). Never raises: the launch_testing pytest plugin imports
+    every test module while collecting, and a skip raised at import would end the whole collection."""
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            return f'{module} is not installed (it comes with a ROS 2 install, not from PyPI)'
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        get_package_share_directory('jepa_agent')
+    except (ImportError, LookupError, ValueError, OSError):
+        return 'jepa_agent is not in an ament prefix: `colcon build`, then `source install/setup.bash`'
+    return ''

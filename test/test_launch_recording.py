@@ -4,26 +4,10 @@ episode started and stopped through the recorder's services holds the commanded 
 The test publishes the jog itself (teleop:=false; teleop_keyboard needs a terminal). Needs a ROS 2 install with
 jepa_agent built; skipped where launch_pytest is absent. Plain-pytest twin: test_integration_recording.py.
 """
-import importlib.util
-
 import pytest
+from ros_helpers import launch_test_requirements
 
-
-def missing_requirements() -> str:
-    """Why these launch tests cannot run here ('' when they can). Never raises: the launch_testing pytest plugin
-    imports every test module while collecting, and a skip raised at import would end the whole collection."""
-    for module in ('launch_pytest', 'launch_testing', 'launch_ros'):
-        if importlib.util.find_spec(module) is None:
-            return f'{module} is not installed (it comes with a ROS 2 install, not from PyPI)'
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        get_package_share_directory('jepa_agent')
-    except (ImportError, LookupError, ValueError, OSError):
-        return 'jepa_agent is not in an ament prefix: `colcon build`, then `source install/setup.bash`'
-    return ''
-
-
-MISSING = missing_requirements()
+MISSING = launch_test_requirements('launch_pytest', 'launch_testing', 'launch_ros')
 if MISSING:
     def test_recording_launch_needs_a_ros_2_install():
         pytest.skip(MISSING)
