@@ -102,6 +102,16 @@ def ros_probe():
         yield node
 
 
+@pytest.fixture
+def torch_one_thread():
+    """Tiny models on one torch thread: thread start-up costs more than it saves on a busy CPU."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def wait_for(predicate, timeout: float = 20.0, period: float = 0.05) -> bool:
     """Poll `predicate` until true or timeout; returns its last truthiness."""
     deadline = time.monotonic() + timeout

@@ -12,12 +12,7 @@ TINY = ModelConfig(image_size=32, encoder_width=8, feature_dim=32, projector_hid
 META = {'joint_names': ['shoulder', 'elbow', 'wrist'], 'lower': [-2.8, -2.5, -2.5], 'upper': [2.8, 2.5, 2.5]}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)     # tiny models: thread start-up costs more than it saves on a busy CPU
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('torch_one_thread')
 
 
 @pytest.fixture

@@ -11,12 +11,7 @@ TINY = dict(image_size=32, encoder_width=8, feature_dim=32, projector_hidden=32,
             predictor_width=32, predictor_depth=1)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)     # tiny models: thread start-up costs more than it saves on a busy CPU
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('torch_one_thread')
 
 
 @pytest.mark.parametrize('options', [{}, {'encoder': 'vit', 'encoder_width': 32, 'vit_depth': 1},
