@@ -234,11 +234,6 @@ class DemoSession:
 
     def __exit__(self, *exc) -> None:
         import rclpy
-        if getattr(self, 'executor', None) is not None:
-            self.executor.shutdown()
-            self._spin.join(timeout=5)
-            self.node.destroy_node()
-            rclpy.try_shutdown(context=self.context)
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.send_signal(2)   # SIGINT: the nodes' clean shutdown
@@ -251,6 +246,11 @@ class DemoSession:
             if proc.returncode != 0:
                 print(f'warning: {name} exited with code {proc.returncode}; see {self.log_dir / name}.log',
                       file=sys.stderr)
+        if getattr(self, 'executor', None) is not None:   # after the nodes: no message arrives mid-teardown
+            self.executor.shutdown()
+            self._spin.join(timeout=5)
+            self.node.destroy_node()
+            rclpy.try_shutdown(context=self.context)
         if getattr(self, 'env', None) is not None:
             self.env.close()
 
