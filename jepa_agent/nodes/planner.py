@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
@@ -40,6 +40,7 @@ from jepa_agent.planning.mpc import LatentMPC
 from jepa_agent.resources import model_path
 from jepa_agent.ros.conversions import MessageError, image_to_rgb, joint_positions, make_trajectory
 from jepa_agent.ros.params import declare_config
+from jepa_agent.ros.diagnostics import publish_status
 from jepa_agent.ros.qos import LATCHED, RELIABLE, SENSOR
 from jepa_agent.ros.run import run_node
 
@@ -367,11 +368,7 @@ class PlannerNode(Node):
                   'plan_latency_ms_p95': _percentile(self.latencies_ms, 95),
                   'frame_to_command_ms_p95': _percentile(self.frame_to_command_ms, 95),
                   'checkpoint': self.checkpoint, 'has_goal': str(self.mpc.goal_latent is not None)}
-        status = DiagnosticStatus(level=level, name='planner', message=self.state, hardware_id='jepa_agent',
-                                  values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
-        msg = DiagnosticArray(status=[status])
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.diag_pub.publish(msg)
+        publish_status(self, self.diag_pub, 'planner', level, self.state, values, hardware_id='jepa_agent')
 
     def destroy_node(self) -> None:
         self._stop.set()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import time
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
@@ -25,6 +25,7 @@ from jepa_agent.data.stream import StreamFeeder
 from jepa_agent.data.sync import FrameSynchronizer
 from jepa_agent.ros.conversions import CHANNELS, MessageError
 from jepa_agent.ros.params import declare_config
+from jepa_agent.ros.diagnostics import publish_status
 from jepa_agent.ros.qos import RELIABLE, SENSOR
 from jepa_agent.ros.run import run_node
 
@@ -199,11 +200,7 @@ class RecorderNode(Node):
             level, message = DiagnosticStatus.WARN, f'recording at {rate:.1f} Hz, below {self.config.rate_hz:g} Hz'
         else:
             level, message = DiagnosticStatus.OK, 'recording' if self.recorder.recording else 'idle'
-        status = DiagnosticStatus(level=level, name='recorder: episodes', hardware_id='recorder', message=message,
-                                  values=[KeyValue(key=k, value=v) for k, v in values.items()])
-        msg = DiagnosticArray(status=[status])
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.diag_pub.publish(msg)
+        publish_status(self, self.diag_pub, 'recorder: episodes', level, message, values, hardware_id='recorder')
 
     def destroy_node(self) -> None:
         self.recorder.close()

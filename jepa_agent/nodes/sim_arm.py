@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, fields
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_srvs.srv import Trigger
@@ -25,6 +25,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from jepa_agent.ros.conversions import MessageError, rgb_to_image, trajectory_points
 from jepa_agent.ros.params import declare_config
+from jepa_agent.ros.diagnostics import publish_status
 from jepa_agent.ros.qos import RELIABLE, SENSOR
 from jepa_agent.ros.run import run_node
 from jepa_agent.sim.arm_env import ArmEnv, ArmEnvConfig
@@ -218,13 +219,9 @@ class SimArmNode(Node):
         values = {'joint_states_hz': f'{rates["joint_states"]:.1f}', 'camera_hz': f'{rates["camera"]:.1f}',
                   'realtime_overruns': str(self._overruns), 'rejected_trajectories': str(self._rejected),
                   'trajectory_active': str(self.follower.active)}
-        status = DiagnosticStatus(level=DiagnosticStatus.WARN if slow else DiagnosticStatus.OK,
-                                  name='sim_arm: simulation', hardware_id='mujoco',
-                                  message='streams below 80 % of their rates' if slow else 'ok',
-                                  values=[KeyValue(key=k, value=v) for k, v in values.items()])
-        msg = DiagnosticArray(status=[status])
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.diag_pub.publish(msg)
+        publish_status(self, self.diag_pub, 'sim_arm: simulation',
+                       DiagnosticStatus.WARN if slow else DiagnosticStatus.OK,
+                       'streams below 80 % of their rates' if slow else 'ok', values, hardware_id='mujoco')
 
     def destroy_node(self) -> None:
         self._stop.set()

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, fields
 
 import torch
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32, String
@@ -30,6 +30,7 @@ from jepa_agent.data.stream import StreamFeeder
 from jepa_agent.data.sync import FrameSynchronizer, SyncConfig
 from jepa_agent.ros.conversions import MessageError
 from jepa_agent.ros.params import declare_config
+from jepa_agent.ros.diagnostics import publish_status
 from jepa_agent.ros.qos import LATCHED, RELIABLE, SENSOR
 from jepa_agent.ros.run import run_node
 from jepa_agent.training.online import FrameError, OnlineLearner, OnlineLearnerConfig
@@ -159,12 +160,8 @@ class TrainerNode(Node):
                   'skipped_batches': learner.skipped_batches, 'last_loss': learner.last_loss,
                   'last_surprise': learner.last_surprise, **{f'sync_{k}': v for k, v in self.sync.counts.items()},
                   **{f'skipped_{k}': v for k, v in self._skipped.items()}}
-        status = DiagnosticStatus(level=DiagnosticStatus.OK, name='trainer: online learning', hardware_id='',
-                                  message='training' if learner.ready else 'filling the replay buffer',
-                                  values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
-        msg = DiagnosticArray(status=[status])
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.diag_pub.publish(msg)
+        publish_status(self, self.diag_pub, 'trainer: online learning', DiagnosticStatus.OK,
+                       'training' if learner.ready else 'filling the replay buffer', values)
 
     def destroy_node(self) -> None:
         self.learner.stop()
