@@ -9,6 +9,7 @@ from jepa_agent.config import ConfigError, build
 from jepa_agent.planning.cem import CEMConfig, CEMPlanner
 from jepa_agent.planning.constraints import JointLimits, project
 from jepa_agent.planning.mpc import LatentMPC, to_model_image
+from jepa_agent.planning.objectives import LatentGoalCost
 
 LIMITS = JointLimits(lower=[-2.8, -2.5, -2.5], upper=[2.8, 2.5, 2.5], velocity=[1.5, 1.5, 1.5], dt=0.1)
 
@@ -117,11 +118,12 @@ def test_invalid_config_is_rejected(bad):
 class ToyWorldModel(torch.nn.Module):
     """Latent = mean colour of the image (3 joints ↔ 3 channels); an action shifts the latent by itself."""
 
-    def __init__(self, poison: bool = False):
+    def __init__(self, poison: bool = False, state_head: torch.nn.Linear | None = None):
         super().__init__()
         self.config = SimpleNamespace(latent_dim=3, history=2, action_dim=3, image_size=8)
         self.scale = torch.nn.Parameter(torch.ones(1))
         self.poison = poison
+        self.state_head = state_head
 
     def encode(self, images):
         return images.float().mean((2, 3)) * self.scale
@@ -144,6 +146,37 @@ def test_latent_mpc_moves_toward_the_goal_view():
         plan = mpc.act(colour(0.5 + q), q)
         q = plan.targets[0]
     np.testing.assert_allclose(q, [0.3, -0.3, 0.0], atol=0.02)
+
+
+def test_state_readout_adds_the_joint_space_distance():
+    readout = torch.nn.Linear(3, 3)
+    with torch.no_grad():
+        readout.weight.copy_(torch.diag(torch.tensor([2.0, 0.0, 0.0])))
+        readout.bias.fill_(5.0)                                     # a bias cancels in a difference
+    z_hist, goal = torch.zeros(2, 3), torch.tensor([1.0, 1.0, 0.0])
+    actions = torch.tensor([[[3.0, 1.0, 0.0]]])                    # one step to z = (3, 1, 0)
+    rollout = ToyWorldModel().rollout
+    plain = LatentGoalCost(rollout, z_hist, goal, torch.ones(1))(actions, actions)
+    joint = LatentGoalCost(rollout, z_hist, goal, torch.ones(1), readout, state_weight=0.5)(actions, actions)
+    torch.testing.assert_close(plain, torch.tensor([2.0]))
+    torch.testing.assert_close(joint, torch.tensor([2.0 + 0.5 * 4.0]))
+
+
+def test_state_cost_needs_a_state_head():
+    with pytest.warns(RuntimeWarning, match='no state head'):
+        mpc = LatentMPC(ToyWorldModel(), LIMITS, CEMConfig(state_cost_weight=1.0))
+    assert mpc.state_cost_weight == 0.0
+    head = torch.nn.Linear(3, 3)
+    with torch.no_grad():
+        head.weight.copy_(torch.eye(3))
+    mpc = LatentMPC(ToyWorldModel(state_head=head), LIMITS, CEMConfig(state_cost_weight=1.0))
+    mpc.set_goal(colour([0.8, 0.2, 0.5]))
+    q = np.zeros(3)
+    for _ in range(10):
+        q = mpc.act(colour(0.5 + q), q).targets[0]
+    np.testing.assert_allclose(q, [0.3, -0.3, 0.0], atol=0.02)
+    with pytest.raises(ValueError, match='state_cost_weight'):
+        CEMConfig(state_cost_weight=-1.0)
 
 
 def test_latent_mpc_refuses_non_finite_inputs_and_model_output():

@@ -44,6 +44,23 @@ def test_eval_model_writes_metrics_and_plot(dataset, checkpoint, tmp_path, capsy
     assert 'effective_rank' in capsys.readouterr().out
 
 
+def test_state_readout_error_is_reported_for_models_with_a_state_head(dataset, tmp_path):
+    import dataclasses
+    from jepa_agent.training.evaluation import evaluate
+    from jepa_agent.training.trainer import open_windows
+    torch.manual_seed(0)
+    model = WorldModel(dataclasses.replace(TINY, state_head=True))
+    with torch.no_grad():     # a readout of a constant: its error is the spread of each joint
+        model.state_head.weight.zero_()
+        model.state_head.bias.zero_()
+    data = open_windows(dataset, model.config.history + 10, 1)
+    metrics = evaluate(model, data)
+    assert metrics['windows'] == len(data)           # every window is evaluated, so the RMSE is known exactly
+    qpos = np.concatenate([data[i]['qpos'].numpy() for i in range(len(data))])
+    np.testing.assert_allclose(metrics['state_readout_rmse_rad'], np.sqrt(np.square(qpos).mean(0)), rtol=1e-4)
+    assert 'state_readout_rmse_rad' not in evaluate(WorldModel(TINY), data)
+
+
 def test_distance_correlation_detects_a_faithful_latent():
     rng = np.random.default_rng(0)
     qpos = rng.uniform(-1, 1, (500, 3))

@@ -17,11 +17,11 @@ from jepa_agent.training.online import FrameError, OnlineLearner, OnlineLearnerC
 SIZE = 32
 
 
-def tiny_model(seed: int = 0) -> WorldModel:
+def tiny_model(seed: int = 0, state_head: bool = False) -> WorldModel:
     torch.manual_seed(seed)
     return WorldModel(ModelConfig(image_size=SIZE, action_dim=3, action_scale=[0.15] * 3, latent_dim=16,
                                   encoder_width=8, feature_dim=32, projector_hidden=64, predictor_width=64,
-                                  predictor_depth=2))
+                                  predictor_depth=2, state_head=state_head))
 
 
 @pytest.fixture(scope='module')
@@ -67,8 +67,9 @@ def test_replay_windows_stay_inside_one_sequence():
     # frames 5..9 (first sequence, still buffered) and 10..24 (second): no window may contain both 9 and 10
     assert not np.any((starts <= 9) & (starts + 3 >= 10))
     assert np.all(starts >= 5)
-    _, actions = buffer.windows(starts, 4)
+    _, actions, qpos = buffer.windows(starts, 4)
     np.testing.assert_allclose(actions, 0.5)            # action = target - qpos of the same frame
+    np.testing.assert_array_equal(qpos[:, :, 0], starts[:, None] + np.arange(4))   # frame k has qpos k
     buffer.break_sequence()
     buffer.add(image, np.zeros(1, np.float32), np.zeros(1, np.float32), times[-1] + 0.1)
     assert buffer.newest(2) is None                      # the explicit break splits the newest pair
@@ -105,6 +106,32 @@ def test_surprise_falls_while_training_on_a_repeated_motion(env):
     assert all(loss is not None and np.isfinite(loss) for loss in losses)
     assert late < 0.5 * early, (early, late)
     assert learner.steps == 100 and learner.skipped_batches == 0
+
+
+def test_state_head_keeps_learning_online(env):
+    """A model with a state head keeps training it on the live joint states (its readout error falls; without the
+    state term the same steps make it worse); a model without a head trains without the term."""
+    def readout_error_after_training(state_weight: float) -> tuple[float, float]:
+        config = OnlineLearnerConfig(min_frames=8, learning_rate=3e-3, state_weight=state_weight)
+        learner = OnlineLearner(tiny_model(state_head=True), {}, config, rate_hz=10)
+        for frame in repeated_motion(env, 40):
+            learner.observe(*frame)
+        images, _, qpos = learner.buffer.windows(np.arange(len(learner.buffer)), 1)
+
+        def error() -> float:
+            learner.model.eval()
+            with torch.no_grad():
+                q = learner.model.decode_state(learner.model.encode(torch.from_numpy(images[:, 0])))
+            return float((q - torch.from_numpy(qpos[:, 0])).square().mean())
+        before = error()
+        for _ in range(100):
+            learner.train_step()
+        return before, error()
+
+    before, after = readout_error_after_training(1.0)
+    assert after < 0.5 * before
+    assert readout_error_after_training(0.0)[1] > before
+    assert OnlineLearner(tiny_model(), {}, rate_hz=10).objective.config.state_weight == 0.0
 
 
 def test_checkpoints_round_trip_and_rotate(env, tmp_path):
@@ -149,8 +176,9 @@ def test_seed_dataset_is_mixed_in_and_must_match(env, tmp_path):
     learner = OnlineLearner(tiny_model(), {'joint_names': env.joint_names}, config, rate_hz=10)
     for frame in repeated_motion(env, 6):
         learner.observe(*frame)
-    images, actions = learner._batch()
+    images, actions, qpos = learner._batch()
     assert images.shape == (16, learner.window, 3, SIZE, SIZE) and actions.shape == (16, learner.window - 1, 3)
+    assert qpos.shape == (16, learner.window, 3)
     assert learner.train_step() is not None
     with pytest.raises(ValueError, match='joints'):
         OnlineLearner(tiny_model(), {'joint_names': ['a', 'b', 'c']}, config, rate_hz=10)
@@ -161,7 +189,7 @@ def test_nan_batch_is_skipped_not_trained(env, monkeypatch):
     for frame in repeated_motion(env, 12):
         learner.observe(*frame)
     real_batch = learner._batch
-    monkeypatch.setattr(learner, '_batch', lambda: (real_batch()[0], real_batch()[1] * np.nan))
+    monkeypatch.setattr(learner, '_batch', lambda: (real_batch()[0], real_batch()[1] * np.nan, real_batch()[2]))
     before = {k: v.clone() for k, v in learner.model.state_dict().items()}
     assert learner.train_step() is None
     assert learner.skipped_batches == 1 and learner.steps == 0

@@ -61,6 +61,20 @@ def test_state_probe_needs_joint_positions(dataset, tmp_path):
     assert plain(batch['images'], batch['actions'], 0)[1]['state'] == 0
 
 
+def test_state_head_is_part_of_the_trained_model(dataset, tmp_path):
+    """state_weight > 0 gives the model a state head, saved with the checkpoint (planners read joints through it)."""
+    trainer = make_trainer(dataset, tmp_path / 'run', steps=2)
+    trainer.run()
+    model, _ = load_checkpoint(tmp_path / 'run')
+    assert model.config.state_head and model.decode_state(torch.zeros(5, 16)).shape == (5, 3)
+    headless = make_trainer(dataset, tmp_path / 'headless', loss={**TINY['loss'], 'state_weight': 0.0}).model
+    assert headless.state_head is None
+    with pytest.raises(ValueError, match='state head'):
+        headless.decode_state(torch.zeros(1, 16))
+    with pytest.raises(ValueError, match='state_head: true'):
+        JEPAObjective(headless, LossConfig(state_weight=1.0))
+
+
 def test_nan_batch_stops_training_unless_skipping_is_enabled(dataset, tmp_path):
     trainer = make_trainer(dataset, tmp_path / 'a')
     batch = next(iter(torch.utils.data.DataLoader(trainer.dataset, batch_size=4)))

@@ -4,6 +4,7 @@
     z = model.encode(images)                        # (B, 3, H, W) uint8 or [0, 1] float → (B, D)
     z_next = model.predict(z_hist, action)          # (B, K, D), (B, J) radians → (B, D)
     z_future = model.rollout(z_hist, actions)       # (B, K, D), (B, H, J) → (B, H, D)
+    q = model.decode_state(z)                       # (B, D) → (B, J) radians, when config.state_head
 
 No pixels are ever reconstructed: the model is trained to predict embeddings (training/losses.py), with an
 anti-collapse regularizer keeping the embeddings informative.
@@ -59,6 +60,11 @@ class ModelConfig:
     predictor_width: int = 256
     predictor_depth: int = 3
     dropout: float = 0.1
+    # proprioceptive readout
+    state_head: bool = False
+    """A linear readout latent → joint positions (radians), trained by the loss's state term. It makes the latent
+    encode every joint linearly, and planners can measure goal distance in joint space through it. The trainer
+    adds it whenever the loss's state_weight is > 0."""
 
     def __post_init__(self):
         if self.image_size < 16 or self.image_size % 16:
@@ -123,6 +129,7 @@ class WorldModel(nn.Module):
         predictor_cls = TransformerPredictor if config.predictor == 'transformer' else ResidualMLPPredictor
         self.predictor = predictor_cls(config.latent_dim, config.history, config.action_dim, config.predictor_width,
                                        config.predictor_depth, config.dropout)
+        self.state_head = nn.Linear(config.latent_dim, config.action_dim) if config.state_head else None
         scale = config.action_scale or [1.0] * config.action_dim
         self.register_buffer('action_scale', torch.tensor(scale, dtype=torch.float32))
 
@@ -147,6 +154,12 @@ class WorldModel(nn.Module):
         if z_hist.dim() != 3 or z_hist.shape[1] < self.config.history:
             raise ValueError(f'expected z_hist (B, >={self.config.history}, D), got {tuple(z_hist.shape)}')
         return self.predictor(z_hist[:, -self.config.history:], action / self.action_scale)
+
+    def decode_state(self, z: torch.Tensor) -> torch.Tensor:
+        """Joint positions (..., J) in radians read out of latents (..., D); needs `config.state_head`."""
+        if self.state_head is None:
+            raise ValueError('this world model has no state head (ModelConfig.state_head is false)')
+        return self.state_head(z)
 
     def rollout(self, z_hist: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Latents (B, H, D) after each of H actions (B, H, J), feeding predictions back as history."""

@@ -45,6 +45,9 @@ class CEMConfig:
     """How latent distances over the horizon are weighted: 'final', 'linear' (later steps count more), 'uniform'."""
     smoothness: float = 0.0
     """Weight of the squared change between consecutive actions (rad²)."""
+    state_cost_weight: float = 0.0
+    """Weight of the joint-space distance (rad) between predicted and goal latents, both read out by the model's
+    state head, added to the latent distance; 0 = latent distance only. It keeps far goals from looking flat."""
     # bounds
     trust_region: float = 0.15
     """Largest |action| per joint and step (rad), on top of the velocity limit."""
@@ -67,8 +70,9 @@ class CEMConfig:
                              f'{self.min_std=}')
         if self.step_weighting not in STEP_WEIGHTINGS:
             raise ValueError(f'step_weighting must be one of {STEP_WEIGHTINGS}, got {self.step_weighting=}')
-        if not self.smoothness >= 0 or not np.isfinite(self.smoothness):
-            raise ValueError(f'smoothness must be finite and >= 0, got {self.smoothness=}')
+        for name in ('smoothness', 'state_cost_weight'):
+            if not getattr(self, name) >= 0 or not np.isfinite(getattr(self, name)):
+                raise ValueError(f'{name} must be finite and >= 0, got {getattr(self, name)=}')
         if not self.trust_region > 0:
             raise ValueError(f'trust_region must be > 0, got {self.trust_region=}')
 

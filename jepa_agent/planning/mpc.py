@@ -6,6 +6,7 @@ says why in `refusal`, and the caller holds position.
 """
 from __future__ import annotations
 
+import warnings
 from collections import deque
 
 import numpy as np
@@ -52,6 +53,11 @@ class LatentMPC:
         self.planner = CEMPlanner(config, limits, self.device)
         self.rollout = maybe_compile(model.rollout, config.compile, self.device)
         self.weights = step_weights(config.horizon, config.step_weighting)
+        self.state_cost_weight = config.state_cost_weight
+        if self.state_cost_weight > 0 and model.state_head is None:
+            warnings.warn('cem.state_cost_weight > 0 but this world model has no state head: planning on latent '
+                          'distance only', RuntimeWarning, stacklevel=2)
+            self.state_cost_weight = 0.0
         self._history: deque[torch.Tensor] = deque(maxlen=model.config.history)   # (D,) latents, oldest first
         self.goal_latent: torch.Tensor | None = None                               # (D,)
         self.refusal = ''
@@ -95,7 +101,8 @@ class LatentMPC:
             return self._refuse(f'unusable camera image: {exc}')
         self._history.append(z)
         z_hist = torch.stack([self._history[0]] * (self._history.maxlen - len(self._history)) + list(self._history))
-        objective = LatentGoalCost(self.rollout, z_hist, self.goal_latent, self.weights)
+        objective = LatentGoalCost(self.rollout, z_hist, self.goal_latent, self.weights, self.model.state_head,
+                                   self.state_cost_weight)
         plan = self.planner.plan(objective, q, shift=shift)
         if plan is None:
             return self._refuse('no finite plan (joint positions out of bounds or non-finite model output/cost)')

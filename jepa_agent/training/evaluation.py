@@ -84,7 +84,11 @@ def evaluate(model: WorldModel, dataset, horizon: int = 10, max_windows: int = 5
     baseline = torch.cat(persistence).mean(0) / max(total_variance, 1e-12)
     stats = latent_statistics(z_all)
     ee = end_effector(q_all) if end_effector is not None else None
+    readout = {}
+    if model.state_head is not None:   # how well the joints can be read from a view (planners may rely on it)
+        residual = model.decode_state(z_all.to(device)).cpu().numpy() - q_all
+        readout['state_readout_rmse_rad'] = np.sqrt(np.square(residual).mean(0)).round(5).tolist()
     return {**stats, 'effective_rank_fraction': stats['effective_rank'] / stats['latent_dim'],
             'rollout_error': errors.tolist(), 'rollout_error_ratio': float(errors[-1] / errors[0]),
-            'persistence_error': baseline.tolist(),
+            'persistence_error': baseline.tolist(), **readout,
             'windows': len(indices), **distance_correlations(z_all.numpy(), q_all, ee, np.array(episodes))}

@@ -42,10 +42,10 @@ class LossConfig:
     sigreg_projections: int = 256
     ema_decay: float = 0.996
     state_weight: float = 0.0
-    """Weight of an auxiliary linear probe from each latent to the measured joint positions (radians). It makes the
-    latent encode every joint, the small wrist included, linearly, so latent distance tracks joint-space distance
-    over the whole range (sin/cos targets made poses on both sides of the ±π seam look close); 0 disables. The
-    objective then needs `qpos` with every batch (WindowDataset windows carry it)."""
+    """Weight of the model's linear state head (latent → measured joint positions, radians; ModelConfig.state_head).
+    It makes the latent encode every joint, the small wrist included, linearly, so latent distance tracks joint-space
+    distance over the whole range (sin/cos targets made poses on both sides of the ±π seam look close); 0 disables.
+    The objective then needs `qpos` with every batch (WindowDataset windows carry it)."""
 
     def __post_init__(self):
         if self.rollout_steps < 1:
@@ -82,9 +82,8 @@ class JEPAObjective(nn.Module):
         if self.config.regularizer == 'ema':
             self.target = copy.deepcopy(nn.ModuleDict({'encoder': model.encoder, 'projector': model.projector}))
             self.target.requires_grad_(False)
-        self.state_head: nn.Linear | None = None
-        if self.config.state_weight > 0:
-            self.state_head = nn.Linear(model.config.latent_dim, model.config.action_dim)
+        if self.config.state_weight > 0 and model.state_head is None:
+            raise ValueError('loss state_weight > 0 needs a model with a state head (model state_head: true)')
 
     @property
     def window(self) -> int:
@@ -101,7 +100,7 @@ class JEPAObjective(nn.Module):
         must agree before skipping); callers test `torch.isfinite(loss)` before `backward()`.
         """
         check_finite(images=images, actions=actions, qpos=qpos)
-        if self.state_head is not None and qpos is None:
+        if self.config.state_weight > 0 and qpos is None:
             raise ValueError('state_weight > 0 needs the batch qpos (B, T, J)')
         k, (b, t) = self.model.config.history, images.shape[:2]
         if t < k + 1 or actions.shape[:2] != (b, t - 1):
@@ -139,9 +138,9 @@ class JEPAObjective(nn.Module):
             return self.target['projector'](self.target['encoder'](x)).view_as(z)
 
     def _state_probe(self, z: torch.Tensor, qpos: torch.Tensor | None) -> torch.Tensor:
-        if self.state_head is None:
+        if self.config.state_weight == 0:
             return z.new_zeros(())
-        return F.mse_loss(self.state_head(z).float(), qpos.to(z.device).float())
+        return F.mse_loss(self.model.decode_state(z).float(), qpos.to(z.device).float())
 
     def _regularizer(self, z: torch.Tensor, step: int) -> torch.Tensor:
         name = self.config.regularizer

@@ -61,6 +61,9 @@ class OnlineLearnerConfig:
     learning_rate: float = 1e-4
     rollout_steps: int = 2
     """Rollout horizon trained per window (windows hold history K + this many frames)."""
+    state_weight: float = 1.0
+    """Weight of the state-head term (latent → measured joints) for models that have a state head, as in offline
+    training: it keeps the latent's joint geometry, which the planner's cost relies on, from drifting."""
     duty_cycle: float = 0.5
     """Largest fraction of wall time spent training; the rest is left to the other nodes on the machine."""
     device: str = 'cpu'
@@ -88,6 +91,8 @@ class OnlineLearnerConfig:
             raise ValueError(f'learning_rate must be > 0, got {self.learning_rate=}')
         if self.rollout_steps < 1:
             raise ValueError(f'rollout_steps must be >= 1, got {self.rollout_steps=}')
+        if not self.state_weight >= 0:
+            raise ValueError(f'state_weight must be >= 0, got {self.state_weight=}')
         if not 0.0 < self.duty_cycle <= 1.0:
             raise ValueError(f'duty_cycle must be in (0, 1], got {self.duty_cycle=}')
         if not self.checkpoint_every_s > 0:
@@ -140,24 +145,23 @@ class ReplayBuffer:
             same = self.sequence[starts % self.capacity] == self.sequence[(starts + length - 1) % self.capacity]
             return starts[same][:count]
 
-    def windows(self, starts: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
-        """(images (B, T, 3, S, S) uint8, actions (B, T-1, J)) of the windows starting at `starts`."""
+    def windows(self, starts: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(images (B, T, 3, S, S) uint8, actions (B, T-1, J), qpos (B, T, J)) of the windows starting at `starts`."""
         with self.lock:
             slots = (starts[:, None] + np.arange(length)[None]) % self.capacity       # (B, T)
-            images = self.images[slots]
-            actions = self.target[slots[:, :-1]] - self.qpos[slots[:, :-1]]
-        return images, actions
+            images, qpos = self.images[slots], self.qpos[slots]
+            actions = self.target[slots[:, :-1]] - qpos[:, :-1]
+        return images, actions, qpos
 
-    def newest(self, length: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """The newest `length` frames as one window, or None if they are not one unbroken sequence."""
+    def newest(self, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The newest `length` frames as one window (see `windows`), or None if they are not one unbroken sequence."""
         if self.total < length:
             return None
         start = np.array([self.total - length])
         with self.lock:
             if self.sequence[start[0] % self.capacity] != self.sequence[(self.total - 1) % self.capacity]:
                 return None
-        images, actions = self.windows(start, length)
-        return images[0], actions[0]
+        return tuple(part[0] for part in self.windows(start, length))
 
 
 class OnlineLearner:
@@ -175,7 +179,9 @@ class OnlineLearner:
         self.metadata = dict(metadata)
         self.rate_hz = float(rate_hz or self.metadata.get('rate_hz') or 10.0)
         self.on_surprise, self.on_checkpoint = on_surprise, on_checkpoint
-        self.objective = JEPAObjective(self.model, LossConfig(rollout_steps=self.config.rollout_steps))
+        state_weight = self.config.state_weight if self.model.state_head is not None else 0.0
+        self.objective = JEPAObjective(self.model, LossConfig(rollout_steps=self.config.rollout_steps,
+                                                              state_weight=state_weight))
         self.optimizer = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad],
                                            lr=self.config.learning_rate)
         mc = self.model.config
@@ -243,18 +249,18 @@ class OnlineLearner:
         """Enough live frames to train."""
         return len(self.buffer) >= max(self.config.min_frames, self.window)
 
-    def _batch(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """(images, actions, qpos) of live windows, mixed with seed-dataset windows when one is given."""
         n_seed = round(self.config.batch_size * self.config.seed_fraction) if self.seed_data is not None else 0
         starts = self.buffer.window_starts(self.window, self.config.batch_size - n_seed, self.rng)
         if len(starts) + n_seed < 2:
             return None
-        images, actions = self.buffer.windows(starts, self.window)
-        images, actions = torch.from_numpy(images), torch.from_numpy(actions)
+        batch = [torch.from_numpy(part) for part in self.buffer.windows(starts, self.window)]
         if n_seed:
             items = [self.seed_data[int(i)] for i in self.rng.integers(0, len(self.seed_data), n_seed)]
-            images = torch.cat([images, torch.stack([it['images'] for it in items])])
-            actions = torch.cat([actions, torch.stack([it['actions'] for it in items])])
-        return images.to(self.device), actions.to(self.device)
+            batch = [torch.cat([part, torch.stack([it[key] for it in items])])
+                     for part, key in zip(batch, ('images', 'actions', 'qpos'))]
+        return tuple(part.to(self.device) for part in batch)
 
     def train_step(self) -> float | None:
         """One optimizer step on a batch of replayed windows; the loss, or None if no usable batch."""
@@ -263,7 +269,8 @@ class OnlineLearner:
             return None
         self.model.train()
         try:
-            loss, terms = self.objective(*batch, self.steps)
+            images, actions, qpos = batch
+            loss, terms = self.objective(images, actions, self.steps, qpos)
         except NonFiniteBatchError as exc:
             return self._skip(f'skipped a training batch: {exc}')
         if not torch.isfinite(loss):
@@ -291,7 +298,7 @@ class OnlineLearner:
         newest = self.buffer.newest(self.model.config.history + 1)
         if newest is None:
             return None
-        images, actions = newest
+        images, actions, _ = newest
         self.model.eval()
         z = self.model.encode(torch.from_numpy(images).to(self.device))                      # (K+1, D)
         action = torch.from_numpy(actions[-1]).to(self.device)
@@ -306,7 +313,7 @@ class OnlineLearner:
             starts = self.buffer.window_starts(1, n, self.rng)
             if len(starts) < 2:
                 return 1.0
-            images, _ = self.buffer.windows(starts, 1)
+            images = self.buffer.windows(starts, 1)[0]
             z = self.model.encode(torch.from_numpy(images[:, 0]).to(self.device))
             self._latent_variance = float(z.var(0).mean())
         return max(self._latent_variance, 1e-8)

@@ -203,7 +203,9 @@ class Trainer:
             self.model, _ = load_checkpoint(self.out_dir, self.runtime.device)
         else:
             probe = open_windows(data_dir, 2, 1)
-            self.model = WorldModel(fit_model_config(model_config, probe.meta)).to(self.runtime.device)
+            model_config = dataclasses.replace(fit_model_config(model_config, probe.meta),
+                                               state_head=model_config.state_head or loss_config.state_weight > 0)
+            self.model = WorldModel(model_config).to(self.runtime.device)
         self.objective = JEPAObjective(self.model, loss_config).to(self.runtime.device)
         self.dataset = open_windows(data_dir, self.objective.window, config.stride)
         self._check_compatible(self.dataset.meta)
@@ -304,9 +306,7 @@ class Trainer:
         save_checkpoint(self.model, self.out_dir, checkpoint_metadata(self.dataset.meta, {'training': training}))
         state = {'optimizer': self.optimizer.state_dict(), 'step': self.step, 'epoch': self.epoch,
                  'samples': self.samples, 'elapsed': self.elapsed, 'skipped': self.skipped,
-                 'target': self.objective.target.state_dict() if self.objective.target is not None else None,
-                 'state_head': (self.objective.state_head.state_dict()
-                                if self.objective.state_head is not None else None)}
+                 'target': self.objective.target.state_dict() if self.objective.target is not None else None}
         tmp = self.out_dir / (STATE_FILE + '.tmp')
         torch.save(state, tmp)
         os.replace(tmp, self.out_dir / STATE_FILE)
@@ -316,10 +316,8 @@ class Trainer:
         self.optimizer.load_state_dict(state['optimizer'])
         self.step, self.epoch, self.samples = state['step'], state['epoch'], state['samples']
         self.elapsed, self.skipped = state['elapsed'], state['skipped']
-        for name in ('target', 'state_head'):
-            module = getattr(self.objective, name)
-            if module is not None and state.get(name) is not None:
-                module.load_state_dict(state[name])
+        if self.objective.target is not None and state.get('target') is not None:
+            self.objective.target.load_state_dict(state['target'])
 
     # -- run ------------------------------------------------------------------------------------------------
     def run(self, max_minutes: float | None = None) -> dict:
