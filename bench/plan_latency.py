@@ -11,6 +11,7 @@ camera frame it was planned from), its arrival time minus that stamp: the camera
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -32,7 +33,7 @@ def bench_cem(args) -> dict:
     import torch
 
     from jepa_agent.model.checkpoint import load_checkpoint
-    from jepa_agent.planning.cem import CEMConfig
+    from jepa_agent.planning.cli import planner_settings
     from jepa_agent.planning.constraints import JointLimits
     from jepa_agent.planning.mpc import LatentMPC
 
@@ -40,8 +41,9 @@ def bench_cem(args) -> dict:
         torch.set_num_threads(args.threads)
     model, meta = load_checkpoint(args.checkpoint, args.device)
     limits = JointLimits(meta['lower'], meta['upper'], meta['velocity_limit'], 1.0 / meta.get('rate_hz', 10.0))
-    config = CEMConfig(num_samples=args.samples, num_iterations=args.iterations, horizon=args.horizon,
-                       compile=args.compile)
+    # the search size from the command line, everything else (cost terms, bounds) as the planner node uses it
+    config = dataclasses.replace(planner_settings(None)[0], num_samples=args.samples,
+                                 num_iterations=args.iterations, horizon=args.horizon, compile=args.compile)
     mpc = LatentMPC(model, limits, config)
     rng = np.random.default_rng(0)
     size = model.config.image_size
@@ -60,7 +62,8 @@ def bench_cem(args) -> dict:
             plan_ms.append(plan.latency_s * 1e3)
     device = torch.cuda.get_device_name() if args.device == 'cuda' else f'CPU, {torch.get_num_threads()} threads'
     return {'device': device, 'model': repr(model), 'samples': args.samples, 'iterations': args.iterations,
-            'horizon': args.horizon, 'compile': args.compile, 'plan_ms': percentiles(plan_ms),
+            'horizon': args.horizon, 'compile': args.compile, 'state_cost_weight': config.state_cost_weight,
+            'plan_ms': percentiles(plan_ms),
             'encode_and_plan_ms': percentiles(act_ms)}
 
 
