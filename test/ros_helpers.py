@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile
 from sensor_msgs.msg import JointState
 
 from jepa_agent.ros.conversions import joint_positions
@@ -14,12 +15,18 @@ from jepa_agent.ros.qos import RELIABLE
 
 
 class Inbox:
-    """Every message received on a topic, with its arrival time (monotonic seconds)."""
+    """Every message received on a topic, with its arrival time (monotonic seconds).
+
+    The subscription keeps `qos`'s reliability and durability but a deep queue, so a moment in which the test
+    process is not scheduled does not drop messages that the node did publish (rates count the node, not the probe).
+    """
 
     def __init__(self, node: Node, msg_type, topic: str, qos=RELIABLE):
         self._lock = threading.Lock()
         self._items: list[tuple[float, object]] = []
-        node.create_subscription(msg_type, topic, self._on_msg, qos)
+        deep = QoSProfile(depth=max(qos.depth, 1000), history=HistoryPolicy.KEEP_LAST, reliability=qos.reliability,
+                          durability=qos.durability)
+        node.create_subscription(msg_type, topic, self._on_msg, deep)
 
     def _on_msg(self, msg) -> None:
         with self._lock:
@@ -51,6 +58,21 @@ def rates(inboxes: dict[str, Inbox], window: float) -> dict[str, float]:
     start = time.monotonic()
     time.sleep(window)
     return {name: box.count_between(start, start + window) / window for name, box in inboxes.items()}
+
+
+def steady_rates(inboxes: dict[str, Inbox], minimum: dict[str, float], window: float,
+                 attempts: int = 3) -> dict[str, float]:
+    """Each inbox's best rate over up to `attempts` consecutive windows, stopping once all reach `minimum`.
+
+    A shared CI machine can stall every process for a second or two; a node that cannot keep its rate still misses
+    in every window.
+    """
+    best = dict.fromkeys(inboxes, 0.0)
+    for _ in range(attempts):
+        best = {name: max(best[name], hz) for name, hz in rates(inboxes, window).items()}
+        if all(best[name] >= floor for name, floor in minimum.items()):
+            break
+    return best
 
 
 class JointWatcher(Inbox):
