@@ -39,8 +39,8 @@ from jepa_agent.planning.constraints import JointLimits
 from jepa_agent.planning.mpc import LatentMPC
 from jepa_agent.resources import model_path
 from jepa_agent.ros.conversions import MessageError, image_to_rgb, joint_positions, make_trajectory
-from jepa_agent.ros.params import declare_config
 from jepa_agent.ros.diagnostics import publish_status
+from jepa_agent.ros.params import declare_config
 from jepa_agent.ros.qos import LATCHED, RELIABLE, SENSOR
 from jepa_agent.ros.run import run_node
 
@@ -344,7 +344,8 @@ class PlannerNode(Node):
         self.plan_times.append(done)
 
     def _hold(self, reason: str) -> None:
-        """Publish nothing new: the controller finishes the last command (execute_steps periods) and stays there."""
+        """Publish nothing new: the controller finishes the last published trajectory (at most `horizon` periods)
+        and stays at its end."""
         if self.state != f'holding: {reason}' and not reason.startswith('no goal'):
             self.get_logger().warning(f'holding position: {reason}', throttle_duration_sec=2.0)
         self.state = 'idle: no goal' if reason == 'no goal' else f'holding: {reason}'

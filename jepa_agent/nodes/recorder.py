@@ -24,8 +24,8 @@ from jepa_agent.data.recording import EpisodeRecorder, RecorderConfig
 from jepa_agent.data.stream import StreamFeeder
 from jepa_agent.data.sync import FrameSynchronizer
 from jepa_agent.ros.conversions import CHANNELS, MessageError
-from jepa_agent.ros.params import declare_config
 from jepa_agent.ros.diagnostics import publish_status
+from jepa_agent.ros.params import declare_config
 from jepa_agent.ros.qos import RELIABLE, SENSOR
 from jepa_agent.ros.run import run_node
 

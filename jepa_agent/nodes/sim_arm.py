@@ -24,8 +24,8 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from jepa_agent.ros.conversions import MessageError, rgb_to_image, trajectory_points
-from jepa_agent.ros.params import declare_config
 from jepa_agent.ros.diagnostics import publish_status
+from jepa_agent.ros.params import declare_config
 from jepa_agent.ros.qos import RELIABLE, SENSOR
 from jepa_agent.ros.run import run_node
 from jepa_agent.sim.arm_env import ArmEnv, ArmEnvConfig

@@ -29,8 +29,8 @@ from jepa_agent.data.episodes import Frame
 from jepa_agent.data.stream import StreamFeeder
 from jepa_agent.data.sync import FrameSynchronizer, SyncConfig
 from jepa_agent.ros.conversions import MessageError
-from jepa_agent.ros.params import declare_config
 from jepa_agent.ros.diagnostics import publish_status
+from jepa_agent.ros.params import declare_config
 from jepa_agent.ros.qos import LATCHED, RELIABLE, SENSOR
 from jepa_agent.ros.run import run_node
 from jepa_agent.training.online import FrameError, OnlineLearner, OnlineLearnerConfig
