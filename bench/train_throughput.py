@@ -66,14 +66,13 @@ def throughput(trainer: Trainer, steps: int, warmup: int = 5) -> dict:
 def planner_success(model, episodes: int) -> float:
     """Success rate of the latent CEM planner (config/planner.yaml settings) toward `episodes` held-out reach goals."""
     from jepa_agent.planning.cli import planner_settings
-    from jepa_agent.planning.closed_loop import LatentController, env_limits
+    from jepa_agent.planning.closed_loop import LatentController
     from jepa_agent.planning.evaluate import evaluate as run_goals
     from jepa_agent.planning.evaluate import summarize
-    from jepa_agent.planning.mpc import LatentMPC
     from jepa_agent.sim import make_env
     cem, execute_steps = planner_settings(None)
     env = make_env(image_size=model.config.image_size, task='reach')
-    controller = LatentController(LatentMPC(model.eval(), env_limits(env), cem), execute_steps)
+    controller = LatentController.for_env(model.eval(), env, cem, execute_steps)
     results = run_goals(env, controller, list(range(1000, 1000 + episodes)), 'reach', 80, execute_steps)
     env.close()
     return summarize(results)['success_rate']

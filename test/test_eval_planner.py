@@ -42,6 +42,23 @@ def test_eval_planner_writes_metrics_for_the_planner_and_both_baselines(tmp_path
     assert (out / 'summary.png').stat().st_size > 1000 and (out / 'episodes.gif').stat().st_size > 1000
 
 
+def test_eval_planner_without_baselines_reports_only_the_planner(tmp_path, capsys):
+    checkpoint = tiny_checkpoint(tmp_path / 'model')
+    code = main(['eval-planner', '--checkpoint', checkpoint, '--episodes', '1', '--seed', '5000', '--max-steps', '2',
+                 '--out', str(tmp_path / 'eval'), '--record', '0', '--baseline-episodes', '0'])
+    assert code == 0
+    report = json.loads((tmp_path / 'eval' / 'eval_planner.json').read_text())
+    assert report['episodes'] == 1 and report['baselines'] == {}
+    out = capsys.readouterr().out
+    assert 'latent_cem: success' in out and 'random' not in out and 'simulator_cem' not in out
+
+
+def test_eval_planner_refuses_a_negative_baseline_count(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(['eval-planner', '--episodes', '2', '--baseline-episodes', '-1', '--out', str(tmp_path)])
+    assert exit_info.value.code == 2 and 'must be >= 0' in capsys.readouterr().err
+
+
 def test_eval_planner_reports_a_missing_checkpoint(tmp_path, capsys):
     assert main(['eval-planner', '--checkpoint', str(tmp_path / 'none'), '--episodes', '1', '--out',
                  str(tmp_path)]) == 1

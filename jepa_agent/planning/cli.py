@@ -32,7 +32,8 @@ def add_commands(subparsers) -> None:
     parser.add_argument('--out', default='eval_planner', help='folder for the JSON, PNG summary and GIF')
     parser.add_argument('--config', default=None, help='planner YAML (default config/planner.yaml: cem.* values)')
     parser.add_argument('--record', type=int, default=3, help='episodes to put in the GIF')
-    parser.add_argument('--baseline-episodes', type=int, default=None, help='episodes per baseline (default: all)')
+    parser.add_argument('--baseline-episodes', type=_non_negative, default=None,
+                        help='episodes per baseline (default: all; 0 skips the baselines)')
     parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
     parser.add_argument('--threads', type=int, default=1, help='CPU threads for inference (0 = torch default)')
     parser.set_defaults(func=cmd_eval_planner)
@@ -49,10 +50,8 @@ def cmd_eval_planner(args) -> int:
     import torch
 
     from jepa_agent.model.checkpoint import CheckpointError, load_checkpoint
-    from jepa_agent.planning.closed_loop import (LatentController, RandomController, SimulatorController,
-                                                 env_limits)
+    from jepa_agent.planning.closed_loop import LatentController, RandomController, SimulatorController
     from jepa_agent.planning.evaluate import evaluate, summarize, write_gif, write_summary_png
-    from jepa_agent.planning.mpc import LatentMPC
     from jepa_agent.sim import make_env
 
     if args.threads:
@@ -76,18 +75,18 @@ def cmd_eval_planner(args) -> int:
                                   flush=True)
 
     controllers = {
-        'latent_cem': (LatentController(LatentMPC(model, env_limits(env), cem), execute_steps), seeds),
+        'latent_cem': (LatentController.for_env(model, env, cem, execute_steps), seeds),
         'random': (RandomController(env, seed=args.seed), baseline_seeds),
         'simulator_cem': (SimulatorController(env, cem if args.task == 'reach' else _cheap(cem), execute_steps),
                           baseline_seeds),
     }
     runs = {name: evaluate(env, controller, run_seeds, args.task, max_steps, execute_steps,
                            record=args.record if name == 'latent_cem' else 0, progress=progress(name))
-            for name, (controller, run_seeds) in controllers.items()}
+            for name, (controller, run_seeds) in controllers.items() if run_seeds}
     summaries = {name: summarize(results) for name, results in runs.items()}
     report = {**summaries['latent_cem'], 'task': args.task, 'seed': args.seed, 'max_steps': max_steps,
               'checkpoint': str(args.checkpoint), 'execute_steps': execute_steps, 'cem': vars(cem),
-              'baselines': {name: summaries[name] for name in ('random', 'simulator_cem')}}
+              'baselines': {name: summary for name, summary in summaries.items() if name != 'latent_cem'}}
     json_path = Path(args.json) if args.json else out / 'eval_planner.json'
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(report, indent=2) + '\n')
@@ -98,6 +97,13 @@ def cmd_eval_planner(args) -> int:
               f'plan latency p50 {summary["plan_latency_ms"]["p50"]} ms')
     print(f'wrote {json_path}, {out / "summary.png"}, {out / "episodes.gif"}')
     return 0
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f'must be >= 0, got {value}')
+    return value
 
 
 def _cheap(cem: CEMConfig) -> CEMConfig:

@@ -38,6 +38,11 @@ class LatentController:
     def __init__(self, mpc: LatentMPC, execute_steps: int = 1):
         self.mpc, self.execute_steps = mpc, execute_steps
 
+    @classmethod
+    def for_env(cls, model, env: ArmEnv, cem: CEMConfig, execute_steps: int = 1) -> LatentController:
+        """A controller planning with `model` inside `env`'s joint and velocity limits."""
+        return cls(LatentMPC(model, env_limits(env), cem), execute_steps)
+
     def reset(self, goal: Goal) -> None:
         self.mpc.reset()
         self.mpc.set_goal(goal.image)
