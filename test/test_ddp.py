@@ -14,7 +14,7 @@ from jepa_agent.model.checkpoint import load_checkpoint
 from jepa_agent.model.regularizers import SIGReg, gather_with_grad, world_size
 from jepa_agent.sim.arm_env import ArmEnv, ArmEnvConfig
 
-TINY = {'batch_size': 4, 'steps': 4, 'log_every': 2, 'threads': 1, 'warmup_steps': 1,
+TINY = {'batch_size': 4, 'steps': 4, 'log_every': 2, 'threads': 1, 'warmup_steps': 1, 'predictor_refit_steps': 20,
         'model': {'encoder_width': 8, 'feature_dim': 32, 'projector_hidden': 32, 'latent_dim': 16,
                   'predictor_width': 32, 'predictor_depth': 1},
         'loss': {'rollout_steps': 2, 'sigreg_projections': 32}}
@@ -36,6 +36,7 @@ def test_torchrun_two_cpu_processes_train_one_checkpoint(tmp_path):
     assert metadata['training']['processes'] == 2
     assert metadata['training']['steps'] == 4
     assert metadata['training']['samples'] == 4 * 4 * 2
+    assert metadata['training']['predictor_refit_at_step'] == 4   # the main process refitted the predictor
     assert model.config.latent_dim == 16
     assert len(list((out / 'tensorboard').iterdir())) == 1     # only rank 0 logs
 

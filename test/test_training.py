@@ -10,7 +10,8 @@ from jepa_agent.data.collect import collect_sim, env_dataset_meta
 from jepa_agent.data.episodes import open_dataset
 from jepa_agent.model.checkpoint import load_checkpoint
 from jepa_agent.sim.arm_env import ArmEnv, ArmEnvConfig
-from jepa_agent.training.losses import JEPAObjective, LossConfig, NonFiniteBatchError
+from jepa_agent.training.losses import JEPAObjective, LossConfig, NonFiniteBatchError, prediction_errors
+from jepa_agent.training.refit import encode_dataset
 from jepa_agent.training.trainer import Trainer, load_configs
 
 TINY = {'batch_size': 8, 'log_every': 5, 'checkpoint_every': 1000, 'threads': 1, 'warmup_steps': 5,
@@ -73,6 +74,38 @@ def test_state_head_is_part_of_the_trained_model(dataset, tmp_path):
         headless.decode_state(torch.zeros(1, 16))
     with pytest.raises(ValueError, match='state_head: true'):
         JEPAObjective(headless, LossConfig(state_weight=1.0))
+
+
+def rollout_error_on(model, dataset) -> float:
+    latents, actions, starts = encode_dataset(model, dataset)
+    frames = starts[:, None] + torch.arange(dataset.window)
+    with torch.no_grad():
+        return float(prediction_errors(model.eval(), latents[frames], latents[frames][:, model.config.history:],
+                                       actions[frames[:, :-1]])[1].mean())
+
+
+def test_predictor_refit_trains_only_the_predictor_and_runs_once(dataset, tmp_path):
+    trainer = make_trainer(dataset, tmp_path / 'run', steps=4, predictor_refit_steps=150)
+    trainer.run()
+    assert trainer.refit_at_step == 4 and trainer.step == 4
+
+    end_to_end = make_trainer(dataset, tmp_path / 'plain', steps=4)   # same seed: same end-to-end steps
+    end_to_end.run()
+    refitted, metadata = load_checkpoint(tmp_path / 'run')
+    assert metadata['training']['predictor_refit_at_step'] == 4
+    for name, value in refitted.state_dict().items():   # only the predictor differs from the plain run
+        same = torch.allclose(value.float(), end_to_end.model.state_dict()[name].float())
+        assert same != name.startswith('predictor.'), name
+    assert rollout_error_on(refitted, end_to_end.dataset) < 0.8 * rollout_error_on(
+        end_to_end.model, end_to_end.dataset)
+
+    # resuming a finished run refits nothing again (the steps are done and the predictor was refitted at step 4)
+    config, model_config, loss_config = load_configs(None, {**TINY, 'steps': 4, 'predictor_refit_steps': 150})
+    resumed = Trainer(dataset, tmp_path / 'run', config, model_config, loss_config, resume=True, progress=False)
+    weights = {k: v.clone() for k, v in resumed.model.state_dict().items()}
+    resumed.run()
+    for name, value in resumed.model.state_dict().items():
+        torch.testing.assert_close(value, weights[name])
 
 
 def test_nan_batch_stops_training_unless_skipping_is_enabled(dataset, tmp_path):

@@ -64,7 +64,7 @@ def cmd_train(args) -> int:
         raise
     except (ValueError, OSError) as exc:
         return _fail('train', exc)
-    summary = ', '.join(f'{k}={v:.4g}' for k, v in scalars.items() if k.startswith(('loss/', 'latent/')))
+    summary = ', '.join(f'{k}={v:.4g}' for k, v in scalars.items() if k.startswith(('loss/', 'latent/', 'refit/')))
     print(f'checkpoint written to {args.out} ({summary})')
     return 0
 

@@ -70,6 +70,22 @@ def check_finite(**tensors: torch.Tensor | None) -> None:
             raise NonFiniteBatchError(f'batch {name} contain NaN or inf')
 
 
+def prediction_errors(model: WorldModel, z: torch.Tensor, targets: torch.Tensor,
+                      actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(teacher-forcing MSE, rollout MSE per step (T-K,)) of `model`'s predictor on latent windows.
+
+    z (B,T,D) are the inputs, targets (B,T-K,D) the latents to predict after each history, actions (B,T-1,J).
+    Teacher forcing predicts every next latent from the true K-latent history; the rollout feeds predictions back.
+    """
+    k, t = model.config.history, z.shape[1]
+    actions = actions[:, k - 1:]                                         # (B, T-K, J) action after each history
+    histories = z.unfold(1, k, 1)[:, :t - k].permute(0, 1, 3, 2)         # (B, T-K, K, D)
+    forced = model.predict(histories.flatten(0, 1), actions.flatten(0, 1)).view_as(targets)
+    teacher_forcing = F.mse_loss(forced.float(), targets.float())
+    rolled = model.rollout(z[:, :k], actions)                            # (B, T-K, D)
+    return teacher_forcing, (rolled.float() - targets.float()).square().mean(dim=(0, 2))
+
+
 class JEPAObjective(nn.Module):
     """Computes the loss of `model` on windows of frames and actions; owns the regularizer and EMA target."""
 
@@ -107,15 +123,7 @@ class JEPAObjective(nn.Module):
             raise ValueError(f'need images (B,T>={k + 1},3,H,W) and actions (B,T-1,J), got {tuple(images.shape)} '
                              f'and {tuple(actions.shape)}')
         z = self.model.encode(images)                                        # (B, T, D)
-        targets = self._targets(images, z)[:, k:]                            # (B, T-K, D)
-        actions = actions[:, k - 1:]                                         # (B, T-K, J) action after each hist
-        # teacher forcing: every next latent from the true K-latent history
-        histories = z.unfold(1, k, 1)[:, :t - k].permute(0, 1, 3, 2)         # (B, T-K, K, D)
-        forced = self.model.predict(histories.flatten(0, 1), actions.flatten(0, 1)).view_as(targets)
-        teacher_forcing = F.mse_loss(forced.float(), targets.float())
-        # rollout: predictions fed back as history
-        rolled = self.model.rollout(z[:, :k], actions)                       # (B, T-K, D)
-        per_step = (rolled.float() - targets.float()).square().mean(dim=(0, 2))
+        teacher_forcing, per_step = prediction_errors(self.model, z, self._targets(images, z)[:, k:], actions)
         rollout = per_step.mean()
         regularizer = self._regularizer(z, step)
         state = self._state_probe(z, qpos)

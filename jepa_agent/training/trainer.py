@@ -28,6 +28,7 @@ from jepa_agent.model.checkpoint import CONFIG_FILE, load_checkpoint, save_check
 from jepa_agent.model.world_model import ModelConfig, WorldModel
 from jepa_agent.training.evaluation import latent_statistics
 from jepa_agent.training.losses import JEPAObjective, LossConfig, NonFiniteBatchError
+from jepa_agent.training.refit import refit_predictor
 
 STATE_FILE = 'train_state.pt'
 CONFIG_SECTION = 'train'
@@ -64,6 +65,11 @@ class TrainConfig:
     """torch CPU threads per process; 0 = torch's default."""
     skip_nonfinite: bool = False
     """Skip batches with NaN/inf inputs or loss with a warning instead of stopping with an error."""
+    # predictor refit (training/refit.py)
+    predictor_refit_steps: int = 0
+    """After the last end-to-end step, steps that train the predictor alone on latents of the frozen encoder
+    (encoded once, so they are cheap); 0 disables. Runs in the main process."""
+    predictor_refit_batch_size: int = 64
     # logging
     log_every: int = 20
     checkpoint_every: int = 500
@@ -74,9 +80,11 @@ class TrainConfig:
         if self.learning_rate <= 0 or self.weight_decay < 0 or self.grad_clip < 0:
             raise ValueError(f'need learning_rate > 0, weight_decay >= 0, grad_clip >= 0, got '
                              f'{self.learning_rate=} {self.weight_decay=} {self.grad_clip=}')
-        if self.warmup_steps < 0 or self.max_minutes < 0 or self.threads < 0 or self.num_workers < 0:
+        if min(self.warmup_steps, self.max_minutes, self.threads, self.num_workers, self.predictor_refit_steps) < 0:
             raise ValueError(f'counts must be >= 0, got {self.warmup_steps=} {self.max_minutes=} {self.threads=} '
-                             f'{self.num_workers=}')
+                             f'{self.num_workers=} {self.predictor_refit_steps=}')
+        if self.predictor_refit_batch_size < 1:
+            raise ValueError(f'predictor_refit_batch_size must be >= 1, got {self.predictor_refit_batch_size=}')
         if self.stride < 1 or self.log_every < 1 or self.checkpoint_every < 1:
             raise ValueError(f'need stride, log_every, checkpoint_every >= 1, got {self.stride=} '
                              f'{self.log_every=} {self.checkpoint_every=}')
@@ -212,6 +220,7 @@ class Trainer:
         trainable = [p for p in self.objective.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
         self.step, self.epoch, self.samples, self.elapsed, self.skipped = 0, 0, 0, 0.0, 0
+        self.refit_at_step: int | None = None   # end-to-end step count when the predictor was last refitted
         if resume:
             self._load_state(state_file)
         self.ddp = self.objective
@@ -299,6 +308,7 @@ class Trainer:
             return
         training = {'steps': self.step, 'samples': self.samples, 'train_seconds': round(self.elapsed, 1),
                     'processes': self.runtime.world, 'device': self.runtime.device.type,
+                    'predictor_refit_at_step': self.refit_at_step,
                     'data': str(self.data_dir), 'skipped_batches': self.skipped,
                     'train_config': dataclasses.asdict(self.config),
                     'loss_config': dataclasses.asdict(self.loss_config),
@@ -306,6 +316,7 @@ class Trainer:
         save_checkpoint(self.model, self.out_dir, checkpoint_metadata(self.dataset.meta, {'training': training}))
         state = {'optimizer': self.optimizer.state_dict(), 'step': self.step, 'epoch': self.epoch,
                  'samples': self.samples, 'elapsed': self.elapsed, 'skipped': self.skipped,
+                 'refit_at_step': self.refit_at_step,
                  'target': self.objective.target.state_dict() if self.objective.target is not None else None}
         tmp = self.out_dir / (STATE_FILE + '.tmp')
         torch.save(state, tmp)
@@ -316,10 +327,27 @@ class Trainer:
         self.optimizer.load_state_dict(state['optimizer'])
         self.step, self.epoch, self.samples = state['step'], state['epoch'], state['samples']
         self.elapsed, self.skipped = state['elapsed'], state['skipped']
+        self.refit_at_step = state.get('refit_at_step')
         if self.objective.target is not None and state.get('target') is not None:
             self.objective.target.load_state_dict(state['target'])
 
     # -- run ------------------------------------------------------------------------------------------------
+    def _refit(self, scalars: dict) -> None:
+        """Refit the predictor once the end-to-end steps are done (not after a time-limited stop)."""
+        c = self.config
+        if not (self.runtime.main and c.predictor_refit_steps and self.step >= c.steps
+                and self.refit_at_step != self.step):
+            return
+        start = time.monotonic()
+        terms = refit_predictor(self.model, self.dataset, self.loss_config, c.predictor_refit_steps,
+                                c.predictor_refit_batch_size, c.learning_rate, c.weight_decay, c.grad_clip,
+                                seed=c.seed, progress=self.progress)
+        self.elapsed += time.monotonic() - start
+        self.refit_at_step = self.step
+        scalars.update({f'refit/{k}': v for k, v in terms.items()})
+        for name in ('teacher_forcing', 'rollout'):
+            self.writer.add_scalar(f'refit/{name}', terms[name], self.step)
+
     def run(self, max_minutes: float | None = None) -> dict:
         """Train until `config.steps` or `max_minutes` (default config.max_minutes); returns the last scalars."""
         from tqdm import tqdm
@@ -349,6 +377,7 @@ class Trainer:
             else:
                 self.epoch += 1
         bar.close()
+        self._refit(scalars)
         self.save(scalars)
         if self.writer is not None:
             self.writer.close()
