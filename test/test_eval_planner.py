@@ -21,15 +21,21 @@ def main(argv: list[str]) -> int:
     return args.func(args)
 
 
-def test_eval_planner_writes_metrics_for_the_planner_and_both_baselines(tmp_path):
-    checkpoint = tiny_checkpoint(tmp_path / 'model')
+def small_planner_config(tmp_path) -> str:
+    """A cheap CEM for a tiny headless model (config/planner.yaml's state cost needs a state head)."""
     config = tmp_path / 'planner.yaml'
     config.write_text('planner:\n  ros__parameters:\n    cem: {num_samples: 32, num_iterations: 2, num_elites: 4, '
                       'num_retained: 1}\n')
+    return str(config)
+
+
+def test_eval_planner_writes_metrics_for_the_planner_and_both_baselines(tmp_path):
+    checkpoint = tiny_checkpoint(tmp_path / 'model')
+    config = small_planner_config(tmp_path)
     out = tmp_path / 'eval'
     code = main(['eval-planner', '--checkpoint', checkpoint, '--episodes', '2', '--seed', '5000', '--max-steps', '4',
                  '--out', str(out), '--json', str(tmp_path / 'metrics.json'), '--record', '1',
-                 '--baseline-episodes', '1', '--config', str(config)])
+                 '--baseline-episodes', '1', '--config', config])
     assert code == 0
     report = json.loads((tmp_path / 'metrics.json').read_text())
     for summary, episodes in ((report, 2), (report['baselines']['random'], 1),
@@ -45,7 +51,8 @@ def test_eval_planner_writes_metrics_for_the_planner_and_both_baselines(tmp_path
 def test_eval_planner_without_baselines_reports_only_the_planner(tmp_path, capsys):
     checkpoint = tiny_checkpoint(tmp_path / 'model')
     code = main(['eval-planner', '--checkpoint', checkpoint, '--episodes', '1', '--seed', '5000', '--max-steps', '2',
-                 '--out', str(tmp_path / 'eval'), '--record', '0', '--baseline-episodes', '0'])
+                 '--out', str(tmp_path / 'eval'), '--record', '0', '--baseline-episodes', '0',
+                 '--config', small_planner_config(tmp_path)])
     assert code == 0
     report = json.loads((tmp_path / 'eval' / 'eval_planner.json').read_text())
     assert report['episodes'] == 1 and report['baselines'] == {}
