@@ -99,6 +99,11 @@ def test_predictor_refit_trains_only_the_predictor_and_runs_once(dataset, tmp_pa
     assert rollout_error_on(refitted, end_to_end.dataset) < 0.8 * rollout_error_on(
         end_to_end.model, end_to_end.dataset)
 
+    whole, chunked = encode_dataset(refitted, end_to_end.dataset), encode_dataset(refitted, end_to_end.dataset, chunk=5)
+    torch.testing.assert_close(chunked[0], whole[0])
+    assert torch.equal(chunked[1], whole[1]) and torch.equal(chunked[2], whole[2])
+    assert len(whole[2]) == len(end_to_end.dataset)   # every stride-1 window of the dataset
+
     # resuming a finished run refits nothing again (the steps are done and the predictor was refitted at step 4)
     config, model_config, loss_config = load_configs(None, {**TINY, 'steps': 4, 'predictor_refit_steps': 150})
     resumed = Trainer(dataset, tmp_path / 'run', config, model_config, loss_config, resume=True, progress=False)

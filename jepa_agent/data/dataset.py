@@ -56,14 +56,12 @@ class WindowDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         episode, start = self.locate(index)
-        return self._frames(episode, slice(start, start + self.window))
+        return self.frames(episode, start, start + self.window)
 
-    def episode(self, number: int) -> dict[str, torch.Tensor]:
-        """Every frame of episode `number` (of `episode_paths`), in the same layout as a window."""
-        return self._frames(number, slice(0, int(self.episode_lengths[number])))
-
-    def _frames(self, episode: int, frames: slice) -> dict[str, torch.Tensor]:
+    def frames(self, episode: int, start: int, stop: int) -> dict[str, torch.Tensor]:
+        """Frames start..stop-1 of episode `episode` (of `episode_paths`), in the layout of a window."""
         reader = self._episode_readers()[episode]
+        frames = slice(start, stop)
         images = np.ascontiguousarray(reader.images[frames].transpose(0, 3, 1, 2))   # (T,3,H,W)
         records = reader.frames[frames]
         qpos = records['qpos'].astype(np.float32)                                  # (T,J)

@@ -28,11 +28,13 @@ def encode_dataset(model: WorldModel, dataset: WindowDataset, chunk: int = 256) 
     model.eval()
     device = model.action_scale.device
     latents, actions, starts, offset, dropped = [], [], [], 0, 0
-    for number in range(len(dataset.episode_paths)):
-        frames = dataset.episode(number)
-        z = torch.cat([model.encode(frames['images'][i:i + chunk].to(device))
-                       for i in range(0, len(frames['images']), chunk)])
-        a = torch.cat([frames['actions'], frames['actions'].new_zeros(1, frames['actions'].shape[1])]).to(device)
+    for number, length in enumerate(dataset.episode_lengths.tolist()):
+        z, a = [], []
+        for i in range(0, length, chunk):   # chunks keep long, large-image recordings out of memory
+            part = dataset.frames(number, i, min(i + chunk + 1, length))   # +1 frame: the chunk's last action
+            z.append(model.encode(part['images'][:chunk].to(device)))
+            a.append(part['actions'])
+        z, a = torch.cat(z), torch.cat(a + [a[0].new_zeros(1, a[0].shape[1])]).to(device)
         finite = torch.isfinite(a).all(1)
         for start in range(len(z) - dataset.window + 1):
             if bool(finite[start:start + dataset.window - 1].all()):
