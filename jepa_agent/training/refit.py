@@ -3,7 +3,7 @@
 During end-to-end training the predictor chases targets that move with the encoder, and it sees each window about
 once. With the encoder fixed, the latents of the whole dataset are computed once and the predictor can take many
 cheap steps on them (no image passes), as V-JEPA 2-AC trains its predictor on a frozen encoder. On the shipped
-recipe this lowered the held-out 10-step rollout error by a third at the same planner success (docs/model.md).
+recipe this lowered the held-out 10-step rollout error by a third; reach success held or rose (docs/model.md).
 """
 from __future__ import annotations
 
