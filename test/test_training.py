@@ -35,9 +35,9 @@ def config_file(tmp_path):
     return path
 
 
-def make_trainer(dataset, out, **overrides) -> Trainer:
+def make_trainer(dataset, out, resume: bool = False, **overrides) -> Trainer:
     config, model_config, loss_config = load_configs(None, {**TINY, **overrides})
-    return Trainer(dataset, out, config, model_config, loss_config, progress=False)
+    return Trainer(dataset, out, config, model_config, loss_config, resume=resume, progress=False)
 
 
 def test_training_reduces_the_loss(dataset, tmp_path):
@@ -105,8 +105,7 @@ def test_predictor_refit_trains_only_the_predictor_and_runs_once(dataset, tmp_pa
     assert len(whole[2]) == len(end_to_end.dataset)   # every stride-1 window of the dataset
 
     # resuming a finished run refits nothing again (the steps are done and the predictor was refitted at step 4)
-    config, model_config, loss_config = load_configs(None, {**TINY, 'steps': 4, 'predictor_refit_steps': 150})
-    resumed = Trainer(dataset, tmp_path / 'run', config, model_config, loss_config, resume=True, progress=False)
+    resumed = make_trainer(dataset, tmp_path / 'run', resume=True, steps=4, predictor_refit_steps=150)
     weights = {k: v.clone() for k, v in resumed.model.state_dict().items()}
     resumed.run()
     for name, value in resumed.model.state_dict().items():

@@ -35,12 +35,10 @@ def encode_dataset(model: WorldModel, dataset: WindowDataset, chunk: int = 256) 
             z.append(model.encode(part['images'][:chunk].to(device)))
             a.append(part['actions'])
         z, a = torch.cat(z), torch.cat(a + [a[0].new_zeros(1, a[0].shape[1])]).to(device)
-        finite = torch.isfinite(a).all(1)
-        for start in range(len(z) - dataset.window + 1):
-            if bool(finite[start:start + dataset.window - 1].all()):
-                starts.append(offset + start)
-            else:
-                dropped += 1
+        # a window starting at s uses the actions of frames s .. s + window - 2
+        usable = torch.isfinite(a).all(1).unfold(0, dataset.window - 1, 1)[:len(z) - dataset.window + 1].all(1)
+        starts.append(offset + torch.nonzero(usable)[:, 0])
+        dropped += int((~usable).sum())
         latents.append(z)
         actions.append(torch.nan_to_num(a))
         offset += len(z)
@@ -48,7 +46,7 @@ def encode_dataset(model: WorldModel, dataset: WindowDataset, chunk: int = 256) 
     if dropped:
         warnings.warn(f'predictor refit: left out {dropped} windows whose actions hold NaN/inf', RuntimeWarning,
                       stacklevel=2)
-    return torch.cat(latents), torch.cat(actions), torch.tensor(starts, dtype=torch.long, device=device)
+    return torch.cat(latents), torch.cat(actions), torch.cat(starts)
 
 
 def refit_predictor(model: WorldModel, dataset: WindowDataset, loss_config: LossConfig, steps: int,
