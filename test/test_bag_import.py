@@ -6,6 +6,7 @@ import time
 import numpy as np
 import pytest
 from conftest import wait_for
+from rclpy.qos import HistoryPolicy, QoSProfile
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 from sensor_msgs.msg import Image, JointState
@@ -39,6 +40,7 @@ def ramp(t: float) -> np.ndarray:
 
 def image_msg(t: float, k: int, encoding='rgb8', size=8):
     data = np.full((size, size, 3), k % 256, np.uint8)
+    data[0, 0] = (k + 128) % 256                     # a constant image would be refused (camera not delivering)
     return T['sensor_msgs/msg/Image'](header=header(t), height=size, width=size, encoding=encoding,
                                       is_bigendian=0, step=size * 3, data=data.ravel())
 
@@ -140,15 +142,25 @@ def test_episode_frames_split_and_missing_topic(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_bag_of_live_streams_matches_the_live_recording(start_node, ros_probe, tmp_path):
-    """Capture the wire bytes a recorder receives into an MCAP bag; importing it gives the recorder's frames."""
+    """Capture the wire bytes a recorder receives into an MCAP bag; importing it gives the recorder's frames.
+
+    Two things made this depend on machine load, neither about the import: the capture's queues (5 images, 10
+    joint states) overflowed whenever the test process stalled, so the bag lacked messages the recorder had; and
+    images stamped when the stalled publisher thread got round to them came in bursts, where which image serves a
+    grid point depends on the grid's anchor, which differs between the episode and the bag. The capture now queues
+    as deep as the recorder does and the camera stamps on its schedule (like a hardware-triggered camera).
+    """
     from test_recorder_node import Streams, call
     captured = []
     for topic, msg_type, qos in ((IMAGE, Image, SENSOR), (JOINTS, JointState, RELIABLE),
                                  (COMMAND, JointTrajectory, RELIABLE)):
+        deep = QoSProfile(depth=1000, history=HistoryPolicy.KEEP_LAST, reliability=qos.reliability,
+                          durability=qos.durability)
         ros_probe.create_subscription(msg_type, topic, lambda raw, topic=topic: captured.append(
-            (topic, time.time_ns(), raw)), qos, raw=True)
+            (topic, time.time_ns(), raw)), deep, raw=True)
     rec = start_node('recorder', params={'dataset_dir': str(tmp_path / 'live')})
-    streams = Streams(ros_probe, camera_hz=10.0)   # camera at the dataset rate: every image is a frame
+    # camera at the dataset rate, stamped on schedule: every image is a frame, whatever the publisher's jitter
+    streams = Streams(ros_probe, camera_hz=10.0, on_schedule=True)
     try:
         assert wait_for(lambda: call(ros_probe, '/recorder/start_episode').success, 10), rec.output()
         commands = ros_probe.create_publisher(JointTrajectory, COMMAND, RELIABLE)

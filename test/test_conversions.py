@@ -7,8 +7,9 @@ from builtin_interfaces.msg import Duration
 from sensor_msgs.msg import Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from jepa_agent.ros.conversions import (MessageError, duration_to_sec, image_to_rgb, joint_positions,
-                                        make_trajectory, rgb_to_image, sec_to_duration, trajectory_points)
+from jepa_agent.ros.conversions import (LIMIT_MARGIN_RAD, MAX_IMAGE_PIXELS, MessageError, duration_to_sec,
+                                        image_to_rgb, joint_positions, make_trajectory, rgb_to_image,
+                                        sec_to_duration, trajectory_points)
 
 RGB = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
 
@@ -106,3 +107,68 @@ def trajectory(names, rows, times) -> JointTrajectory:
 def test_bad_trajectories_raise_message_errors(msg, needle):
     with pytest.raises(MessageError, match=needle):
         trajectory_points(msg, ['a', 'b'])
+
+
+# -- input validation: the rules every node relies on -------------------------------------------------------------
+def test_image_data_must_be_exactly_step_times_height():
+    msg = image(RGB, 'rgb8')
+    msg.data = bytes(msg.data) + b'\x00'
+    with pytest.raises(MessageError, match='106 bytes, expected 105'):
+        image_to_rgb(msg)
+
+
+@pytest.mark.parametrize('msg, needle', [
+    (Image(height=0, width=0, encoding='rgb8', step=0, data=b''), 'bad image geometry'),
+    (Image(height=4000, width=4000, encoding='rgb8', step=12000, data=bytes(1000)), '1000 bytes, expected 48000000'),
+    (Image(height=5000, width=5000, encoding='mono8', step=5000, data=b''), 'larger than'),
+])
+def test_empty_huge_and_hollow_images_are_refused(msg, needle):
+    with pytest.raises(MessageError, match=needle):
+        image_to_rgb(msg)
+    assert 5000 * 5000 > MAX_IMAGE_PIXELS >= 1920 * 1080
+
+
+def test_expected_shape_refuses_another_size():
+    assert image_to_rgb(image(RGB, 'rgb8'), expected_shape=(5, 7, 3)).shape == (5, 7, 3)
+    with pytest.raises(MessageError, match='image size changed to 7x5; this dataset records 8x6'):
+        image_to_rgb(image(RGB, 'rgb8'), expected_shape=(6, 8, 3))
+
+
+def test_message_content_in_errors_is_truncated():
+    msg = image(RGB, 'rgb8')
+    msg.encoding = 'x' * 1000
+    with pytest.raises(MessageError) as info:
+        image_to_rgb(msg)
+    assert len(str(info.value)) < 250 and 'more characters' in str(info.value)
+    with pytest.raises(MessageError) as info:
+        joint_positions(JointState(name=['j' * 1000], position=[0.0]), ['shoulder'])
+    assert len(str(info.value)) < 250
+    with pytest.raises(MessageError) as info:
+        trajectory_points(trajectory(['a' * 1000, 'b'], [[0.0, 0.0]], [1.0]), ['a', 'b'])
+    assert len(str(info.value)) < 300
+
+
+def test_duplicated_joint_names_are_refused():
+    msg = JointState(name=['shoulder', 'elbow', 'shoulder'], position=[1.0, 2.0, 3.0])
+    with pytest.raises(MessageError, match=r"duplicated joint names \['shoulder'\]"):
+        joint_positions(msg, ['shoulder', 'elbow'])
+
+
+def test_joint_limits_allow_the_margin_and_refuse_beyond_it():
+    names, lower, upper = ['shoulder', 'elbow'], [-1.0, -2.0], [1.0, 2.0]
+    slightly = JointState(name=names, position=[1.0 + 0.9 * LIMIT_MARGIN_RAD, -2.0 - 0.9 * LIMIT_MARGIN_RAD])
+    np.testing.assert_allclose(joint_positions(slightly, names, lower=lower, upper=upper), slightly.position)
+    for position, needle in (([50.0, 0.0], 'shoulder=50'), ([0.0, -2.0 - 1.1 * LIMIT_MARGIN_RAD], 'elbow=-2.05')):
+        with pytest.raises(MessageError, match=f'beyond the joint limits: {needle}'):
+            joint_positions(JointState(name=names, position=position), names, lower=lower, upper=upper)
+    np.testing.assert_allclose(joint_positions(JointState(name=names, position=[50.0, 0.0]), names), [50, 0])
+
+
+def test_commands_beyond_the_limits_are_refused():
+    lower, upper = [-1.0, -1.0], [1.0, 1.0]
+    times, positions = trajectory_points(trajectory(['a', 'b'], [[1.0, -1.0]], [0.5]), ['a', 'b'],
+                                         lower=lower, upper=upper)
+    np.testing.assert_array_equal(positions, [[1.0, -1.0]])                # at the limit is fine
+    with pytest.raises(MessageError, match='trajectory beyond the joint limits: b=100'):
+        trajectory_points(trajectory(['a', 'b'], [[0.0, 0.0], [0.0, 100.0]], [0.5, 1.0]), ['a', 'b'],
+                          lower=lower, upper=upper)

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 
 import numpy as np
+import pytest
 
 from jepa_agent.data.cli import add_commands
-from jepa_agent.data.episodes import EpisodeReader, EpisodeWriter, episode_dirs
+from jepa_agent.data.episodes import (LIMIT_MARGIN_RAD, EpisodeReader, EpisodeWriter, _record_crcs, episode_dirs,
+                                      frame_dtype)
 from jepa_agent.sim.arm_env import make_env
 from test_episodes import META, make_frame, write_episode
 
@@ -87,3 +90,67 @@ def test_bad_arguments_and_missing_dataset(tmp_path, capsys):
     assert cli_main(['data', 'verify', str(tmp_path / 'nothing')]) == 1
     captured = capsys.readouterr()
     assert 'dataset.json' in captured.err + captured.out
+
+
+def bad_frames_dataset(root, change: str):
+    """Dataset (limits ±1, ±2) of 6 frames with frames 2 and 4 made bad in one way (the writer accepts them)."""
+    frames = [make_frame(k) for k in range(6)]
+    for k in (2, 4):
+        if change == 'qpos':
+            frames[k].qpos = np.array([50.0, 0.0])
+        elif change == 'target':
+            frames[k].target = np.array([0.0, -2.0 - 2 * LIMIT_MARGIN_RAD])
+        elif change == 'black':
+            frames[k].image = np.zeros_like(frames[k].image)
+        elif change == 'white':
+            frames[k].image = np.full_like(frames[k].image, 255)
+    if change == 'future':                                     # a clock an hour ahead from frame 2 on
+        for k in range(2, 6):
+            frames[k].time = time.time() + 3600.0 + k
+    with EpisodeWriter(root, META) as writer:
+        for frame in frames:
+            writer.append(frame)
+    return writer.path
+
+
+@pytest.mark.parametrize('change, line', [
+    ('qpos', '2 frame(s) with qpos beyond the joint limits (+0.05 rad; worst a=50 rad at frame 2, limits [-1, 1]); '
+             'first frames [2, 4]'),
+    ('target', '2 frame(s) with target beyond the joint limits (+0.05 rad; worst b=-2.1 rad at frame 2, '
+               'limits [-2, 2]); first frames [2, 4]'),
+    ('black', '2 frame(s) with constant images'),
+    ('white', '2 frame(s) with constant images'),
+    ('future', '4 frame(s) with times in the future (later than now + 1 s); first frames [2, 3, 4, 5]'),
+])
+def test_verify_fails_on_bad_frames_with_one_line_per_kind(tmp_path, capsys, change, line):
+    write_episode(tmp_path, 3)                                  # a good episode stays quiet
+    bad_frames_dataset(tmp_path, change)
+    assert cli_main(['data', 'verify', str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    errors = [l for l in out.splitlines() if l.startswith('ERROR')]
+    assert len(errors) == 1 and errors[0].startswith('ERROR: episode_000001: ') and line in errors[0], out
+    assert '1 problem(s)' in out
+
+
+def test_verify_accepts_joints_within_the_margin_and_sim_times(tmp_path, capsys):
+    frames = [make_frame(k) for k in range(4)]
+    frames[1].qpos = np.array([1.0 + 0.9 * LIMIT_MARGIN_RAD, -2.0 - 0.9 * LIMIT_MARGIN_RAD])
+    frames[2].image[:] = 0
+    frames[2].image[0, 0, 0] = 1                               # dark, not blank
+    with EpisodeWriter(tmp_path, META) as writer:
+        for frame in frames:
+            writer.append(frame)
+    assert cli_main(['data', 'verify', str(tmp_path)]) == 0, capsys.readouterr().out
+
+
+def test_verify_fails_on_times_that_do_not_increase(tmp_path, capsys):
+    path = bad_frames_dataset(tmp_path, 'none')
+    records = np.fromfile(path / 'frames.bin', dtype=frame_dtype(META.n_joints))
+    records['time'][3] = records['time'][2]                    # as a foreign writer could leave it, CRCs intact
+    records['time'][5] = 0.0
+    records['crc'] = _record_crcs(records)
+    records.tofile(path / 'frames.bin')
+    assert cli_main(['data', 'verify', str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert ('ERROR: episode_000000: frame times are not strictly increasing: 2 frame(s) not after the previous '
+            'one, first [3, 5]') in out, out

@@ -13,12 +13,14 @@ import numpy as np
 import pytest
 from conftest import wait_for
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.time import Time
 from ros_helpers import Inbox
 from sensor_msgs.msg import Image, JointState
 from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
 
 from jepa_agent.data.cli import verify_dataset
-from jepa_agent.data.episodes import EpisodeReader, episode_dirs
+from jepa_agent.data.episodes import LIMIT_MARGIN_RAD, EpisodeReader, constant_images, episode_dirs
 from jepa_agent.ros.conversions import make_trajectory, rgb_to_image
 from jepa_agent.ros.qos import RELIABLE, SENSOR
 from test_data_cli import cli_main
@@ -34,10 +36,16 @@ def ramp(t: float) -> np.ndarray:
 
 
 class Streams:
-    """Publishes a 20 Hz camera and 100 Hz joint states from a thread; remembers each image's stamp."""
+    """Publishes a 20 Hz camera and 100 Hz joint states from a thread; remembers each image's stamp.
 
-    def __init__(self, node, camera_hz=20.0, joint_hz=100.0):
+    Images are stamped with the joint state published just before them (same instant), or, `on_schedule`, exactly
+    1/camera_hz apart whenever the thread gets to publish them (a hardware-triggered camera: publishing jitter
+    never shows in the stamps; the joint states published before an image always bracket its stamp).
+    """
+
+    def __init__(self, node, camera_hz=20.0, joint_hz=100.0, on_schedule=False):
         self.node = node
+        self.on_schedule = on_schedule
         self.image_pub = node.create_publisher(Image, '/camera/image_raw', SENSOR)
         self.joint_pub = node.create_publisher(JointState, '/joint_states', RELIABLE)
         self.camera_hz, self.joint_hz = camera_hz, joint_hz
@@ -49,8 +57,8 @@ class Streams:
         self._thread.start()
 
     def _run(self) -> None:
-        k, start = 0, time.monotonic()
-        next_image = start
+        k, next_image, period_ns = 0, time.monotonic(), round(1e9 / self.camera_hz)
+        next_stamp_ns = self.node.get_clock().now().nanoseconds
         while not self._stop.is_set():
             now = self.node.get_clock().now()
             t = now.nanoseconds * 1e-9
@@ -58,14 +66,17 @@ class Streams:
             msg.header.stamp = now.to_msg()
             self.joint_pub.publish(self.bad_joints or msg)
             self.bad_joints = None
-            if time.monotonic() >= next_image:
+            due = now.nanoseconds >= next_stamp_ns if self.on_schedule else time.monotonic() >= next_image
+            if due:
+                stamp = Time(nanoseconds=next_stamp_ns) if self.on_schedule else now
                 rgb = np.zeros((SIZE, SIZE, 3), np.uint8)
                 rgb[0, 0] = [k % 256, (k // 256) % 256, 7]
-                self.image_stamps[k] = t
-                self.image_pub.publish(self.bad_image or rgb_to_image(rgb, now.to_msg()))
+                self.image_stamps[k] = stamp.nanoseconds * 1e-9
+                self.image_pub.publish(self.bad_image or rgb_to_image(rgb, stamp.to_msg()))
                 self.bad_image = None
                 k += 1
                 next_image += 1.0 / self.camera_hz
+                next_stamp_ns += period_ns
             self._stop.wait(1.0 / self.joint_hz)
 
     def stop(self) -> None:
@@ -129,8 +140,8 @@ def test_services_record_synchronized_episodes(start_node, ros_probe, streams, t
                                 for m in diagnostics.messages() for s in m.status))
     status = diagnostics.latest().status[0]
     values = {v.key: v.value for v in status.values}
-    assert status.name == 'recorder: episodes' and int(values['skipped_images']) >= 2
-    assert int(values['skipped_joint_states']) >= 2
+    assert status.name == 'recorder: episodes' and int(values['rejected_image']) >= 2
+    assert int(values['rejected_joint_state']) >= 2
 
     assert rec.stop() == 0, rec.output()
     (episode,) = episode_dirs(tmp_path / 'ds')
@@ -142,8 +153,9 @@ def test_services_record_synchronized_episodes(start_node, ros_probe, streams, t
     commanded = reader.times > reader.times[0] + 0.3
     np.testing.assert_allclose(reader.target[commanded], np.tile(target, (commanded.sum(), 1)))
     assert verify_dataset(tmp_path / 'ds') == ([], [])
-    log = rec.log_path.read_text()
-    assert 'unsupported image encoding' in log and 'image size changed' in log and 'non-finite' in log
+    log = rec.log_path.read_text()   # one warning per kind every 5 s: the first reason of each kind
+    assert 'rejected image: unsupported image encoding' in log
+    assert 'rejected joint_state' in log and 'non-finite' in log
 
 
 def test_kill_9_mid_episode_loses_at_most_one_second(start_node, ros_probe, streams, tmp_path):
@@ -228,3 +240,92 @@ def test_auto_mode_splits_into_fixed_length_episodes(start_node, ros_probe, stre
     assert readers[1].times[0] > readers[0].times[-1] and readers[0].info['task'] == 'auto'
     for reader in readers:
         check_frames_match_streams(reader, streams)
+
+
+def diagnostic_values(inbox: Inbox) -> dict[str, str]:
+    latest = inbox.latest()
+    return {v.key: v.value for v in latest.status[0].values} if latest else {}
+
+
+def test_bad_input_never_starts_an_episode_nor_reaches_the_data(start_node, ros_probe, tmp_path):
+    """The issue's probes against a real recorder in auto mode. Before any good image: a 1000-character encoding,
+    a 0x0 image (it crashed the node), a 4000x4000 header with 1 kB of data (it fixed the dataset at 4000x4000),
+    constant and future-stamped images, bad joint states. Then, while recording: duplicated joint names, 50 rad and
+    future-stamped joint states, 100 rad and future-stamped commands, constant, future and malformed images.
+    The node stays alive, starts its episode from the first good image (16x16), and stores none of the bad input."""
+    ds = tmp_path / 'ds'
+    rec = start_node('recorder', params={'dataset_dir': str(ds), 'episode_frames': 10000})
+    diagnostics = Inbox(ros_probe, DiagnosticArray, '/diagnostics')
+    images = ros_probe.create_publisher(Image, '/camera/image_raw', SENSOR)
+    joints = ros_probe.create_publisher(JointState, '/joint_states', RELIABLE)
+    commands = ros_probe.create_publisher(JointTrajectory, '/arm_controller/joint_trajectory', RELIABLE)
+    assert wait_for(lambda: images.get_subscription_count() and joints.get_subscription_count()
+                    and commands.get_subscription_count(), 30), rec.output()
+
+    def stamp(ahead: float = 0.0):
+        return Time(nanoseconds=ros_probe.get_clock().now().nanoseconds + int(ahead * 1e9)).to_msg()
+
+    def textured(size: int) -> np.ndarray:
+        return np.arange(size * size * 3, dtype=np.uint8).reshape(size, size, 3)
+
+    def bad_images() -> list[Image]:   # fresh stamps each round; 32x32 ones must not decide the camera size
+        return [Image(height=0, width=0, encoding='rgb8', step=0, data=b''),
+                Image(height=4000, width=4000, encoding='rgb8', step=12000, data=bytes(1000)),
+                rgb_to_image(np.zeros((32, 32, 3), np.uint8), stamp()),
+                rgb_to_image(np.full((32, 32, 3), 255, np.uint8), stamp()),
+                rgb_to_image(textured(32), stamp(ahead=30.0))]
+
+    def bad_joints() -> list[JointState]:
+        dup = JointState(name=NAMES + ['shoulder'], position=[0.1, 0.0, 0.0, 0.2])
+        far = JointState(name=NAMES, position=[50.0, 0.0, 0.0])
+        ahead = JointState(name=NAMES, position=ramp(0.0).tolist())
+        dup.header.stamp, far.header.stamp, ahead.header.stamp = stamp(), stamp(), stamp(ahead=30.0)
+        return [dup, far, ahead]
+
+    long_encoding = Image(height=SIZE, width=SIZE, encoding='x' * 1000, step=SIZE * 3, data=bytes(SIZE * SIZE * 3))
+    assert wait_for(lambda: images.publish(long_encoding) or 'rejected image' in rec.output(), 20), rec.output()
+    for _ in range(50):      # best effort: repeat until the recorder has seen (and refused) plenty of each kind
+        for msg in bad_images():
+            images.publish(msg)
+        for msg in bad_joints():
+            joints.publish(msg)
+        time.sleep(0.05)
+    assert wait_for(lambda: int(diagnostic_values(diagnostics).get('rejected_image', 0)) >= 100
+                    and int(diagnostic_values(diagnostics).get('rejected_joint_state', 0)) >= 100, 20), rec.output()
+    assert rec.alive(), rec.output()
+    assert episode_dirs(ds) == [] and not (ds / 'dataset.json').exists()
+    log = rec.output()
+    assert 'x' * 300 not in log and 'more characters' in log, log       # the encoding is cut in the warning
+
+    streams = Streams(ros_probe)
+    try:
+        assert wait_for(lambda: episode_dirs(ds), 20), rec.output()
+        cmd = make_trajectory(NAMES, np.array([[0.3, -0.2, 0.1]]), 0.1)
+        assert wait_for(lambda: commands.publish(cmd) or EpisodeReader(episode_dirs(ds)[0]).__len__() >= 5, 20)
+        for k in range(12):   # while recording: one bad message of each kind at a time, between good ones
+            streams.bad_joints = bad_joints()[k % 3]
+            streams.bad_image = bad_images()[k % 5]
+            if k % 4 == 0:
+                commands.publish(make_trajectory(NAMES, np.array([[100.0, 0.0, 0.0]]), 0.1))
+                future_cmd = make_trajectory(NAMES, np.array([[-0.3, 0.2, -0.1]]), 0.1, stamp=stamp(ahead=30.0))
+                commands.publish(future_cmd)
+            time.sleep(0.15)
+        time.sleep(1.0)
+    finally:
+        streams.stop()
+    values = diagnostic_values(diagnostics)
+    assert rec.stop() == 0, rec.output()
+    assert int(values['rejected_command']) >= 6, values
+
+    (episode,) = episode_dirs(ds)
+    reader = EpisodeReader(episode)
+    assert reader.meta.image_shape == (SIZE, SIZE, 3)
+    span = reader.times[-1] - reader.times[0]
+    assert span > 2.0 and len(reader) >= 0.9 * (10.0 * span + 1)     # future stamps did not stall the streams
+    check_frames_match_streams(reader, streams)
+    lower, upper = np.array(reader.meta.lower), np.array(reader.meta.upper)
+    for values in (reader.qpos, reader.target):
+        assert np.all(values >= lower - LIMIT_MARGIN_RAD) and np.all(values <= upper + LIMIT_MARGIN_RAD)
+    assert set(map(tuple, reader.target.round(6))) <= {(0.3, -0.2, 0.1)} | set(map(tuple, reader.qpos.round(6)))
+    assert not constant_images(reader.images).any()
+    assert verify_dataset(ds) == ([], [])

@@ -95,3 +95,80 @@ def test_reset_anchors_a_new_grid():
     assert sync.add_image(0.13, image(1), 0.13) == []     # too early on the grid (next due 0.2 - 0.05)
     sync.reset()
     assert [f.time for f in sync.add_image(0.14, image(2), 0.14)] == [0.14]
+
+
+# -- StreamFeeder: the message checks in front of the synchronizer (recorder, trainer, bag import) ----------------
+NAMES = ['a', 'b']
+
+
+def feeder(**limits):
+    from jepa_agent.data.stream import StreamFeeder
+    return StreamFeeder(FrameSynchronizer(2, SyncConfig(rate_hz=10.0)), NAMES, **limits)
+
+
+def stamped(msg, t: float):
+    from rclpy.time import Time
+    msg.header.stamp = Time(nanoseconds=int(round(t * 1e9))).to_msg()
+    return msg
+
+
+def camera(t: float, pixels: np.ndarray):
+    from jepa_agent.ros.conversions import rgb_to_image
+    return stamped(rgb_to_image(pixels), t)
+
+
+def joint_state(t: float, position):
+    from sensor_msgs.msg import JointState
+    return stamped(JointState(name=NAMES, position=[float(p) for p in position]), t)
+
+
+@pytest.mark.parametrize('value', [0, 255, None])
+def test_feeder_refuses_constant_images(value):
+    from jepa_agent.ros.conversions import MessageError
+    pixels = np.full((4, 4, 3), [10, 200, 30] if value is None else value, np.uint8)   # black, white, flat colour
+    f = feeder()
+    with pytest.raises(MessageError, match='constant image'):
+        f.image(camera(100.0, pixels), 0.0, 100.0)
+    pixels[3, 3, 0] ^= 1                                 # one pixel differs: a real (if dark) picture
+    assert f.decode_image(camera(100.0, pixels), 100.0)[1].shape == (4, 4, 3)
+
+
+def test_feeder_refuses_stamps_in_the_future_beyond_the_tolerance():
+    from jepa_agent.data.episodes import FUTURE_TOLERANCE_S
+    from jepa_agent.ros.conversions import MessageError, make_trajectory
+    f, pixels = feeder(), np.arange(48, dtype=np.uint8).reshape(4, 4, 3)
+    receipt, late = 1000.0, 1000.0 + FUTURE_TOLERANCE_S + 0.5
+    for feed in (lambda: f.image(camera(late, pixels), 0.0, receipt),
+                 lambda: f.joints(joint_state(late, [0, 0]), 0.0, receipt),
+                 lambda: f.command(stamped(make_trajectory(NAMES, [[0.0, 0.0]], 0.1), late), 0.0, receipt)):
+        with pytest.raises(MessageError, match='in the future'):
+            feed()
+    ok = receipt + 0.5 * FUTURE_TOLERANCE_S                 # clock skew within the tolerance is fine
+    assert f.joints(joint_state(ok - 0.01, [0, 0]), 0.0, receipt) == []
+    assert f.decode_image(camera(ok, pixels), receipt)[0] == pytest.approx(ok)
+    assert f.decode_image(camera(0.0, pixels), receipt)[0] == receipt          # unstamped: receipt time
+
+
+def test_feeder_applies_the_joint_limits_to_joints_and_commands():
+    from jepa_agent.data.episodes import LIMIT_MARGIN_RAD
+    from jepa_agent.ros.conversions import MessageError, make_trajectory
+    f = feeder(lower=[-1.0, -1.0], upper=[1.0, 1.0])
+    with pytest.raises(MessageError, match='JointState position beyond the joint limits: a=50'):
+        f.joints(joint_state(1.0, [50.0, 0.0]), 0.0, 1.0)
+    f.joints(joint_state(1.0, [1.0 + 0.5 * LIMIT_MARGIN_RAD, 0.0]), 0.0, 1.0)   # an arm sits a little past
+    with pytest.raises(MessageError, match='trajectory beyond the joint limits: b=100'):
+        f.command(make_trajectory(NAMES, [[0.0, 100.0]], 0.1), 0.0)
+    with pytest.raises(MessageError, match='trajectory beyond'):
+        f.command(make_trajectory(NAMES, [[1.0 + 0.5 * LIMIT_MARGIN_RAD, 0.0]], 0.1), 0.0)   # commands: none
+    assert feeder().joints(joint_state(1.0, [50.0, 0.0]), 0.0, 1.0) == []        # no limits given: not checked
+    with pytest.raises(ValueError, match='one value per joint'):
+        feeder(lower=[-1.0], upper=[1.0, 1.0])
+
+
+def test_feeder_enforces_the_episode_image_size_unless_told_not_to():
+    from jepa_agent.ros.conversions import MessageError
+    f, pixels = feeder(), np.arange(48, dtype=np.uint8).reshape(4, 4, 3)
+    f.image_shape = (8, 8, 3)
+    with pytest.raises(MessageError, match='image size changed to 4x4'):
+        f.decode_image(camera(1.0, pixels), 1.0)
+    assert f.decode_image(camera(1.0, pixels), 1.0, any_size=True)[1].shape == (4, 4, 3)

@@ -18,7 +18,7 @@ from jepa_agent.data.episodes import DatasetMeta, EpisodeWriter, Frame
 from jepa_agent.data.recording import RecorderConfig
 from jepa_agent.data.stream import StreamFeeder
 from jepa_agent.data.sync import FrameSynchronizer
-from jepa_agent.ros.conversions import MessageError, image_to_rgb
+from jepa_agent.ros.conversions import MessageError
 
 
 class BagError(ValueError):
@@ -31,7 +31,7 @@ class BagImporter:
     def __init__(self, out: str | Path, config: RecorderConfig, source: str):
         self.out, self.config, self.source = Path(out), config, source
         self.sync = FrameSynchronizer(len(config.joint_names), config.sync_config())
-        self.feeder = StreamFeeder(self.sync, config.joint_names)
+        self.feeder = StreamFeeder(self.sync, config.joint_names, lower=config.lower, upper=config.upper)
         self.skipped: Counter = Counter()
         self.first_errors: dict[str, str] = {}
         self.episodes: list[dict] = []
@@ -41,21 +41,22 @@ class BagImporter:
     def feed(self, kind: str, msg, log_time: float) -> None:
         try:
             if kind == 'image':
-                self._ensure_meta(msg)
-                frames = self.feeder.image(msg, log_time, log_time)
+                stamp, rgb = self.feeder.decode_image(msg, log_time)
+                self._ensure_meta(rgb.shape)
+                frames = self.feeder.add_image(stamp, rgb, log_time)
             elif kind == 'joints':
                 frames = self.feeder.joints(msg, log_time, log_time)
             else:
-                frames = self.feeder.command(msg, log_time)
+                frames = self.feeder.command(msg, log_time, log_time)
         except MessageError as exc:
             self.skipped[kind] += 1
             self.first_errors.setdefault(kind, str(exc))
             return
         self.store(frames)
 
-    def _ensure_meta(self, msg) -> None:
+    def _ensure_meta(self, shape: tuple[int, int, int]) -> None:
         if self._meta is None:   # the first valid image fixes the dataset's camera size, as in the recorder
-            height, width, _ = image_to_rgb(msg).shape
+            height, width, _ = shape
             self._meta = self.config.dataset_meta(height, width, self.source)
             self.feeder.image_shape = self._meta.image_shape
 

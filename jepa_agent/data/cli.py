@@ -12,10 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 import warnings
 from pathlib import Path
 
-from jepa_agent.data.episodes import (DatasetError, EpisodeReader, episode_dirs, read_dataset_meta,
+from jepa_agent.data.episodes import (DatasetError, EpisodeReader, episode_dirs, frame_problems, read_dataset_meta,
                                       recover_episode)
 
 
@@ -38,7 +39,8 @@ def add_commands(subparsers) -> None:
     p.add_argument('--json', action='store_true', help='machine-readable output')
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser('verify', help='check every file and checksum; exit 1 on any integrity problem')
+    p = sub.add_parser('verify', help='check every file and checksum, joints within limits, images not blank, '
+                       'times increasing and not in the future; exit 1 on any problem')
     p.add_argument('dir', type=Path)
     p.add_argument('--repair', action='store_true',
                    help='recover interrupted episodes (cut their partial trailing frame, mark them recovered)')
@@ -124,8 +126,10 @@ def cmd_info(args) -> int:
     return 0
 
 
-def verify_dataset(root: Path, repair: bool = False) -> tuple[list[str], list[str]]:
-    """(problems, notes): problems are integrity failures; notes are recoverable conditions and repairs done."""
+def verify_dataset(root: Path, repair: bool = False, now: float | None = None) -> tuple[list[str], list[str]]:
+    """(problems, notes): problems are integrity failures and bad frames (one line per kind and episode, see
+    `frame_problems`; `now` = unix time for the future-stamp check); notes are recoverable conditions and repairs."""
+    now = time.time() if now is None else now
     try:
         meta = read_dataset_meta(root)
     except DatasetError as exc:
@@ -148,6 +152,7 @@ def verify_dataset(root: Path, repair: bool = False) -> tuple[list[str], list[st
         bad = reader.verify_images()
         if bad:
             problems.append(f'{path.name}/images.u8: image CRC mismatch in frames {bad[:10]}')
+        problems += frame_problems(reader, now)
         if reader.interrupted:
             notes.append(f'{path.name}: interrupted recording, {len(reader)} complete frames readable, '
                          f'{reader.partial_bytes} trailing bytes; run with --repair to finalize it')

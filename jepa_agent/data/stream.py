@@ -1,13 +1,18 @@
-"""Feed ROS messages into a FrameSynchronizer: the one path shared by the recorder node and bag import.
+"""Feed ROS messages into a FrameSynchronizer: the one path shared by the recorder node, the trainer node and bag
+import.
 
 Works with rclpy messages and with `rosbags` deserialized messages alike (same field names); bad messages raise
-MessageError with a sentence saying what is wrong, and the caller decides how loudly to report it.
+MessageError with a sentence saying what is wrong, and the caller decides how loudly to report it. Besides the
+message checks of `jepa_agent.ros.conversions` (encodings, sizes, names, NaN, joint limits), a feeder refuses
+constant images (a camera that is not delivering) and stamps more than FUTURE_TOLERANCE_S after the receipt time.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from jepa_agent.data.episodes import Frame
+import numpy as np
+
+from jepa_agent.data.episodes import FUTURE_TOLERANCE_S, LIMIT_MARGIN_RAD, Frame, constant_images
 from jepa_agent.data.sync import FrameSynchronizer
 from jepa_agent.ros.conversions import MessageError, image_to_rgb, joint_positions, trajectory_points
 
@@ -18,35 +23,65 @@ def stamp_seconds(header, receipt: float) -> float:
     return t if t > 0 else receipt
 
 
+def check_not_future(stamp: float, receipt: float, what: str) -> None:
+    """MessageError if `stamp` lies more than FUTURE_TOLERANCE_S after `receipt` (same clock)."""
+    if stamp > receipt + FUTURE_TOLERANCE_S:
+        raise MessageError(f'{what} stamped {stamp - receipt:.3g} s in the future (stamp {stamp:.3f}, received at '
+                           f'{receipt:.3f}; tolerance {FUTURE_TOLERANCE_S:g} s)')
+
+
 class StreamFeeder:
     """Validate Image / JointState / JointTrajectory messages and pass them to `sync`.
 
-    `image_shape` (H, W, 3), once set, is enforced: a camera that changes size mid-episode is refused frame by
-    frame instead of mixing sizes in one dataset.
+    `lower`/`upper` (joint position limits in `joint_names` order, optional) refuse joint states beyond them by more
+    than LIMIT_MARGIN_RAD and commands beyond them at all. `image_shape` (H, W, 3), once set, is enforced: a camera
+    that changes size mid-episode is refused frame by frame instead of mixing sizes in one dataset.
     """
 
-    def __init__(self, sync: FrameSynchronizer, joint_names: Sequence[str]):
+    def __init__(self, sync: FrameSynchronizer, joint_names: Sequence[str], *, lower: Sequence[float] | None = None,
+                 upper: Sequence[float] | None = None):
         self.sync = sync
         self.joint_names = list(joint_names)
+        for name, limits in (('lower', lower), ('upper', upper)):
+            if limits is not None and len(limits) != len(self.joint_names):
+                raise ValueError(f'{name} needs one value per joint {self.joint_names}, got {limits!r}')
+        self.lower = None if lower is None else [float(v) for v in lower]
+        self.upper = None if upper is None else [float(v) for v in upper]
         self.image_shape: tuple[int, int, int] | None = None
 
+    # -- validation only ---------------------------------------------------------------------------------------
+    def decode_image(self, msg, receipt: float, any_size: bool = False) -> tuple[float, np.ndarray]:
+        """(stamp, (H, W, 3) RGB) of a valid image; `any_size` skips the `image_shape` check (between episodes)."""
+        rgb = image_to_rgb(msg, expected_shape=None if any_size else self.image_shape)
+        stamp = stamp_seconds(msg.header, receipt)
+        check_not_future(stamp, receipt, 'image')
+        if constant_images(rgb[None])[0]:
+            raise MessageError(f'constant image (every pixel {rgb[0, 0].tolist()}): the camera is not delivering')
+        return stamp, rgb
+
+    # -- feeding -----------------------------------------------------------------------------------------------
     def image(self, msg, arrival: float, receipt: float) -> list[Frame]:
-        rgb = image_to_rgb(msg)
-        if self.image_shape is not None and rgb.shape != self.image_shape:
-            raise MessageError(f'image size changed to {rgb.shape[1]}x{rgb.shape[0]}; this dataset records '
-                               f'{self.image_shape[1]}x{self.image_shape[0]}')
-        return self.sync.add_image(stamp_seconds(msg.header, receipt), rgb, arrival)
+        stamp, rgb = self.decode_image(msg, receipt)
+        return self.add_image(stamp, rgb, arrival)
+
+    def add_image(self, stamp: float, rgb: np.ndarray, arrival: float) -> list[Frame]:
+        """An image already checked by `decode_image`."""
+        return self.sync.add_image(stamp, rgb, arrival)
 
     def joints(self, msg, arrival: float, receipt: float) -> list[Frame]:
-        qpos = joint_positions(msg, self.joint_names)
+        qpos = joint_positions(msg, self.joint_names, lower=self.lower, upper=self.upper, margin=LIMIT_MARGIN_RAD)
+        stamp = stamp_seconds(msg.header, receipt)
+        check_not_future(stamp, receipt, 'JointState')
         try:
             qvel = joint_positions(msg, self.joint_names, 'velocity') if len(msg.velocity) else None
         except MessageError:
             qvel = None          # velocities are optional; positions are what the dataset needs
-        return self.sync.add_joints(stamp_seconds(msg.header, receipt), qpos, qvel, arrival)
+        return self.sync.add_joints(stamp, qpos, qvel, arrival)
 
-    def command(self, msg, arrival: float) -> list[Frame]:
-        times, positions = trajectory_points(msg, self.joint_names)
+    def command(self, msg, arrival: float, receipt: float | None = None) -> list[Frame]:
+        """A trajectory; with `receipt` (the stamps' clock), one stamped too far in the future is refused."""
+        times, positions = trajectory_points(msg, self.joint_names, lower=self.lower, upper=self.upper)
         stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        if receipt is not None and stamp > 0:
+            check_not_future(stamp, receipt, 'trajectory')
         return self.sync.add_command(stamp, times, positions, arrival)
-

@@ -23,10 +23,11 @@ from jepa_agent.data.episodes import DatasetError, Frame
 from jepa_agent.data.recording import EpisodeRecorder, RecorderConfig
 from jepa_agent.data.stream import StreamFeeder
 from jepa_agent.data.sync import FrameSynchronizer
-from jepa_agent.ros.conversions import CHANNELS, MessageError
+from jepa_agent.ros.conversions import MessageError
 from jepa_agent.ros.diagnostics import publish_status
 from jepa_agent.ros.params import declare_config
 from jepa_agent.ros.qos import RELIABLE, SENSOR
+from jepa_agent.ros.rejections import InputRejections, truncate
 from jepa_agent.ros.run import run_node
 
 #: joint states can come at 500 Hz: 2 s of queue rides out executor stalls on a busy CPU (a gap = dropped frames)
@@ -36,6 +37,8 @@ IMAGE_QOS = QoSProfile(depth=30, reliability=SENSOR.reliability, durability=SENS
 #: auto mode retries a failed episode start (e.g. unwritable directory) this often
 RETRY_S = 5.0
 WARN_EVERY_S = 5.0
+#: what starting, stopping or discarding an episode may raise; answered or logged, never out of a callback
+START_ERRORS = (DatasetError, ValueError, OSError, RuntimeError)
 
 
 class RecorderNode(Node):
@@ -43,15 +46,14 @@ class RecorderNode(Node):
         super().__init__('recorder')
         self.config = cfg = declare_config(self, RecorderConfig)
         self.sync = FrameSynchronizer(len(cfg.joint_names), cfg.sync_config())
-        self.feeder = StreamFeeder(self.sync, cfg.joint_names)
+        self.feeder = StreamFeeder(self.sync, cfg.joint_names, lower=cfg.lower, upper=cfg.upper)
         self.recorder = EpisodeRecorder(cfg.dataset_dir, cfg.max_queued_frames, on_error=self._on_write_error)
-        self.skipped = {'image': 0, 'joint_state': 0, 'command': 0}
+        self.rejections = InputRejections(self.get_logger(), WARN_EVERY_S)
         self.received = {'image': 0, 'joint_state': 0, 'command': 0}
-        self._last_image_shape: tuple | None = None
+        self._last_image_shape: tuple | None = None   # of the last image that passed validation
         self._frames_since_diag, self._last_diag = 0, time.monotonic()
         self._last_start_try = -RETRY_S
         self._last_episode = '-'
-        self._warned: dict[str, float] = {}
 
         self.create_subscription(Image, cfg.image_topic, self.on_image, IMAGE_QOS)
         self.create_subscription(JointState, cfg.joint_states_topic, self.on_joint_state, JOINT_QOS)
@@ -72,38 +74,34 @@ class RecorderNode(Node):
 
     # -- inputs --------------------------------------------------------------------------------------------------
     def on_image(self, msg: Image) -> None:
-        if msg.encoding in CHANNELS:   # the camera size of the next episode; bad images are reported when fed
-            self._last_image_shape = (msg.height, msg.width, 3)
+        """Only a valid image sets the camera size of the next episode, starts one (auto mode) or becomes a frame."""
+        self.received['image'] += 1
+        try:   # between episodes any size is fine: the next episode takes it (or its dataset refuses it)
+            stamp, rgb = self.feeder.decode_image(msg, self.receipt(), any_size=not self.recorder.recording)
+        except MessageError as exc:
+            self.rejections.reject('image', exc)
+            return
+        self._last_image_shape = rgb.shape
         if self.config.episode_frames and not self.recorder.recording:
             self._auto_start()
-        if not self.recorder.recording:
-            return
-        self._guarded('image', self.feeder.image, msg, time.monotonic(), self.receipt())
+        if self.recorder.recording:
+            self._store(self.feeder.add_image(stamp, rgb, time.monotonic()))
 
     def on_joint_state(self, msg: JointState) -> None:
         self._guarded('joint_state', self.feeder.joints, msg, time.monotonic(), self.receipt())
 
     def on_command(self, msg: JointTrajectory) -> None:
-        self._guarded('command', self.feeder.command, msg, time.monotonic())
+        self._guarded('command', self.feeder.command, msg, time.monotonic(), self.receipt())
 
     def _guarded(self, kind: str, feed, *args) -> None:
-        """Feed one message; a bad one is skipped with a (throttled) warning, never raised."""
+        """Feed one message; a bad one is counted and warned about (throttled, truncated), never raised."""
         self.received[kind] += 1
         try:
             frames = feed(*args)
         except MessageError as exc:
-            self.skipped[kind] += 1
-            self._warn_throttled(f'skipped {kind}: {exc}')
+            self.rejections.reject(kind, exc)
             return
         self._store(frames)
-
-    def _warn_throttled(self, text: str) -> None:
-        """One warning per kind of problem (its text up to the first digit) every WARN_EVERY_S seconds."""
-        key = text[:next((i for i, c in enumerate(text) if c.isdigit()), len(text))]
-        now = time.monotonic()
-        if now - self._warned.get(key, -WARN_EVERY_S) >= WARN_EVERY_S:
-            self._warned[key] = now
-            self.get_logger().warning(text)
 
     def poll(self) -> None:
         """Release frames whose wait for joint states ran out (e.g. the joint stream stalled)."""
@@ -122,7 +120,7 @@ class RecorderNode(Node):
 
     # -- episodes ------------------------------------------------------------------------------------------------
     def _start(self) -> str:
-        """Open a new episode; returns what happened. Raises DatasetError/OSError/RuntimeError on failure."""
+        """Open a new episode; returns what happened. Raises START_ERRORS on failure."""
         if self._last_image_shape is None:
             raise RuntimeError(f'no image received yet on {self.config.image_topic}')
         height, width, _ = self._last_image_shape
@@ -140,8 +138,8 @@ class RecorderNode(Node):
         self._last_start_try = time.monotonic()
         try:
             self.get_logger().info(self._start())
-        except (DatasetError, OSError, RuntimeError) as exc:
-            self.get_logger().error(f'cannot start an episode: {exc}; retrying in {RETRY_S:.0f} s')
+        except START_ERRORS as exc:
+            self.get_logger().error(f'cannot start an episode: {truncate(exc)}; retrying in {RETRY_S:.0f} s')
 
     def _stop(self, why: str) -> str:
         done = self.recorder.stop()
@@ -169,8 +167,8 @@ class RecorderNode(Node):
         try:
             response.message, response.success = action(), True
             self.get_logger().info(response.message)
-        except (DatasetError, OSError, RuntimeError) as exc:
-            response.message, response.success = str(exc), False
+        except START_ERRORS as exc:
+            response.message, response.success = truncate(exc), False
             self.get_logger().warning(response.message)
         return response
 
@@ -192,7 +190,7 @@ class RecorderNode(Node):
                   'missed_grid_frames': str(sync['missed']),
                   'out_of_order_messages': str(sync['out_of_order']), 'writer_queue': str(self.recorder.queued),
                   **{f'received_{k}s': str(v) for k, v in self.received.items()},
-                  **{f'skipped_{k}s': str(v) for k, v in self.skipped.items()},
+                  **self.rejections.diagnostics(),
                   'dataset_dir': self.config.dataset_dir}
         if self.recorder.error:
             level, message = DiagnosticStatus.ERROR, self.recorder.error
