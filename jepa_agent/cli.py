@@ -5,6 +5,10 @@
     jepa-agent train --data DIR --out DIR
     jepa-agent eval-model --checkpoint PATH --data DIR
     jepa-agent eval-planner --checkpoint PATH --episodes 50 --seed 1000
+    jepa-agent seal-checkpoint PATH      # record the weights' sha256 in a checkpoint saved before checksums
+
+A configuration error (a bad or misspelled key or section in a --config file) ends with one line and exit code 2;
+other failures (a corrupt checkpoint, missing data) with one line and exit code 1.
 
 Each sub-command lives beside the code it drives; this file only wires them together.
 """

@@ -3,10 +3,21 @@
 Each component owns a typed dataclass (e.g. `ArmEnvConfig`, `CEMConfig`) whose fields are the ROS parameters of
 its node. YAML files in `config/` use the ROS parameter layout (`node_name: {ros__parameters: {...}}`) so the same
 file feeds `ros2 launch` and `jepa-agent`; `load_section` reads one node's block and `build` validates it.
+
+Files are strict, so a typo never silently leaves a default in place:
+- a file must not be empty;
+- every top-level key is a section: `/**` (every node), a node name (`planner`, `/planner`, or namespaced
+  `/arm/planner`; the name must be one of SECTIONS or the node being configured, so one file can configure several
+  nodes), or a wildcard (`/**`, `/**/planner`, `/arm/*`); each holds exactly one `ros__parameters` mapping;
+- `load_section` also needs a section for the node it reads (`name`, `/name` or `/**`);
+- `build` rejects keys that are not fields of the config dataclass.
+Each error names the file, the section and, for a typo, the closest valid name. Dotted keys (`cem.horizon: 20`,
+the ROS way to write a nested parameter) are read as the nested form (`cem: {horizon: 20}`).
 """
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,13 +26,18 @@ import yaml
 
 T = TypeVar('T')
 
+#: Section names a jepa_agent config file may use: the nodes, plus `train` (`jepa-agent train`'s config/train.yaml).
+SECTIONS = ('planner', 'sim_arm', 'explorer', 'recorder', 'trainer', 'teleop_keyboard', 'train')
+WILDCARD = '/**'
+PARAMETERS_KEY = 'ros__parameters'
+
 
 class ConfigError(ValueError):
     """A configuration file or value is invalid; the message says which key and why."""
 
 
 def load_yaml(path: str | Path) -> dict:
-    """Read a YAML mapping, turning I/O and syntax problems into ConfigError."""
+    """Read a non-empty YAML mapping, turning I/O and syntax problems into ConfigError."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
@@ -29,25 +45,69 @@ def load_yaml(path: str | Path) -> dict:
         raise ConfigError(f'cannot read config file {path}: {exc}') from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f'config file {path} is not valid YAML: {exc}') from exc
-    if data is None:
-        return {}
+    if data is None or data == {}:
+        raise ConfigError(f'config file {path} is empty; it needs a section such as `node_name: {{{PARAMETERS_KEY}: '
+                          f'{{...}}}}`')
     if not isinstance(data, dict):
         raise ConfigError(f'config file {path} must hold a mapping, got {type(data).__name__}')
     return data
 
 
+def check_sections(data: dict, path: str | Path, node: str) -> None:
+    """Refuse unknown (misspelled) top-level sections and sections that are not `{ros__parameters: {...}}`."""
+    for key, block in data.items():
+        name = str(key).rstrip('/').rsplit('/', 1)[-1]
+        if '*' not in name and name not in (node, *SECTIONS):
+            valid = sorted({node, *SECTIONS})
+            raise ConfigError(f'{path}: unknown section {key!r}{did_you_mean(name, valid)}; sections are {WILDCARD!r} '
+                              f'or a node name ({", ".join(valid)}), optionally as /name or /namespace/name')
+        if not isinstance(block, dict):
+            raise ConfigError(f'{path}: section {key!r} must be a mapping with one {PARAMETERS_KEY} mapping')
+        extra = sorted(set(block) - {PARAMETERS_KEY}, key=str)
+        if extra:
+            raise ConfigError(f'{path}: section {key!r} has {extra} beside {PARAMETERS_KEY}'
+                              f'{did_you_mean(str(extra[0]), [PARAMETERS_KEY])}')
+        if not isinstance(block.get(PARAMETERS_KEY), dict):
+            raise ConfigError(f'{path}: section {key!r} must hold a {PARAMETERS_KEY} mapping, got '
+                              f'{block.get(PARAMETERS_KEY)!r}')
+
+
 def load_section(path: str | Path, node: str) -> dict:
-    """Parameters of `node` from a ROS-style parameter file; `/**` wildcard entries apply to every node."""
+    """Parameters of `node` from a ROS-style parameter file (`/**` entries apply to every node), dotted keys nested.
+
+    The file is checked whole (see the module docstring) and must hold a section for `node`."""
     data = load_yaml(path)
+    check_sections(data, path, node)
+    keys = [key for key in (WILDCARD, node, f'/{node}') if key in data]
+    if not keys:
+        raise ConfigError(f'{path} has no section for {node!r} (it has {sorted(map(str, data))}); add '
+                          f'`{node}: {{{PARAMETERS_KEY}: {{...}}}}`')
     params: dict = {}
-    for key in ('/**', node, f'/{node}'):
-        block = data.get(key)
-        if block is None:
-            continue
-        if not isinstance(block, dict) or not isinstance(block.get('ros__parameters', {}), dict):
-            raise ConfigError(f'{path}: section {key!r} must be a mapping with a ros__parameters mapping')
-        params.update(block.get('ros__parameters', {}))
-    return params
+    for key in keys:
+        params.update(data[key][PARAMETERS_KEY])
+    return nest(params, f'{path}: [{node}]')
+
+
+def nest(params: dict, where: str = '') -> dict:
+    """`{'cem.horizon': 20}` -> `{'cem': {'horizon': 20}}`, merged with any nested `cem:` mapping."""
+    out: dict = {}
+    for key, value in params.items():
+        head, _, rest = str(key).partition('.')
+        if rest:
+            value = {rest: value}
+        if head not in out:
+            out[head] = nest(value, where) if isinstance(value, dict) else value
+        elif isinstance(value, dict) and isinstance(out[head], dict):
+            out[head] = nest({**out[head], **value}, where)
+        else:
+            raise ConfigError(f'{where} {head!r} is given both as a value and as a section')
+    return out
+
+
+def did_you_mean(name: str, valid) -> str:
+    """The text ` (did you mean 'x'?)` for the name in `valid` closest to `name`, or '' when none is close."""
+    close = difflib.get_close_matches(name, [str(v) for v in valid], n=1)
+    return f' (did you mean {close[0]!r}?)' if close else ''
 
 
 def _coerce(name: str, value: Any, kind: Any) -> Any:
@@ -75,13 +135,16 @@ def build(cls: type[T], params: dict | None = None, *, section: str = '') -> T:
 
     Validation beyond types lives in each dataclass's `__post_init__` (raising ValueError), re-raised as ConfigError.
     """
+    where = f'[{section}] ' if section else ''
+    if params is not None and not isinstance(params, dict):
+        raise ConfigError(f'{where}must be a mapping of parameters, got {params!r}')
     params = dict(params or {})
     hints = typing.get_type_hints(cls)
     fields = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(params) - fields)
-    where = f'[{section}] ' if section else ''
+    unknown = sorted(set(params) - fields, key=str)
     if unknown:
-        raise ConfigError(f'{where}unknown parameter(s) {unknown}; valid: {sorted(fields)}')
+        raise ConfigError(f'{where}unknown parameter(s) {unknown}{did_you_mean(str(unknown[0]), fields)}; valid: '
+                          f'{sorted(fields)}')
     kwargs = {k: _coerce(f'{where}{k}', v, hints[k]) for k, v in params.items()}
     try:
         return cls(**kwargs)
@@ -93,7 +156,10 @@ def load(cls: type[T], path: str | Path | None, node: str, overrides: dict | Non
     """`cls` from `node`'s block of `path` (optional) plus explicit overrides: the CLI's way to read config/."""
     params = load_section(path, node) if path else {}
     params.update(overrides or {})
-    return build(cls, params, section=node)
+    try:
+        return build(cls, params, section=node)
+    except ConfigError as exc:
+        raise ConfigError(f'{path}: {exc}' if path else str(exc)) from None
 
 
 def to_params(config: Any) -> dict:

@@ -1,11 +1,15 @@
-"""Checkpoints: exact round trip, and a clear CheckpointError for every kind of broken or mismatched file."""
+"""Checkpoints: exact round trip, and a clear CheckpointError for every kind of broken or mismatched file,
+including weights whose bytes differ from the sha256 recorded in config.json (checked by every load and CLI)."""
+import hashlib
 import json
 
 import pytest
 import torch
 
+from jepa_agent.cli import main
 from jepa_agent.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from jepa_agent.model.world_model import ModelConfig, WorldModel
+from jepa_agent.resources import model_path
 
 TINY = ModelConfig(image_size=32, encoder_width=8, feature_dim=32, projector_hidden=32, latent_dim=16,
                    predictor_width=32, predictor_depth=1, action_scale=[0.15, 0.15, 0.15])
@@ -118,3 +122,57 @@ def test_nan_weights_are_refused(tmp_path):
     save_checkpoint(model, tmp_path, META)
     with pytest.raises(CheckpointError, match='NaN'):
         load_checkpoint(tmp_path)
+
+
+# -- weights integrity: config.json records the weights' sha256, and every load checks it -------------------------
+def _flip_last_byte(path):
+    weights = path / 'model.safetensors'
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF                        # tensor data, not the header: still a valid safetensors file
+    weights.write_bytes(bytes(data))
+
+
+def test_config_records_the_sha256_of_the_weights(saved):
+    _, path = saved
+    document = json.loads((path / 'config.json').read_text())
+    assert document['weights_sha256'] == hashlib.sha256((path / 'model.safetensors').read_bytes()).hexdigest()
+
+
+def test_flipped_weight_bytes_are_refused(saved):
+    _, path = saved
+    _flip_last_byte(path)
+    from safetensors.torch import load_file
+    load_file(str(path / 'model.safetensors'))          # the format alone would not notice
+    with pytest.raises(CheckpointError, match='sha256 differs') as info:
+        load_checkpoint(path)
+    assert '\n' not in str(info.value)
+
+
+def test_checkpoint_without_checksum_is_refused_until_sealed(saved):
+    _, path = saved
+    _edit_config(path, lambda d: d.pop('weights_sha256'))
+    with pytest.raises(CheckpointError, match='records no weights_sha256.*jepa-agent seal-checkpoint'):
+        load_checkpoint(path)
+    assert main(['seal-checkpoint', str(path)]) == 0
+    assert load_checkpoint(path)[1] == META
+
+
+def test_shipped_model_matches_its_recorded_checksum():
+    document = json.loads((model_path('reach_64px') / 'config.json').read_text())
+    weights = (model_path('reach_64px') / 'model.safetensors').read_bytes()
+    assert document['weights_sha256'] == hashlib.sha256(weights).hexdigest()
+    load_checkpoint(model_path('reach_64px'))
+
+
+@pytest.mark.parametrize('command', ['eval-model', 'eval-planner', 'train'])
+def test_cli_refuses_flipped_weights_with_one_line(saved, tmp_path, capsys, command):
+    _, path = saved
+    _flip_last_byte(path)
+    argv = {'eval-model': ['eval-model', '--checkpoint', str(path), '--data', str(tmp_path / 'no_data')],
+            'eval-planner': ['eval-planner', '--checkpoint', str(path), '--out', str(tmp_path / 'eval')],
+            'train': ['train', '--resume', '--out', str(path), '--data', str(tmp_path / 'no_data'),
+                      '--device', 'cpu']}[command]
+    (path / 'train_state.pt').touch()           # a resumable run directory
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and 'sha256 differs' in err and 'Traceback' not in err, err

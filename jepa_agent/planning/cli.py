@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from jepa_agent.config import build, load_section
+from jepa_agent.config import ConfigError, build, load_section
 from jepa_agent.planning.cem import CEMConfig
 from jepa_agent.resources import config_path, model_path
 
@@ -40,10 +40,22 @@ def add_commands(subparsers) -> None:
 
 
 def planner_settings(path: str | Path | None) -> tuple[CEMConfig, int]:
-    """CEM config and execute_steps from the planner node's YAML (the node and the CLI share one file)."""
+    """CEM config and execute_steps from the planner node's YAML (the node and the CLI share one file).
+
+    What this command reads (`cem:`, `execute_steps`) is checked strictly; the planner node checks the rest of the
+    section when it starts. Only a missing default file (no --config) means the defaults."""
+    if path is None and not config_path('planner.yaml').exists():
+        return CEMConfig(), 1
     path = path or config_path('planner.yaml')
-    params = load_section(path, 'planner') if Path(path).exists() else {}
-    return build(CEMConfig, params.get('cem', {}), section='planner.cem'), int(params.get('execute_steps', 1))
+    params = load_section(path, 'planner')
+    try:
+        cem = build(CEMConfig, params.get('cem'), section='planner.cem')
+        execute_steps = params.get('execute_steps', 1)
+        if not isinstance(execute_steps, int) or isinstance(execute_steps, bool) or execute_steps < 1:
+            raise ConfigError(f'[planner] execute_steps must be an int >= 1, got {execute_steps!r}')
+    except ConfigError as exc:
+        raise ConfigError(f'{path}: {exc}') from None
+    return cem, execute_steps
 
 
 def cmd_eval_planner(args) -> int:

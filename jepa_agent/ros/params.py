@@ -1,29 +1,57 @@
-"""Declare a config dataclass as ROS parameters and build it back, validated, from their values."""
+"""Declare a config dataclass as ROS parameters and build it back, validated, from their values; refuse parameter
+files and overrides a node would otherwise ignore.
+
+    self.config = declare_config(self, PlannerNodeConfig, dynamic=('enabled', 'goal_image_path'))
+    self.cem_config = declare_config(self, CEMConfig, prefix='cem.')          # all read-only
+
+Parameters not named in `dynamic` are read-only: rclpy refuses to set them at run time with the reason
+"Trying to set a read-only parameter: NAME." (restart the node with another value instead). A node that lists a
+parameter in `dynamic` must apply it in its on-set-parameters callback.
+
+`run_node` (ros/run.py) checks what the node was given, so every node refuses, with one ConfigError:
+- a `--params-file` that is missing, empty, or has an unknown (misspelled) section (see jepa_agent.config);
+- a parameter set for this node (in its own section of a file, or by `-p name:=value`) that it does not declare,
+  such as `cem.horizn`. Names from wildcard sections (`/**`) may be meant for other nodes sharing the file
+  (launch files pass one arm description to every node), so only those are let through.
+"""
 from __future__ import annotations
 
+import ast
 import dataclasses
+import functools
+import inspect
+import textwrap
+from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 
-from jepa_agent.config import ConfigError, build
+from jepa_agent.config import ConfigError, build, check_sections, did_you_mean, load_yaml
 
 T = TypeVar('T')
 
 
-def declare_config(node: Node, cls: type[T], prefix: str = '') -> T:
+def declare_config(node: Node, cls: type[T], prefix: str = '', dynamic: Iterable[str] = ()) -> T:
     """Declare every field of `cls` (defaults from the dataclass) and return the validated config.
 
-    Parameters are dynamically typed so YAML `2` for a float field is accepted; `config.build` does the type
-    checking with one clear ConfigError naming the node and parameter. Nodes let that error stop start-up.
+    Fields named in `dynamic` (field names, without `prefix`) may be set at run time, and the node must apply them;
+    every other parameter is read-only. Each parameter's description is the field's docstring. Parameters are
+    dynamically typed so YAML `2` for a float field is accepted; `config.build` does the type checking with one
+    clear ConfigError naming the node and parameter. Nodes let that error stop start-up.
     """
+    names = {field.name for field in dataclasses.fields(cls)}
+    dynamic = set(dynamic)
+    if not dynamic <= names:
+        raise ValueError(f'dynamic names {sorted(dynamic - names)} are not fields of {cls.__name__}')
+    docs = field_docs(cls)
     values = {}
     for field in dataclasses.fields(cls):
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
         if isinstance(default, tuple):
             default = list(default)
-        descriptor = ParameterDescriptor(dynamic_typing=True, description=field.name)
+        descriptor = ParameterDescriptor(dynamic_typing=True, read_only=field.name not in dynamic,
+                                         description=docs.get(field.name, field.name))
         value = node.declare_parameter(prefix + field.name, default if default != [] else None, descriptor).value
         values[field.name] = [] if value is None and default == [] else value
         if isinstance(values[field.name], (tuple,)) or type(values[field.name]).__name__ == 'array':
@@ -34,3 +62,94 @@ def declare_config(node: Node, cls: type[T], prefix: str = '') -> T:
         raise
     except (TypeError, ValueError) as exc:
         raise ConfigError(f'[{node.get_name()}] {exc}') from exc
+
+
+@functools.cache
+def field_docs(cls: type) -> dict[str, str]:
+    """{field: docstring} from the string literal written under each field in the class bodies of `cls`'s MRO."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        try:
+            body = ast.parse(textwrap.dedent(inspect.getsource(klass))).body[0].body
+        except (OSError, TypeError, SyntaxError, IndexError, AttributeError):
+            continue
+        for stmt, after in zip(body, body[1:]):
+            if (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)
+                    and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
+                    and isinstance(after.value.value, str)):
+                docs[stmt.target.id] = ' '.join(inspect.cleandoc(after.value.value).split())
+    return docs
+
+
+# -- what the node was given -------------------------------------------------------------------------------------
+def ros_arguments(argv: Sequence[str]) -> list[str]:
+    """The tokens between `--ros-args` and `--` (or the end), from every `--ros-args` block of `argv`."""
+    tokens, inside = [], False
+    for token in argv:
+        if token == '--ros-args':
+            inside = True
+        elif token == '--' and inside:
+            inside = False
+        elif inside:
+            tokens.append(token)
+    return tokens
+
+
+def _option_values(ros_args: Sequence[str], *options: str) -> list[str]:
+    return [value for option, value in zip(ros_args, ros_args[1:]) if option in options]
+
+
+def params_files(ros_args: Sequence[str]) -> list[str]:
+    return _option_values(ros_args, '--params-file')
+
+
+def node_name(ros_args: Sequence[str], default: str) -> str:
+    """The node name after a `-r __node:=NAME` remap (what `ros2 launch` does with `name=`), else `default`."""
+    for rule in _option_values(ros_args, '-r', '--remap'):
+        key, _, value = rule.partition(':=')
+        if key.rsplit(':', 1)[-1] in ('__node', '__name') and value:
+            default = value
+    return default
+
+
+def check_params_files(argv: Sequence[str], name: str) -> None:
+    """Every `--params-file` in `argv` exists, is not empty and has only known sections (before rclpy reads it)."""
+    ros_args = ros_arguments(argv)
+    name = node_name(ros_args, name)
+    for path in params_files(ros_args):
+        check_sections(load_yaml(path), path, name)
+
+
+def check_overrides(node: Node, argv: Sequence[str]) -> None:
+    """Refuse parameter values given to `node` for parameters it did not declare (typos such as `cem.horizn`)."""
+    overrides = getattr(node, '_parameter_overrides', {})     # rclpy: values from files and -p meant for this node
+    undeclared = {name for name in overrides if not node.has_parameter(name)}
+    if not undeclared:
+        return
+    ros_args = ros_arguments(argv)
+    sources = {rule.partition(':=')[0].rsplit(':', 1)[-1]: '-p' for rule in _option_values(ros_args, '-p', '--param')}
+    shared: set[str] = set()
+    for path in params_files(ros_args):
+        for key, block in load_yaml(path).items():
+            target = str(key).rstrip('/').rsplit('/', 1)[-1]
+            names = _flatten(block.get('ros__parameters') or {})
+            if target == node.get_name():
+                sources.update({n: path for n in names if n not in sources})
+            elif '*' in target:
+                shared |= names
+    refused = sorted(n for n in undeclared if n in sources or n not in shared)
+    if refused:
+        first = refused[0]
+        where = 'by -p' if sources.get(first) == '-p' else f'in {sources.get(first, "the overrides")}'
+        raise ConfigError(f'[{node.get_name()}] unknown parameter(s) {refused} set {where}'
+                          f'{did_you_mean(first, node.list_parameters([], 0).names)}; this node does not declare them')
+
+
+def _flatten(params: dict, prefix: str = '') -> set[str]:
+    names: set[str] = set()
+    for key, value in params.items():
+        if isinstance(value, dict):
+            names |= _flatten(value, f'{prefix}{key}.')
+        else:
+            names.add(f'{prefix}{key}')
+    return names

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 from collections.abc import Callable
 
 import rclpy
@@ -9,18 +10,28 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
 from jepa_agent.config import ConfigError
+from jepa_agent.ros.params import check_overrides, check_params_files
 
 
 def run_node(factory: Callable[[], Node], name: str, args: list[str] | None = None) -> int:
     """Spin the node built by `factory` until Ctrl-C or shutdown; returns the process exit code.
 
-    A ConfigError while building (bad parameters) is logged as one FATAL line and gives exit code 2. A node that
-    stops itself on an unrecoverable error sets `exit_code` (default 0) and calls `context.try_shutdown()`.
+    A ConfigError while building (bad parameters) is logged as one FATAL line and gives exit code 2; so are a
+    missing, empty or misspelled `--params-file` (checked before rclpy reads it) and a parameter given to the node
+    that it does not declare (checked once it is built; see ros/params.py). A node that stops itself on an
+    unrecoverable error sets `exit_code` (default 0) and calls `context.try_shutdown()`.
     """
+    argv = sys.argv if args is None else args
+    try:
+        check_params_files(argv, name)
+    except ConfigError as exc:
+        rclpy.logging.get_logger(name).fatal(f'configuration error: {exc}')
+        return 2
     rclpy.init(args=args)
     node = None
     try:
         node = factory()
+        check_overrides(node, argv)
         rclpy.spin(node)
     except ConfigError as exc:
         rclpy.logging.get_logger(name).fatal(f'configuration error: {exc}')

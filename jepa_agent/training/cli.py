@@ -1,8 +1,9 @@
-"""`jepa-agent train` and `jepa-agent eval-model`.
+"""`jepa-agent train`, `jepa-agent eval-model` and `jepa-agent seal-checkpoint`.
 
     jepa-agent train --data data/babble --out runs/reach [--config config/train.yaml] [--max-minutes 15] [--resume]
     torchrun --nproc_per_node 2 -m jepa_agent.cli train --data data/babble --out runs/ddp     # multi-process DDP
     jepa-agent eval-model --checkpoint runs/reach --data data/val --json runs/reach/eval.json
+    jepa-agent seal-checkpoint runs/old     # record the weights' sha256 in a checkpoint saved before checksums
 """
 from __future__ import annotations
 
@@ -42,6 +43,13 @@ def add_commands(subparsers) -> None:
     evaluate.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default='auto')
     evaluate.set_defaults(func=cmd_eval_model)
 
+    seal = subparsers.add_parser('seal-checkpoint', help="record the weights' sha256 in a checkpoint's config.json",
+                                 description='Record the sha256 of DIR/model.safetensors in DIR/config.json, so that a '
+                                 'checkpoint saved before checksums existed loads again. Only for weights you trust: '
+                                 'every load then refuses any other bytes.')
+    seal.add_argument('checkpoint', help='checkpoint directory (or a file in it)')
+    seal.set_defaults(func=cmd_seal_checkpoint)
+
 
 def _raw():
     import argparse
@@ -54,9 +62,14 @@ def _fail(command: str, exc: Exception) -> int:
 
 
 def cmd_train(args) -> int:
-    from jepa_agent.training.trainer import train
+    from jepa_agent.training.trainer import load_configs, train
     config_file = args.config or (config_path('train.yaml') if config_path('train.yaml').exists() else None)
     overrides = {k: v for k, v in (('steps', args.steps), ('device', args.device)) if v is not None}
+    try:   # the whole file (nested model: and loss: too) is checked before any data is opened
+        load_configs(config_file, overrides)
+    except ConfigError as exc:
+        in_file = config_file and str(config_file) not in str(exc)
+        raise ConfigError(f'{config_file}: {exc}' if in_file else str(exc)) from None
     try:
         scalars = train(args.data, args.out, config_file, overrides, resume=args.resume,
                         max_minutes=args.max_minutes, progress=not args.no_progress)
@@ -96,6 +109,16 @@ def cmd_eval_model(args) -> int:
     if plot:
         plot_metrics(metrics, plot)
         print(f'plot written to {plot}')
+    return 0
+
+
+def cmd_seal_checkpoint(args) -> int:
+    from jepa_agent.model.checkpoint import CheckpointError, seal_checkpoint
+    try:
+        digest = seal_checkpoint(args.checkpoint)
+    except CheckpointError as exc:
+        return _fail('seal-checkpoint', exc)
+    print(f'{args.checkpoint}: weights sha256 {digest} recorded in config.json')
     return 0
 
 
