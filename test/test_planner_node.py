@@ -7,10 +7,12 @@ import time
 import numpy as np
 import pytest
 import rclpy
+from rclpy.qos import QoSProfile
 from conftest import NodeProcess, spinning_node, wait_for
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 from ros_helpers import Inbox, JointWatcher
+from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
@@ -194,8 +196,34 @@ class TestSafety:
     def test_goal_with_unsupported_encoding_is_rejected_with_a_warning(self, rig):
         msg = Image(height=8, width=8, encoding='16UC1', step=16, data=bytes(128))
         rig['goal_pub'].publish(msg)
-        assert wait_for(lambda: 'goal image rejected' in rig['planner'].output(), 10)
+        assert wait_for(lambda: 'rejected goal_image' in rig['planner'].output(), 10)
         assert flowing(rig)                              # still planning toward the previous goal
+
+    def test_a_flood_of_bad_goals_and_announcements_is_counted_throttled_and_truncated(self, rig, probe):
+        """84 bad goals with 1000-character encodings and a 5000-character model path: a few short warning lines,
+        every one counted on /diagnostics, no traceback, and planning goes on."""
+        diagnostics = Inbox(probe, DiagnosticArray, '/diagnostics')
+        before = rig['planner'].output()
+        bad_goals = probe.create_publisher(Image, '/jepa_agent/goal_image',
+                                           QoSProfile(depth=100, durability=LATCHED.durability))
+        announce = probe.create_publisher(String, '/jepa_agent/model_updated', LATCHED)
+        assert wait_for(lambda: bad_goals.get_subscription_count() > 0, 10)
+        for _ in range(84):
+            bad_goals.publish(Image(height=8, width=8, encoding='x' * 1000, step=24, data=bytes(192)))
+            time.sleep(0.01)                         # paced: the goal subscription keeps only the newest message
+        announce.publish(String(data='/' + 'p' * 5000))
+
+        def counted():
+            values = {kv.key: kv.value for msg in diagnostics.messages() for st in msg.status
+                      if st.name == 'planner' for kv in st.values}
+            return int(values.get('rejected_goal_image', 0)) >= 42 and values.get('rejected_model_update') == '1'
+        assert wait_for(counted, 10), rig['planner'].output()[len(before):][-3000:]
+        probe.destroy_publisher(announce)
+        probe.destroy_publisher(bad_goals)
+        new = rig['planner'].output()[len(before):]
+        assert new.count('rejected goal_image') <= 2 and 'Traceback' not in new, new[-3000:]
+        assert max(len(line) for line in new.splitlines()) < 600, new[-3000:]
+        assert rig['planner'].alive() and flowing(rig)
 
     def test_goal_from_current_view_service(self, rig, probe):
         client = probe.create_client(Trigger, '/planner/set_goal_from_current_view')

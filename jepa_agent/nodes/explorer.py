@@ -4,7 +4,9 @@
     explorer --ros-args -p amplitude:=0.5 -p seed:=7
 
 Each control period it reads the latest /joint_states (joints matched by name) and publishes a one-point
-JointTrajectory toward the next `MotorBabbler` target. Another arm needs only other joint_names/limits parameters.
+JointTrajectory toward the next `MotorBabbler` target, through the command gate (`jepa_agent.command_gate`: nothing
+from stale or invalid joint states, never faster than the velocity limits from where the arm is). Another arm needs
+only other joint_names/limits parameters.
 """
 from __future__ import annotations
 
@@ -17,11 +19,13 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory
 
+from jepa_agent.command_gate import CommandGate, CommandGateConfig, CommandRefused, JointReading
 from jepa_agent.data.babble import BabbleConfig, MotorBabbler
 from jepa_agent.joints import JointLimitsConfig
-from jepa_agent.ros.conversions import MessageError, joint_positions, make_trajectory
+from jepa_agent.ros.conversions import MessageError, joint_positions, timed_trajectory
 from jepa_agent.ros.params import declare_config
 from jepa_agent.ros.qos import RELIABLE
+from jepa_agent.ros.rejections import InputRejections
 from jepa_agent.ros.run import run_node
 
 
@@ -50,6 +54,9 @@ class ExplorerNode(Node):
         super().__init__('explorer')
         self.config = cfg = declare_config(self, ExplorerConfig)
         self.babbler = MotorBabbler(cfg.lower, cfg.upper, cfg.velocity_limit, cfg)
+        self.gate = CommandGate(cfg.lower, cfg.upper, cfg.velocity_limit, cfg.state_timeout,
+                                declare_config(self, CommandGateConfig, 'command_gate.'))
+        self.rejections = InputRejections(self.get_logger())
         self._position: np.ndarray | None = None
         self._received = -np.inf     # monotonic time of the last valid joint state
         self.pub = self.create_publisher(JointTrajectory, cfg.trajectory_topic, RELIABLE)
@@ -59,11 +66,12 @@ class ExplorerNode(Node):
                                f'seed {cfg.seed}) on {cfg.trajectory_topic}')
 
     def on_joint_state(self, msg: JointState) -> None:
+        cfg = self.config
         try:
-            self._position = joint_positions(msg, self.config.joint_names)
+            self._position = joint_positions(msg, cfg.joint_names, lower=cfg.lower, upper=cfg.upper)
             self._received = time.monotonic()
         except MessageError as exc:
-            self.get_logger().warning(f'ignoring joint state: {exc}', throttle_duration_sec=5.0)
+            self.rejections.reject('joint_state', exc)
 
     def step(self) -> None:
         """Publish the next babbling target, or wait while the measured state is missing or stale."""
@@ -75,7 +83,12 @@ class ExplorerNode(Node):
             return
         dt = 1.0 / self.config.rate_hz
         target = self.babbler.next_target(self._position, dt)
-        self.pub.publish(make_trajectory(self.config.joint_names, target, dt))
+        try:
+            times, positions = self.gate.admit(target[None], [dt], JointReading(self._position, age))
+        except CommandRefused as exc:
+            self.get_logger().warning(f'command refused: {exc}', throttle_duration_sec=5.0)
+            return
+        self.pub.publish(timed_trajectory(self.config.joint_names, positions, times))
 
 
 def main(args: list[str] | None = None) -> int:

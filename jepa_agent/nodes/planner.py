@@ -6,9 +6,12 @@
 
 Plans run in a dedicated thread, one per fresh camera frame (at most `rate_hz`), so the executor only moves
 messages. A new checkpoint announced on /jepa_agent/model_updated is loaded in the background and swapped in between
-two plans: control never stops. Safety: published points always lie within the joint position and velocity limits;
-with no goal, stale or non-finite inputs, or a non-finite model output or cost, nothing new is published and the
-arm finishes the last published trajectory and stays at its end (at most `horizon` control periods ahead).
+two plans: control never stops. Safety: every command passes the command gate (`jepa_agent.command_gate`) right
+before it is published: with the newest joint state it is refused when joint states or camera frames are stale, the
+planner is disabled or anything is non-finite, and otherwise it is re-timed so that no joint exceeds its velocity
+limit from where the arm is (plus how far it can get until the command takes effect). With no goal, a refused
+command, or a non-finite model output or cost, nothing new is published and the arm finishes the last published
+trajectory and stays at its end (at most `horizon` control periods ahead).
 
 Each plan publishes enough steps to cover the time until the next plan (`cover_latency`): on a slow CPU a plan
 takes several control periods, and publishing only one step would leave the arm standing still in between. A new
@@ -31,6 +34,7 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from jepa_agent.command_gate import CommandGate, CommandGateConfig, CommandRefused, JointReading
 from jepa_agent.config import ConfigError
 from jepa_agent.joints import JointLimitsConfig
 from jepa_agent.model.checkpoint import CheckpointError, load_checkpoint
@@ -38,10 +42,11 @@ from jepa_agent.planning.cem import CEMConfig, Plan
 from jepa_agent.planning.constraints import JointLimits
 from jepa_agent.planning.mpc import LatentMPC
 from jepa_agent.resources import model_path
-from jepa_agent.ros.conversions import MessageError, image_to_rgb, joint_positions, make_trajectory
+from jepa_agent.ros.conversions import MessageError, image_to_rgb, joint_positions, make_trajectory, timed_trajectory
 from jepa_agent.ros.diagnostics import publish_status
 from jepa_agent.ros.params import declare_config
 from jepa_agent.ros.qos import LATCHED, RELIABLE, SENSOR
+from jepa_agent.ros.rejections import InputRejections, truncate
 from jepa_agent.ros.run import run_node
 
 DEVICES = ('cpu', 'cuda')
@@ -63,7 +68,7 @@ class PlannerNodeConfig:
     against the sim's render thread and other processes on small CPUs."""
     # control
     enabled: bool = True
-    """False = plan and publish nothing (settable at run time)."""
+    """False = publish nothing (settable at run time; checked right before every command is published)."""
     rate_hz: float = 10.0
     """Largest replanning rate; plans are made on fresh camera frames."""
     execute_steps: int = 1
@@ -72,7 +77,8 @@ class PlannerNodeConfig:
     """Publish more steps when plans come slower than the control period: enough to last until the next plan
     (the longest recent plan-to-plan interval, or this plan's latency, plus one period), at most the horizon."""
     stale_timeout_s: float = 0.5
-    """Camera frames or joint states older than this make the planner hold."""
+    """Camera frames or joint states older than this make the planner hold (checked before planning and again
+    by the command gate right before publishing)."""
     # topics
     image_topic: str = '/camera/image_raw'
     joint_states_topic: str = '/joint_states'
@@ -107,9 +113,13 @@ def read_image_file(path: str) -> np.ndarray:
 class PlannerNode(Node):
     def __init__(self):
         super().__init__('planner')
-        self.config = declare_config(self, PlannerNodeConfig)
+        self.config = declare_config(self, PlannerNodeConfig, dynamic=('enabled', 'goal_image_path'))
         self.cem_config = declare_config(self, CEMConfig, prefix='cem.')
         self.joints = declare_config(self, JointLimitsConfig)
+        self.gate = CommandGate(self.joints.lower, self.joints.upper, self.joints.velocity_limit,
+                                self.config.stale_timeout_s, declare_config(self, CommandGateConfig, 'command_gate.'))
+        self.enabled = self.config.enabled
+        self.rejections = InputRejections(self.get_logger())
         if self.config.threads:
             torch.set_num_threads(self.config.threads)
         model, metadata = self._load_model(self.config.checkpoint or str(model_path('reach_64px')))
@@ -166,7 +176,7 @@ class PlannerNode(Node):
 
     def on_model_updated(self, msg: String) -> None:
         if self._loader is not None and self._loader.is_alive():
-            self.get_logger().warning(f'still loading a model; ignoring announcement of {msg.data}')
+            self.rejections.reject('model_update', f'still loading a model; ignoring {msg.data!r}')
             return
         self._loader = threading.Thread(target=self._load_in_background, args=(msg.data,), daemon=True)
         self._loader.start()
@@ -175,8 +185,8 @@ class PlannerNode(Node):
         """Load off the planning thread; the swap happens between two plans, so control never pauses."""
         try:
             model, _ = self._load_model(path)
-        except ConfigError as exc:
-            self.get_logger().error(f'new model not used, keeping {self.checkpoint}: {exc}')
+        except Exception as exc:  # noqa: BLE001  any unusable announcement (bad path, corrupt file) keeps the model
+            self.rejections.reject('model_update', f'new model {path!r} not used, keeping {self.checkpoint}: {exc}')
             return
         with self._lock:
             self._pending_model = (model, path)
@@ -187,7 +197,7 @@ class PlannerNode(Node):
         try:
             rgb = image_to_rgb(msg)
         except MessageError as exc:
-            self._fault(f'unusable camera image: {exc}')
+            self._fault('image', exc)
             with self._lock:
                 self._image = None
             return
@@ -197,25 +207,26 @@ class PlannerNode(Node):
 
     def on_joint_states(self, msg: JointState) -> None:
         try:
-            q = joint_positions(msg, self.joints.joint_names)
+            q = joint_positions(msg, self.joints.joint_names, lower=self.joints.lower, upper=self.joints.upper)
         except MessageError as exc:
-            self._fault(f'unusable joint states: {exc}')
+            self._fault('joint_state', exc)
             with self._lock:
                 self._joint_state = None
             return
         with self._lock:
             self._joint_state = (q, time.monotonic())
 
-    def _fault(self, reason: str) -> None:
-        self._input_fault = reason
-        self.get_logger().warning(f'{reason}; holding', throttle_duration_sec=2.0)
+    def _fault(self, kind: str, exc: Exception) -> None:
+        """An unusable input replaces the last good one (so planning holds) and is reported, throttled."""
+        self._input_fault = truncate(f'unusable {kind}: {exc}')
+        self.rejections.reject(kind, f'{exc}; holding')
 
     # -- goal ----------------------------------------------------------------------------------------------
     def on_goal_image(self, msg: Image) -> None:
         try:
             rgb = image_to_rgb(msg)
         except MessageError as exc:
-            self.get_logger().warning(f'goal image rejected: {exc}')
+            self.rejections.reject('goal_image', exc)
             return
         self._request_goal(rgb, f'goal image from {self.config.goal_topic} ({msg.encoding}, {msg.width}x{msg.height})')
 
@@ -231,9 +242,9 @@ class PlannerNode(Node):
 
     def _set_goal_from_file(self, path: str) -> bool:
         try:
-            self._request_goal(read_image_file(path), f'goal image from {path}')
+            self._request_goal(read_image_file(path), f'goal image from {truncate(path)}')
         except ValueError as exc:
-            self.get_logger().warning(str(exc))
+            self.rejections.reject('goal_image', exc)
             return False
         return True
 
@@ -250,10 +261,10 @@ class PlannerNode(Node):
             if p.name == 'enabled':
                 if not isinstance(p.value, bool):
                     return SetParametersResult(successful=False, reason='enabled must be a bool')
-                self.config.enabled = p.value
+                self.enabled = p.value
             elif p.name == 'goal_image_path' and p.value:
                 if not self._set_goal_from_file(str(p.value)):
-                    return SetParametersResult(successful=False, reason=f'cannot read {p.value}')
+                    return SetParametersResult(successful=False, reason=f'cannot read {truncate(p.value)}')
         return SetParametersResult(successful=True)
 
     # -- planning thread -----------------------------------------------------------------------------------
@@ -298,7 +309,7 @@ class PlannerNode(Node):
                 self.get_logger().warning(f'goal rejected: {exc}')
 
     def _plan_once(self) -> None:
-        if not self.config.enabled:
+        if not self.enabled:
             self.state = 'disabled'
             return
         with self._lock:
@@ -331,11 +342,22 @@ class PlannerNode(Node):
         return min(n, self.cem_config.horizon)
 
     def _publish(self, plan: Plan, q: np.ndarray, stamp, planned_at: float) -> None:
+        """Send the first planned steps through the command gate, with the newest joint state and camera age."""
         n = self._steps_to_publish(time.monotonic() - planned_at)
         if not self.limits.contains(plan.targets, q, self.cem_config.trust_region):
             return self._hold('plan outside the joint bounds (planner bug)')
+        with self._lock:
+            joint_state, image = self._joint_state, self._image
+        now = time.monotonic()
+        try:
+            times, positions = self.gate.admit(
+                plan.targets[:n], self.limits.dt * np.arange(1, n + 1),
+                None if joint_state is None else JointReading(joint_state[0], now - joint_state[1]),
+                enabled=self.enabled, camera_age_s=np.inf if image is None else now - image[2])
+        except CommandRefused as exc:
+            return self._hold(f'command refused: {exc}')
         names = self.joints.joint_names
-        self.command_pub.publish(make_trajectory(names, plan.targets[:n], self.limits.dt))
+        self.command_pub.publish(timed_trajectory(names, positions, times))
         self.plan_pub.publish(make_trajectory(names, plan.targets, self.limits.dt, stamp=stamp))
         done = time.monotonic()
         self.state, self.last_cost = 'planning', plan.cost
@@ -368,7 +390,8 @@ class PlannerNode(Node):
                   'plan_latency_ms_p50': _percentile(self.latencies_ms, 50),
                   'plan_latency_ms_p95': _percentile(self.latencies_ms, 95),
                   'frame_to_command_ms_p95': _percentile(self.frame_to_command_ms, 95),
-                  'checkpoint': self.checkpoint, 'has_goal': str(self.mpc.goal_latent is not None)}
+                  'checkpoint': self.checkpoint, 'has_goal': str(self.mpc.goal_latent is not None),
+                  'enabled': str(self.enabled), **self.rejections.diagnostics()}
         publish_status(self, self.diag_pub, 'planner', level, self.state, values, hardware_id='jepa_agent')
 
     def destroy_node(self) -> None:

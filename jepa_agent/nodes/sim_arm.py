@@ -4,9 +4,14 @@
     sim_arm --ros-args -p image_size:=96 -p camera_hz:=15.0
 
 Publishes /joint_states and /camera/image_raw (rgb8) + /camera/camera_info; follows JointTrajectory messages on
-/arm_controller/joint_trajectory like joint_trajectory_controller; ~/reset (std_srvs/Trigger) re-seeds the scene.
-Physics runs in real time in its own thread and the camera renders in another (an EGL context belongs to the thread
-that creates it, and rendering inside a timer starved the other streams).
+/arm_controller/joint_trajectory like ros2_control's joint_trajectory_controller (`controller: joint_trajectory`,
+the default: each trajectory starts from the arm's current position, is interpolated linearly to each point's
+time_from_start, and nothing limits how fast that is), after `command_latency_s`; `controller: rate_limited` also
+caps setpoint speed at max_joint_velocity, which hides commands that break the limit. /diagnostics reports how fast
+the arm really moved and how many commands asked for more than the velocity limit from where the arm was when they
+took effect. ~/reset (std_srvs/Trigger) re-seeds the scene. Physics runs in real time in its own thread and the
+camera renders in another (an EGL context belongs to the thread that creates it, and rendering inside a timer starved
+the other streams).
 """
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ import math
 import sys
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -27,20 +33,29 @@ from jepa_agent.ros.conversions import MessageError, rgb_to_image, trajectory_po
 from jepa_agent.ros.diagnostics import publish_status
 from jepa_agent.ros.params import declare_config
 from jepa_agent.ros.qos import RELIABLE, SENSOR
+from jepa_agent.ros.rejections import truncate
 from jepa_agent.ros.run import run_node
 from jepa_agent.sim.arm_env import ArmEnv, ArmEnvConfig
 from jepa_agent.sim.trajectory import TrajectoryError, TrajectoryFollower
 
 #: behind real time by more than this, physics skips ahead instead of racing to catch up
 MAX_LAG_S = 0.25
+CONTROLLERS = ('joint_trajectory', 'rate_limited')
+#: a trajectory's first segment counts as breaking the velocity limit above this ratio (float rounding aside)
+SPEED_TOLERANCE = 1.001
 
 
 @dataclass
 class SimArmConfig(ArmEnvConfig):
     """sim_arm node parameters: the env's (ArmEnvConfig) plus rates, topic names and the seed."""
 
+    controller: str = 'joint_trajectory'
+    """'joint_trajectory': like ros2_control's joint_trajectory_controller, no speed limiting (the default, what a
+    real arm does); 'rate_limited': setpoints also move at most max_joint_velocity (hides unsafe commands)."""
+    command_latency_s: float = 0.0
+    """Delay (s) between receiving a trajectory and starting it (transport and controller latency of a real arm)."""
     control_hz: float = 100.0
-    """Setpoint update rate of the simulated controller; setpoints move at most max_joint_velocity / control_hz."""
+    """Setpoint update rate of the simulated controller."""
     seed: int = 0
     """Scene seed of the first reset; the k-th ~/reset call uses seed + k."""
     # rates
@@ -60,6 +75,10 @@ class SimArmConfig(ArmEnvConfig):
         for name in ('joint_state_hz', 'camera_hz'):
             if not 0 < getattr(self, name) <= 1000:
                 raise ValueError(f'{name} must be in (0, 1000], got {getattr(self, name)}')
+        if self.controller not in CONTROLLERS:
+            raise ValueError(f'controller must be one of {CONTROLLERS}, got {self.controller=}')
+        if not 0.0 <= self.command_latency_s <= 2.0:
+            raise ValueError(f'command_latency_s must be in [0, 2], got {self.command_latency_s=}')
         for name in ('joint_states_topic', 'image_topic', 'camera_info_topic', 'trajectory_topic'):
             if not getattr(self, name):
                 raise ValueError(f'{name} must be a topic name, got {getattr(self, name)!r}')
@@ -81,6 +100,30 @@ class RateCounter:
         return hz
 
 
+class MotionMonitor:
+    """What the arm really did against its velocity limits: the fastest joint speed seen, and the trajectories
+    whose first segment asked for more than the limit from where the arm was when they started."""
+
+    def __init__(self, velocity_limit: np.ndarray):
+        self.velocity_limit = np.asarray(velocity_limit, float)
+        self.max_speed_ratio = 0.0
+        self.max_start_ratio = 0.0
+        self.commands = self.commands_over_limit = 0
+
+    def moved(self, joint_velocities: np.ndarray) -> None:
+        self.max_speed_ratio = max(self.max_speed_ratio, float(np.max(np.abs(joint_velocities) / self.velocity_limit)))
+
+    def command_started(self, start_speed_ratio: float) -> None:
+        self.commands += 1
+        self.max_start_ratio = max(self.max_start_ratio, start_speed_ratio)
+        self.commands_over_limit += int(start_speed_ratio > SPEED_TOLERANCE)
+
+    def diagnostics(self) -> dict[str, str]:
+        return {'max_joint_speed_ratio': f'{self.max_speed_ratio:.4f}', 'commands_started': str(self.commands),
+                'commands_over_velocity_limit': str(self.commands_over_limit),
+                'max_command_start_speed_ratio': f'{self.max_start_ratio:.4f}'}
+
+
 class SimArmNode(Node):
     def __init__(self):
         super().__init__('sim_arm')
@@ -88,8 +131,10 @@ class SimArmNode(Node):
         self.exit_code = 0
         self.env = ArmEnv(self.config.env_config())
         self.env.reset(self.config.seed, render=False)
-        self.follower = TrajectoryFollower(self.env.lower, self.env.upper)
-        self._lock = threading.Lock()          # guards env and follower
+        self.follower = TrajectoryFollower(self.env.lower, self.env.upper, self.env.velocity_limit)
+        self._lock = threading.Lock()          # guards env, follower and the commands in transit
+        self._in_transit: deque[tuple[float, float, np.ndarray, np.ndarray]] = deque()  # (due, stamp, times, pos)
+        self.motion = MotionMonitor(self.env.velocity_limit)
         self._stop = threading.Event()
         self._resets = 0
         self._counters = {k: RateCounter() for k in ('joint_states', 'camera')}
@@ -117,21 +162,32 @@ class SimArmNode(Node):
 
     # -- commands ------------------------------------------------------------------------------------------------
     def on_trajectory(self, msg: JointTrajectory) -> None:
-        """Replace the running trajectory, or reject the message with one warning and keep holding."""
+        """Queue the trajectory to replace the running one after command_latency_s, or reject the message with a
+        (throttled) warning and keep holding."""
         stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
         try:
             times, positions = trajectory_points(msg, self.env.joint_names)
-            with self._lock:
-                self.follower.replace(times, positions, start=stamp if stamp > 0 else self.now())
+            self.follower.check(times, positions)
         except (MessageError, TrajectoryError) as exc:
             self._rejected += 1
-            self.get_logger().warning(f'rejected trajectory on {self.config.trajectory_topic}: {exc}; holding')
+            self.get_logger().warning(f'rejected trajectory on {self.config.trajectory_topic}: {truncate(exc)}; '
+                                      'holding', throttle_duration_sec=2.0)
+            return
+        with self._lock:
+            self._in_transit.append((self.now() + self.config.command_latency_s, stamp, times, positions))
+
+    def _start_due_trajectories(self, now: float) -> None:
+        """Hand trajectories whose latency has passed to the follower (stamp 0 = start on arrival)."""
+        while self._in_transit and self._in_transit[0][0] <= now:
+            due, stamp, times, positions = self._in_transit.popleft()
+            self.follower.replace(times, positions, start=stamp if stamp > 0 else due)
 
     def on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         self._resets += 1
         seed = self.config.seed + self._resets
         with self._lock:
             self.follower.clear()
+            self._in_transit.clear()
             self.env.reset(seed, render=False)
             q = self.env.joint_positions()
         response.success, response.message = True, f'reset with seed {seed}; joints at {np.round(q, 3).tolist()}'
@@ -155,12 +211,20 @@ class SimArmNode(Node):
         """Step physics in real time, applying the trajectory setpoint (velocity-limited) every control period."""
         period = self.env.control_dt
         deadline = time.monotonic()
+        rate_limited = self.config.controller == 'rate_limited'
         while not self._stop.is_set():
             with self._lock:
-                setpoint = self.follower.setpoint(self.now(), self.env.joint_positions())
+                now = self.now()
+                self._start_due_trajectories(now)
+                starts = self.follower.starts
+                setpoint = self.follower.setpoint(now, self.env.joint_positions())
+                if self.follower.starts != starts:
+                    self.motion.command_started(self.follower.start_speed_ratio)
                 if setpoint is not None:
-                    self.env.set_joint_targets(self.env.clip_targets(setpoint, reference=self.env.joint_targets()))
+                    reference = self.env.joint_targets() if rate_limited else None
+                    self.env.set_joint_targets(self.env.clip_targets(setpoint, reference=reference))
                 self.env.advance(period)
+                self.motion.moved(self.env.joint_velocities())
             deadline += period
             delay = deadline - time.monotonic()
             if delay < -MAX_LAG_S:
@@ -218,7 +282,8 @@ class SimArmNode(Node):
         slow = rates['camera'] < 0.8 * cfg.camera_hz or rates['joint_states'] < 0.8 * cfg.joint_state_hz
         values = {'joint_states_hz': f'{rates["joint_states"]:.1f}', 'camera_hz': f'{rates["camera"]:.1f}',
                   'realtime_overruns': str(self._overruns), 'rejected_trajectories': str(self._rejected),
-                  'trajectory_active': str(self.follower.active)}
+                  'trajectory_active': str(self.follower.active), 'controller': cfg.controller,
+                  **self.motion.diagnostics()}
         publish_status(self, self.diag_pub, 'sim_arm: simulation',
                        DiagnosticStatus.WARN if slow else DiagnosticStatus.OK,
                        'streams below 80 % of their rates' if slow else 'ok', values, hardware_id='mujoco')

@@ -4,7 +4,8 @@
     printf 'qqqq' | teleop_keyboard                   # scripted: exits once the piped keys are sent
 
 Keys wait until /joint_states has been seen and the command topic has a subscriber, then each jog publishes a
-one-point JointTrajectory, timed so no joint exceeds its velocity limit.
+one-point JointTrajectory through the command gate (`jepa_agent.command_gate`): refused while joint states are
+stale, timed so no joint exceeds its velocity limit from where the arm is.
 """
 from __future__ import annotations
 
@@ -19,10 +20,12 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory
 
+from jepa_agent.command_gate import CommandGate, CommandGateConfig, CommandRefused, JointReading
 from jepa_agent.joints import JointLimitsConfig
-from jepa_agent.ros.conversions import MessageError, joint_positions, make_trajectory
+from jepa_agent.ros.conversions import MessageError, joint_positions, timed_trajectory
 from jepa_agent.ros.params import declare_config
 from jepa_agent.ros.qos import RELIABLE
+from jepa_agent.ros.rejections import InputRejections
 from jepa_agent.ros.run import run_node
 from jepa_agent.teleop import JOG_KEYS, MAX_STEP, MIN_STEP, KeyboardJogger, KeyReader, help_text
 
@@ -38,6 +41,8 @@ class TeleopConfig(JointLimitsConfig):
     """Initial jog step (rad); +/- change it at run time."""
     min_move_time: float = 0.3
     """Shortest time_from_start of a jog; larger jogs take as long as the velocity limits need."""
+    stale_timeout_s: float = 0.5
+    """Joint states older than this refuse every jog (the arm's position is unknown)."""
     joint_states_topic: str = '/joint_states'
     trajectory_topic: str = '/arm_controller/joint_trajectory'
 
@@ -49,6 +54,8 @@ class TeleopConfig(JointLimitsConfig):
             raise ValueError(f'step must be in [{MIN_STEP}, {MAX_STEP}] rad, got {self.step=}')
         if self.min_move_time <= 0:
             raise ValueError(f'min_move_time must be > 0, got {self.min_move_time=}')
+        if self.stale_timeout_s <= 0:
+            raise ValueError(f'stale_timeout_s must be > 0, got {self.stale_timeout_s=}')
 
 
 class TeleopKeyboardNode(Node):
@@ -57,7 +64,11 @@ class TeleopKeyboardNode(Node):
         self.config = cfg = declare_config(self, TeleopConfig)
         self.exit_code = 0
         self.jogger = KeyboardJogger(cfg.lower, cfg.upper, cfg.step)
+        self.gate = CommandGate(cfg.lower, cfg.upper, cfg.velocity_limit, cfg.stale_timeout_s,
+                                declare_config(self, CommandGateConfig, 'command_gate.'))
+        self.rejections = InputRejections(self.get_logger())
         self._position: np.ndarray | None = None
+        self._received = -np.inf     # monotonic time of the last valid joint state
         self._keys: queue.Queue[str | None] = queue.Queue()
         self._input_ended_at: float | None = None
         self.pub = self.create_publisher(JointTrajectory, cfg.trajectory_topic, RELIABLE)
@@ -76,10 +87,12 @@ class TeleopKeyboardNode(Node):
         self._keys.put(None)   # end of input
 
     def on_joint_state(self, msg: JointState) -> None:
+        cfg = self.config
         try:
-            self._position = joint_positions(msg, self.config.joint_names)
+            self._position = joint_positions(msg, cfg.joint_names, lower=cfg.lower, upper=cfg.upper)
+            self._received = time.monotonic()
         except MessageError as exc:
-            self.get_logger().warning(f'ignoring joint state: {exc}', throttle_duration_sec=5.0)
+            self.rejections.reject('joint_state', exc)
 
     def process_keys(self) -> None:
         """Turn queued keys into commands once the arm state is known and someone listens; exit after input ends."""
@@ -104,8 +117,13 @@ class TeleopKeyboardNode(Node):
 
     def send(self, target: np.ndarray) -> None:
         cfg = self.config
-        duration = max(cfg.min_move_time, float(np.max(np.abs(target - self._position) / cfg.velocity_limit)))
-        self.pub.publish(make_trajectory(cfg.joint_names, target, duration))
+        reading = JointReading(self._position, time.monotonic() - self._received)
+        try:
+            times, positions = self.gate.admit(target[None], [cfg.min_move_time], reading)
+        except CommandRefused as exc:
+            self.get_logger().warning(f'jog not sent: {exc}', throttle_duration_sec=2.0)
+            return
+        self.pub.publish(timed_trajectory(cfg.joint_names, positions, times))
         status = ' '.join(f'{n} {v:+.2f}' for n, v in zip(cfg.joint_names, target))
         if self.reader.is_terminal:
             print(f'\rtarget: {status}  step {self.jogger.step:.3f} rad   ', end='', file=sys.stderr, flush=True)

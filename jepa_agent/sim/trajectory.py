@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from jepa_agent.command_gate import speed_ratios
+
 
 class TrajectoryError(ValueError):
     """A trajectory cannot be followed; the text says why."""
@@ -16,8 +18,14 @@ class TrajectoryError(ValueError):
 class TrajectoryFollower:
     """Piecewise-linear setpoints for one running trajectory, bounded by the joint limits it was checked against."""
 
-    def __init__(self, lower: np.ndarray, upper: np.ndarray):
+    def __init__(self, lower: np.ndarray, upper: np.ndarray, velocity_limit: np.ndarray | None = None):
         self.lower, self.upper = np.asarray(lower, float), np.asarray(upper, float)
+        self.velocity_limit = None if velocity_limit is None else np.asarray(velocity_limit, float)
+        self.starts = 0
+        """Trajectories started so far (a trajectory starts when its motion begins, see `setpoint`)."""
+        self.start_speed_ratio = float('nan')
+        """Largest joint speed, as a multiple of its velocity limit, that the newest trajectory asks for from the
+        position where it started (its first segment; NaN before any start or without a velocity limit)."""
         self._times: np.ndarray | None = None       # (N,) seconds after start
         self._positions: np.ndarray | None = None   # (N, J)
         self._start = 0.0
@@ -34,10 +42,12 @@ class TrajectoryFollower:
         Raises TrajectoryError, leaving the running trajectory untouched, if shapes, values, times or limits are bad.
         """
         times, positions = np.asarray(times, float), np.atleast_2d(np.asarray(positions, float))
-        self._check(times, positions)
+        self.check(times, positions)
         self._times, self._positions, self._start, self._anchor = times, positions, float(start), None
 
-    def _check(self, times: np.ndarray, positions: np.ndarray) -> None:
+    def check(self, times: np.ndarray, positions: np.ndarray) -> None:
+        """Raise TrajectoryError if the trajectory cannot be followed (shapes, values, times, position limits)."""
+        times, positions = np.asarray(times, float), np.atleast_2d(np.asarray(positions, float))
         if times.ndim != 1 or times.size == 0 or positions.shape != (times.size, self.lower.size):
             raise TrajectoryError(f'expected N times and (N, {self.lower.size}) positions, '
                                   f'got {times.shape} and {positions.shape}')
@@ -64,6 +74,10 @@ class TrajectoryFollower:
             return None
         if self._anchor is None:
             self._anchor = np.asarray(current, float).copy()
+            self.starts += 1
+            if self.velocity_limit is not None:
+                self.start_speed_ratio = float(speed_ratios(self._times[:1], self._positions[:1], self._anchor,
+                                                            self.velocity_limit)[0])
         knots, values = self._times, self._positions
         if knots[0] > 0:   # interpolate from where the arm was when the trajectory started
             knots, values = np.concatenate([[0.0], knots]), np.vstack([self._anchor, values])

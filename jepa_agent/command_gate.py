@@ -1,0 +1,125 @@
+"""The command gate: the last check every joint command passes right before it is published to the arm.
+
+    gate = CommandGate(lower, upper, velocity_limit, stale_timeout_s=0.5, config=CommandGateConfig())
+    times, positions = gate.admit(positions, times, JointReading(q, age_s=0.02), camera_age_s=0.04)
+    # raises CommandRefused(reason): publish nothing, the arm finishes its last trajectory
+
+Why here and not in the planner: a command is planned from a joint state that is already old when planning starts,
+and published 0.1–0.4 s later; a joint_trajectory_controller then starts it from wherever the arm *is* and moves to
+the first point by its `time_from_start`, however far that is. So feasibility is decided at publish time, from the
+newest joint state, with the time until the command takes effect added as a bound: during `age + latency` seconds
+the arm can move at most `velocity_limit × (age + latency)` away from the measured position, so the first point is
+given that much more time. Later points are given enough time that no joint exceeds `velocity_fraction` of its
+limit between consecutive points. Time is stretched, positions are only moved into the position limits, so the arm
+follows the planned path, just not faster than allowed. ROS-free: the planner, explorer and teleop nodes call it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class CommandRefused(RuntimeError):
+    """Nothing may be published now; the text says why (stale state, disabled, non-finite, bad shape)."""
+
+
+@dataclass
+class CommandGateConfig:
+    """Command gate parameters (the `command_gate.*` parameters of every node that commands the arm)."""
+
+    command_latency_s: float = 0.05
+    """Time (s) from publishing a command until the controller starts executing it (transport + controller
+    cycle). The arm may keep moving that long; the first point is given time for it."""
+    velocity_fraction: float = 0.9
+    """Fraction of each joint's velocity limit that commanded motion may use; the rest covers servo overshoot at
+    direction reversals (measured on the sim arm: 6 % above a setpoint moving at the limit)."""
+    def __post_init__(self):
+        if not 0.0 <= self.command_latency_s <= 1.0:
+            raise ValueError(f'command_latency_s must be in [0, 1], got {self.command_latency_s=}')
+        if not 0.0 < self.velocity_fraction <= 1.0:
+            raise ValueError(f'velocity_fraction must be in (0, 1], got {self.velocity_fraction=}')
+
+
+@dataclass(frozen=True)
+class JointReading:
+    """The newest measured joint positions (rad, gate joint order) and their age (s) at the moment of the check."""
+
+    positions: np.ndarray
+    age_s: float
+
+
+def speed_ratios(times: np.ndarray, positions: np.ndarray, start: np.ndarray, velocity_limit: np.ndarray
+                 ) -> np.ndarray:
+    """Per-segment largest joint speed as a multiple of its limit when a controller moves from `start` through
+    `positions` (N, J) at `times` (N,) s after the start: (N,) ratios, > 1 means a limit is exceeded."""
+    path = np.vstack([np.asarray(start, float)[None], np.asarray(positions, float)])
+    durations = np.diff(np.concatenate([[0.0], np.asarray(times, float)]))
+    with np.errstate(divide='ignore', invalid='ignore'):
+        speed = np.abs(np.diff(path, axis=0)) / np.maximum(durations, 1e-12)[:, None]
+    return np.max(speed / np.asarray(velocity_limit, float), axis=1)
+
+
+class CommandGate:
+    """Admits or refuses joint trajectories for one arm (limits in joint order, radians and rad/s); joint states
+    and camera frames older than `stale_timeout_s` refuse every command."""
+
+    def __init__(self, lower, upper, velocity_limit, stale_timeout_s: float = 0.5,
+                 config: CommandGateConfig | None = None):
+        self.lower, self.upper, self.velocity = (np.asarray(v, float).reshape(-1)
+                                                 for v in (lower, upper, velocity_limit))
+        if not (self.lower.size == self.upper.size == self.velocity.size > 0):
+            raise ValueError('lower, upper and velocity_limit need one value per joint')
+        if not (np.all(np.isfinite(self.lower)) and np.all(self.lower < self.upper) and np.all(self.velocity > 0)):
+            raise ValueError(f'need finite lower < upper and velocity > 0, got {self.lower=} {self.upper=} '
+                             f'{self.velocity=}')
+        if not stale_timeout_s > 0:
+            raise ValueError(f'stale_timeout_s must be > 0, got {stale_timeout_s=}')
+        self.stale_timeout_s = float(stale_timeout_s)
+        self.config = config or CommandGateConfig()
+
+    @property
+    def n_joints(self) -> int:
+        return self.lower.size
+
+    def admit(self, positions, times, joints: JointReading | None, *, enabled: bool = True,
+              camera_age_s: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(times (N,), positions (N, J)) safe to publish now, or CommandRefused.
+
+        `times` are the planned time_from_start of each point (s); they are only ever made later. `camera_age_s`
+        is the age of the newest camera frame for nodes that act on images (None: the node does not use one).
+        """
+        if not enabled:
+            raise CommandRefused('disabled')
+        self._check_fresh(joints, camera_age_s)
+        positions = np.atleast_2d(np.asarray(positions, dtype=float))
+        times = np.asarray(times, dtype=float).reshape(-1)
+        q = np.asarray(joints.positions, dtype=float).reshape(-1)
+        if positions.shape != (times.size, self.n_joints) or times.size == 0 or q.shape != (self.n_joints,):
+            raise CommandRefused(f'expected N times and (N, {self.n_joints}) positions from {self.n_joints} joint '
+                                 f'positions, got {times.shape}, {positions.shape} and {q.shape}')
+        if not (np.all(np.isfinite(positions)) and np.all(np.isfinite(times)) and np.all(np.isfinite(q))):
+            raise CommandRefused('command or joint state is not finite')
+        positions = np.clip(positions, self.lower, self.upper)
+        return self._retime(positions, times, q, joints.age_s + self.config.command_latency_s), positions
+
+    def _check_fresh(self, joints: JointReading | None, camera_age_s: float | None) -> None:
+        limit = self.stale_timeout_s
+        if joints is None:
+            raise CommandRefused('no joint state yet')
+        if not np.isfinite(joints.age_s) or joints.age_s > limit:
+            raise CommandRefused(f'joint state is {joints.age_s:.2f} s old (stale_timeout_s {limit:g})')
+        if camera_age_s is not None and (not np.isfinite(camera_age_s) or camera_age_s > limit):
+            raise CommandRefused(f'camera frame is {camera_age_s:.2f} s old (stale_timeout_s {limit:g})')
+
+    def _retime(self, positions: np.ndarray, times: np.ndarray, q: np.ndarray, uncertainty_s: float) -> np.ndarray:
+        """Planned times, each made later where needed so no joint exceeds velocity_fraction of its limit."""
+        speed = self.velocity * self.config.velocity_fraction
+        path = np.vstack([q[None], positions])
+        needed = np.max(np.abs(np.diff(path, axis=0)) / speed, axis=1)     # (N,) shortest segment durations
+        needed[0] += uncertainty_s / self.config.velocity_fraction         # the arm may have moved meanwhile
+        out = np.empty_like(times)
+        previous = 0.0
+        for k, (planned, shortest) in enumerate(zip(times, needed)):
+            previous = out[k] = max(planned, previous + shortest, previous + 1e-3)
+        return out
