@@ -289,5 +289,7 @@ def test_planner_moves_the_sim_arm_toward_a_goal_image(probe, tmp_path):
         assert best <= 0.3 * start, (start, best, planner.output()[-3000:])
     finally:
         probe.destroy_publisher(goal_pub)
-        planner.stop()
+        stopped = planner.stop()                      # Ctrl-C while planning: threads end before the context
         sim.stop()
+    output = planner.output()
+    assert stopped == 0 and 'context is invalid' not in output and 'Traceback' not in output, output[-3000:]

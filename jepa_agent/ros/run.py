@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 from collections.abc import Callable
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 
 from jepa_agent.config import ConfigError
 from jepa_agent.ros.params import check_overrides, check_params_files
@@ -20,6 +22,10 @@ def run_node(factory: Callable[[], Node], name: str, args: list[str] | None = No
     missing, empty or misspelled `--params-file` (checked before rclpy reads it) and a parameter given to the node
     that it does not declare (checked once it is built; see ros/params.py). A node that stops itself on an
     unrecoverable error sets `exit_code` (default 0) and calls `context.try_shutdown()`.
+
+    Ctrl-C and SIGTERM only ask the spin loop to end: the node is destroyed (its worker threads stopped) while the
+    ROS context is still valid, and only then is the context shut down. rclpy's own signal handler would invalidate
+    the context at once, under threads that may be publishing.
     """
     argv = sys.argv if args is None else args
     try:
@@ -27,16 +33,22 @@ def run_node(factory: Callable[[], Node], name: str, args: list[str] | None = No
     except ConfigError as exc:
         rclpy.logging.get_logger(name).fatal(f'configuration error: {exc}')
         return 2
-    rclpy.init(args=args)
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     node = None
     try:
         node = factory()
         check_overrides(node, argv)
-        rclpy.spin(node)
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        while not stop.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)
     except ConfigError as exc:
         rclpy.logging.get_logger(name).fatal(f'configuration error: {exc}')
         return 2
-    except (KeyboardInterrupt, ExternalShutdownException):
+    except ExternalShutdownException:
         pass
     except RuntimeError:
         if rclpy.ok():
