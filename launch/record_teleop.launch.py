@@ -4,33 +4,59 @@
     ros2 launch jepa_agent record_teleop.launch.py sim:=false camera_topic:=/wrist_cam/image_raw \\
         command_topic:=/my_arm_controller/joint_trajectory params_file:=my_arm.yaml
 
-The keyboard node needs a terminal: it opens in `teleop_terminal` (xterm by default). Without one, pass
-teleop:=false and run `ros2 run jepa_agent teleop_keyboard` in a second shell. Episodes start and stop with
+The keyboard node needs a terminal: it opens in `teleop_terminal` (xterm by default). Where that program or a
+display is missing, the launch says so in one log line and records without it: run the `ros2 run jepa_agent
+teleop_keyboard ...` that line shows in a second shell (teleop:=false skips the line). Episodes start and stop with
     ros2 service call /recorder/start_episode std_srvs/srv/Trigger
     ros2 service call /recorder/stop_episode std_srvs/srv/Trigger      (or /recorder/discard_episode)
 or set episode_frames:=200 to record back-to-back episodes of that many frames (auto mode).
 `params_file` (optional) is a ROS parameter file applied to every node after its config/<node>.yaml: put your arm's
 joint_names, lower, upper, velocity_limit under `/**: ros__parameters:` (docs/plug_in_your_arm.md).
 """
+import shlex
+
 from launch import LaunchDescription
-from launch.actions import GroupAction, OpaqueFunction
+from launch.actions import GroupAction, LogInfo, OpaqueFunction
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import SetRemap
 
-from jepa_agent.ros.launch import argument, jepa_node, text
+from jepa_agent.ros.launch import argument, jepa_node, missing_terminal, text
+
+
+def teleop(context, extra: list) -> list:
+    """teleop_keyboard in its own terminal window, or one log line saying why not and what to run instead."""
+    if not IfCondition(LaunchConfiguration('teleop')).evaluate(context):
+        return []
+    terminal = LaunchConfiguration('teleop_terminal').perform(context)
+    missing = missing_terminal(terminal)
+    if not missing:
+        return [jepa_node('teleop_keyboard', extra, prefix=terminal)]
+    return [LogInfo(msg=f'teleop_keyboard not started: {missing} (teleop_terminal:={shlex.quote(terminal)}); '
+                        f'jog from a second shell: {second_shell_command(context, extra)}')]
+
+
+def second_shell_command(context, extra: list) -> str:
+    """`ros2 run` of teleop_keyboard on this launch's topics, with its parameter file."""
+    ros_args = []
+    for topic, name in (('/joint_states', 'joint_states_topic'), ('/arm_controller/joint_trajectory', 'command_topic')):
+        value = LaunchConfiguration(name).perform(context)
+        if value != topic:
+            ros_args += ['-r', f'{topic}:={value}']
+    for path in extra:
+        ros_args += ['--params-file', path]
+    command = ['ros2', 'run', 'jepa_agent', 'teleop_keyboard']
+    return shlex.join([*command, '--ros-args', *ros_args] if ros_args else command)
 
 
 def nodes(context):
-    extra = [LaunchConfiguration('params_file').perform(context)]
-    extra = [f for f in extra if f]
+    extra = [f for f in [LaunchConfiguration('params_file').perform(context)] if f]
     return [GroupAction([
         SetRemap('/camera/image_raw', LaunchConfiguration('camera_topic')),
         SetRemap('/joint_states', LaunchConfiguration('joint_states_topic')),
         SetRemap('/arm_controller/joint_trajectory', LaunchConfiguration('command_topic')),
         jepa_node('sim_arm', extra, condition=IfCondition(LaunchConfiguration('sim'))),
-        jepa_node('teleop_keyboard', extra, condition=IfCondition(LaunchConfiguration('teleop')),
-                  prefix=LaunchConfiguration('teleop_terminal')),
+        *teleop(context, extra),
         jepa_node('recorder', [*extra, {'dataset_dir': text('dataset_dir'),
                                         'rate_hz': LaunchConfiguration('rate_hz'),
                                         'episode_frames': LaunchConfiguration('episode_frames')}]),
@@ -40,8 +66,9 @@ def nodes(context):
 def generate_launch_description():
     return LaunchDescription([
         argument('sim', 'true', 'Start the MuJoCo sim arm (false: a real or Gazebo arm provides the topics).'),
-        argument('teleop', 'true', 'Start teleop_keyboard in its own terminal.'),
-        argument('teleop_terminal', 'xterm -e', 'Command prefix that gives teleop_keyboard a terminal.'),
+        argument('teleop', 'true', 'Start teleop_keyboard in its own terminal (where teleop_terminal can open one).'),
+        argument('teleop_terminal', 'xterm -e',
+                 'Command prefix that gives teleop_keyboard a terminal window (on PATH, with a display).'),
         argument('dataset_dir', 'data/teleop', 'Where episodes are written.'),
         argument('rate_hz', '10.0', 'Dataset frame rate.'),
         argument('episode_frames', '0', '0 = start/stop episodes with the recorder services; N = auto episodes.'),

@@ -4,6 +4,10 @@ Imports `launch` and `launch_ros`, which come with a ROS 2 install (never from P
 """
 from __future__ import annotations
 
+import os
+import shlex
+import shutil
+
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
@@ -20,6 +24,20 @@ def share_file(*parts: str) -> PathJoinSubstitution:
 
 def argument(name: str, default: str, description: str) -> DeclareLaunchArgument:
     return DeclareLaunchArgument(name, default_value=default, description=description)
+
+
+def missing_terminal(prefix: str) -> str:
+    """Why the command prefix `prefix` (e.g. 'xterm -e') cannot open a terminal window here; '' when it can.
+
+    The program must be on PATH and there must be a display for its window (DISPLAY or WAYLAND_DISPLAY)."""
+    words = shlex.split(prefix)
+    if not words:
+        return 'the terminal prefix is empty'
+    if shutil.which(words[0]) is None:
+        return f'{words[0]!r} is not installed'
+    if not (os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY')):
+        return f'no display for {words[0]!r} (DISPLAY is not set)'
+    return ''
 
 
 def text(name: str) -> ParameterValue:
