@@ -1,5 +1,6 @@
 """OnlineLearner (ROS-free): replay windows never span gaps, bad frames are refused, surprise falls with training
-on a repeated motion, checkpoints round-trip and rotate, a recorded dataset can seed the batches."""
+on a repeated motion, checkpoints round-trip and rotate, a recorded dataset can seed the batches; held-out frames
+are never trained on, and a checkpoint is announced only if it is no worse on them than the announced model."""
 from __future__ import annotations
 
 import time
@@ -12,9 +13,12 @@ from conftest import wait_for
 from jepa_agent.model.checkpoint import load_checkpoint, save_checkpoint
 from jepa_agent.model.world_model import ModelConfig, WorldModel
 from jepa_agent.sim.arm_env import make_env
-from jepa_agent.training.online import FrameError, OnlineLearner, OnlineLearnerConfig, ReplayBuffer
+from jepa_agent.training.online import (JOINT_LIMIT_TOLERANCE, FrameError, OnlineLearner, OnlineLearnerConfig,
+                                       ReplayBuffer)
 
 SIZE = 32
+#: a small held-out split for short streams: frames 40-59, 100-119, ... held out; windows of K=2 + 6 frames
+GATE = {'holdout_every': 3, 'holdout_stretch': 20, 'holdout_horizon': 6}
 
 
 def tiny_model(seed: int = 0, state_head: bool = False) -> WorldModel:
@@ -137,14 +141,15 @@ def test_state_head_keeps_learning_online(env):
 def test_checkpoints_round_trip_and_rotate(env, tmp_path):
     announced = []
     config = OnlineLearnerConfig(min_frames=10, checkpoint_dir=str(tmp_path / 'online'), checkpoint_every_s=1e-3,
-                                 keep_checkpoints=2)
+                                 keep_checkpoints=2, holdout_every=2, holdout_stretch=5, holdout_horizon=2,
+                                 announce_margin=1e9)   # every checkpoint passes the gate (tested on its own below)
     learner = OnlineLearner(tiny_model(), {'joint_names': env.joint_names}, config, rate_hz=10,
                             on_checkpoint=announced.append)
     for frame in repeated_motion(env, 20):
         learner.observe(*frame)
     for _ in range(3):
         learner.step()
-    assert learner.steps == 3 and len(announced) == 3
+    assert learner.steps == 3 and len(announced) == 3 and learner.checkpoints_announced == 3
     assert sorted(p.name for p in (tmp_path / 'online').iterdir()) == [p.name for p in announced[-2:]]
     model, metadata = load_checkpoint(announced[-1])
     assert metadata['joint_names'] == env.joint_names and metadata['online_steps'] == 3
@@ -205,10 +210,167 @@ def test_saved_checkpoint_can_start_a_new_learner(env, tmp_path):
     assert learner.rate_hz == 5.0 and learner.buffer.period_s == pytest.approx(0.2)
 
 
+def test_frames_beyond_the_joint_limits_or_with_a_constant_image_are_refused(env):
+    metadata = {'lower': [-1.0, -1.0, -1.0], 'upper': [1.0, 1.0, 1.0]}
+    learner = OnlineLearner(tiny_model(), metadata, OnlineLearnerConfig(min_frames=8), rate_hz=10)
+    image, q = env.render(), np.zeros(3)
+    just_inside = np.array([1.0 + 0.9 * JOINT_LIMIT_TOLERANCE, 0.0, -1.0 - 0.9 * JOINT_LIMIT_TOLERANCE])
+    learner.observe(image, just_inside, q, 0.0)                     # within the tolerance: kept
+    beyond = np.array([0.0, -1.0 - 2 * JOINT_LIMIT_TOLERANCE, 0.0])
+    with pytest.raises(FrameError, match='joint positions .* beyond the joint limits'):
+        learner.observe(image, beyond, q, 0.1)
+    with pytest.raises(FrameError, match='targets .* beyond the joint limits'):
+        learner.observe(image, q, -beyond, 0.1)
+    for value in (0, 255):
+        with pytest.raises(FrameError, match=f'constant image .*{value}'):
+            learner.observe(np.full_like(image, value), q, q, 0.1)
+    learner.observe(image, q, q, 0.2)
+    assert learner.buffer.total == 2 and learner.buffer.newest(2) is None   # refused frames broke the sequence
+    with pytest.raises(ValueError, match='upper'):
+        OnlineLearner(tiny_model(), {'upper': [1.0, 1.0]}, rate_hz=10)
+
+
+def test_held_out_frames_are_never_trained_on(env):
+    """Frame k carries qpos k: every window the objective trains on holds only training frames, every held-out
+    window only frames of one held-out stretch and sequence, and no frame is in both, also after the ring wraps."""
+    config = OnlineLearnerConfig(buffer_frames=150, min_frames=8, batch_size=8, **GATE)
+    learner = OnlineLearner(tiny_model(), {}, config, rate_hz=10)
+    trained, forward = [], learner.objective.forward
+
+    def spy(images, actions, step, qpos):
+        trained.append(qpos[:, :, 0].round().long().flatten().tolist())
+        return forward(images, actions, step, qpos)
+    learner.objective.forward = spy
+    rng, image = np.random.default_rng(0), env.render()
+    for k in range(260):
+        stamp = 0.1 * k + (5.0 if k >= 170 else 0.0)                 # a time gap inside held-out stretch 160-179
+        learner.observe(rng.permutation(image.reshape(-1, 3)).reshape(image.shape), [k, 0, 0], [k, 0.1, 0], stamp)
+        if k >= 20 and k % 8 == 0:
+            assert learner.train_step() is not None
+    stretch, every = config.holdout_stretch, config.holdout_every
+    held = {k for k in range(260) if (k // stretch) % every == every - 1}    # 40-59, 100-119, 160-179, 220-239
+    trained_frames = {k for frames in trained for k in frames}
+    assert len(trained) == 30 and trained_frames & set(range(110)) and not trained_frames & held
+    starts = learner.buffer.holdout_starts(learner.holdout_window, 1000)
+    _, _, qpos = learner.buffer.windows(starts, learner.holdout_window)
+    windows = qpos[:, :, 0].round().astype(int)                         # (N, K+H) frame numbers
+    assert len(windows) == 3 + 3 + 3 + 13      # 8-frame windows in 110-119 (100-109 left the buffer), 160-169,
+    #                                            170-179 (the gap splits the stretch) and 220-239
+    assert set(windows.flatten()) <= held and windows.min() >= 260 - 150     # held out, still in the buffer
+    assert np.all(windows // stretch == windows[:, :1] // stretch)           # inside one stretch
+    assert not np.any((windows == 169).any(1) & (windows == 170).any(1))     # never across the gap
+
+
+def train(learner: OnlineLearner, steps: int) -> None:
+    for _ in range(steps):
+        assert learner.train_step() is not None
+
+
+@pytest.fixture(scope='module')
+def motion(env):
+    """120 frames of the repeated motion; under GATE frames 40-59 and 100-119 are held out."""
+    return repeated_motion(env, 120)
+
+
+@pytest.fixture(scope='module')
+def trained_weights(motion):
+    """The tiny model after 100 online steps on `motion` (held-out frames excluded, as always)."""
+    learner = OnlineLearner(tiny_model(), {}, OnlineLearnerConfig(min_frames=20, learning_rate=1e-3, **GATE),
+                            rate_hz=10)
+    for frame in motion:
+        learner.observe(*frame)
+    train(learner, 100)
+    return {name: tensor.clone() for name, tensor in learner.model.state_dict().items()}
+
+
+def gated_learner(env, motion, tmp_path, **overrides) -> tuple[OnlineLearner, list, list]:
+    """A learner from the untrained tiny model that has seen `motion`, announcing and withholding into lists."""
+    announced, withheld = [], []
+    config = OnlineLearnerConfig(min_frames=20, learning_rate=1e-3, checkpoint_dir=str(tmp_path / 'online'),
+                                 **{**GATE, **overrides})
+    learner = OnlineLearner(tiny_model(), {'joint_names': env.joint_names}, config, rate_hz=10,
+                            on_checkpoint=announced.append, on_withheld=withheld.append)
+    for frame in motion:
+        learner.observe(*frame)
+    return learner, announced, withheld
+
+
+def test_an_improved_checkpoint_is_announced_and_a_corrupted_one_withheld(env, motion, trained_weights, tmp_path):
+    learner, announced, withheld = gated_learner(env, motion, tmp_path)
+    learner.model.load_state_dict(trained_weights)     # as if trained here: 100 steps on this stream
+    learner.steps = 100
+    path = learner.checkpoint()
+    assert path is not None and announced == [path] and withheld == [] and learner.checkpoints_announced == 1
+    assert learner.last_holdout_error < 0.5 * learner.last_announced_error   # far better than the untrained start
+    assert learner.last_holdout_windows == 2 * (20 - learner.holdout_window + 1)
+    model, _ = load_checkpoint(path)
+    images = torch.from_numpy(learner.buffer.images[:8])
+    with torch.no_grad():                       # the frozen announced copy now holds the announced weights
+        torch.testing.assert_close(learner.announced_model.encode(images), model.eval().encode(images))
+    good = learner.last_holdout_error
+
+    with torch.no_grad():                       # a deliberately corrupted predictor
+        for parameter in learner.model.predictor.parameters():
+            parameter.add_(0.1 * torch.randn_like(parameter))
+    learner.steps += 1
+    assert learner.checkpoint() is None
+    assert announced == [path] and learner.checkpoints_withheld == 1 and len(withheld) == 1
+    assert learner.last_announced_error == pytest.approx(good)             # judged against the announced model
+    assert learner.last_holdout_error > good
+    assert f'{learner.last_holdout_error:.4g} vs {good:.4g}' in withheld[0] and 'worse' in withheld[0]
+    assert learner.last_withheld_reason in withheld[0]
+    assert [p.name for p in (tmp_path / 'online').iterdir()] == [path.name]   # nothing written for the planner
+
+
+def test_a_candidate_trained_on_noise_is_withheld(env, motion, trained_weights, tmp_path):
+    """Training on windows of random-noise images and random actions (a garbage stream) makes the model worse on
+    the held-out live windows, so its checkpoints are not announced, however long the noise lasts."""
+    learner, announced, withheld = gated_learner(env, motion, tmp_path, announce_margin=0.02)
+    learner.model.load_state_dict(trained_weights)
+    learner.steps = 100
+    assert learner.checkpoint() is not None
+    live_batch, rng = learner._batch, torch.Generator().manual_seed(0)
+
+    def noise_batch():
+        images, actions, qpos = live_batch()
+        return (torch.randint(0, 256, images.shape, dtype=torch.uint8, generator=rng),
+                0.3 * torch.randn(actions.shape, generator=rng), qpos)
+    learner._batch = noise_batch
+    for _ in range(2):
+        train(learner, 30)
+        assert learner.checkpoint() is None
+    assert len(announced) == 1 and learner.checkpoints_withheld == 2 and len(withheld) == 2
+    assert all('worse than the announce margin +2%' in message for message in withheld)
+
+
+def test_no_checkpoint_is_announced_before_there_are_held_out_windows(env, tmp_path):
+    announced = []
+    config = OnlineLearnerConfig(min_frames=10, checkpoint_dir=str(tmp_path / 'online'), checkpoint_every_s=1e-3,
+                                 **GATE)
+    learner = OnlineLearner(tiny_model(), {}, config, rate_hz=10, on_checkpoint=announced.append)
+    for frame in repeated_motion(env, 50):       # frames 40-49: only 3 held-out windows of 8 frames so far
+        learner.observe(*frame)
+        learner.step()
+    assert learner.steps > 0 and announced == [] and learner.checkpoints_withheld == learner.steps
+    assert 'only 3 held-out windows' in learner.last_withheld_reason
+    assert not (tmp_path / 'online').exists()
+
+
 @pytest.mark.parametrize('bad', [{'buffer_frames': 4}, {'min_frames': 0}, {'seed_fraction': 1.5},
                                  {'batch_size': 1}, {'learning_rate': 0.0}, {'rollout_steps': 0},
-                                 {'duty_cycle': 0.0}, {'checkpoint_every_s': 0.0}, {'keep_checkpoints': 0}])
+                                 {'duty_cycle': 0.0}, {'checkpoint_every_s': 0.0}, {'keep_checkpoints': 0},
+                                 {'holdout_every': 1}, {'holdout_horizon': 0}, {'holdout_stretch': 10},
+                                 {'holdout_windows': 3}, {'announce_margin': -1.0},
+                                 {'announce_margin': float('nan')}])
 def test_bad_config_values_are_refused_with_the_field_named(bad):
     (name, _), = bad.items()
     with pytest.raises(ValueError, match=name):
         OnlineLearnerConfig(**bad)
+
+
+def test_held_out_split_must_fit_the_model():
+    with pytest.raises(ValueError, match='holdout_stretch'):      # K = 2 + 10 steps do not fit in 11 frames
+        OnlineLearner(tiny_model(), {}, OnlineLearnerConfig(holdout_stretch=11, holdout_horizon=10), rate_hz=10)
+    with pytest.raises(ValueError, match='training window'):      # 4-frame windows between 3-frame stretches
+        OnlineLearner(tiny_model(), {}, OnlineLearnerConfig(holdout_every=2, holdout_stretch=3, holdout_horizon=1),
+                      rate_hz=10)

@@ -5,9 +5,11 @@
 
 Makes frames exactly like the recorder (`jepa_agent.data.sync`: image-driven grid at the model's rate, joints
 interpolated at the image stamp, the active command as target) and hands them to the ROS-free `OnlineLearner`;
-publishes its surprise (latent prediction error of the last step) on /jepa_agent/surprise, and announces every new
-checkpoint directory on /jepa_agent/model_updated (transient local) so the planner reloads. Malformed or
-non-finite inputs are skipped with a throttled warning.
+publishes its surprise (latent prediction error of the last step) on /jepa_agent/surprise. Every
+`checkpoint_every_s` it judges the model on held-out live windows it never trains on, and announces the checkpoint
+directory on /jepa_agent/model_updated (transient local, the planner reloads it) only if the model is no worse there
+than the one announced last by more than `announce_margin`; otherwise it writes nothing and logs both errors.
+Malformed, non-finite or out-of-limit inputs and constant images are skipped with a throttled warning.
 """
 from __future__ import annotations
 
@@ -32,11 +34,9 @@ from jepa_agent.ros.conversions import MessageError
 from jepa_agent.ros.diagnostics import publish_status
 from jepa_agent.ros.params import declare_config
 from jepa_agent.ros.qos import LATCHED, RELIABLE, SENSOR
+from jepa_agent.ros.rejections import InputRejections
 from jepa_agent.ros.run import run_node
 from jepa_agent.training.online import FrameError, OnlineLearner, OnlineLearnerConfig
-
-WARN_PERIOD_S = 5.0
-
 
 @dataclass
 class TrainerConfig(OnlineLearnerConfig):
@@ -83,14 +83,15 @@ class TrainerNode(Node):
                               f'on {model.config.action_dim} joints')
         try:
             self.learner = OnlineLearner(model, metadata, cfg.learner_config(), rate_hz=cfg.rate_hz or None,
-                                         on_surprise=self.publish_surprise, on_checkpoint=self.announce)
+                                         on_surprise=self.publish_surprise, on_checkpoint=self.announce,
+                                         on_withheld=self.withhold)
         except (ValueError, RuntimeError) as exc:   # unusable seed_dataset or device
             raise ConfigError(f'[trainer] {exc}') from exc
         self.sync = FrameSynchronizer(len(self.joint_names), SyncConfig(rate_hz=self.learner.rate_hz,
                                                                         max_joint_gap=cfg.max_joint_gap))
-        self.feeder = StreamFeeder(self.sync, self.joint_names)
-        self._skipped: dict[str, int] = {}
-        self._warned: dict[str, float] = {}       # reason -> last warning time (one warning per reason per period)
+        self.feeder = StreamFeeder(self.sync, self.joint_names, lower=metadata.get('lower'),
+                                   upper=metadata.get('upper'))
+        self.rejections = InputRejections(self.get_logger())
         self._frames = 0
 
         self.surprise_pub = self.create_publisher(Float32, cfg.surprise_topic, RELIABLE)
@@ -121,11 +122,11 @@ class TrainerNode(Node):
         self._guarded('trajectory', self.feeder.command, msg, time.monotonic())
 
     def _guarded(self, kind: str, feed, *args) -> None:
-        """Feed one message into the synchronizer; a bad one is skipped with a throttled warning."""
+        """Feed one message into the synchronizer; a bad one is rejected with a throttled warning."""
         try:
             frames = feed(*args)
         except MessageError as exc:
-            self.skip(kind, f'skipping a bad {kind} message: {exc}')
+            self.rejections.reject(kind, exc)
             return
         self.learn(frames)
 
@@ -135,31 +136,37 @@ class TrainerNode(Node):
                 self.learner.observe(frame.image, frame.qpos, frame.target, frame.time)
                 self._frames += 1
             except FrameError as exc:
-                self.skip('frame', f'skipping a frame: {exc}')
-
-    def skip(self, reason: str, message: str) -> None:
-        """Count a skipped input and warn, at most once per reason every WARN_PERIOD_S (a bad stream cannot flood
-        the log)."""
-        self._skipped[reason] = self._skipped.get(reason, 0) + 1
-        now = time.monotonic()
-        if now - self._warned.get(reason, -WARN_PERIOD_S) >= WARN_PERIOD_S:
-            self._warned[reason] = now
-            self.get_logger().warning(f'{message} (skipped {self._skipped[reason]} {reason} inputs so far)')
+                self.rejections.reject('frame', exc)
 
     # -- outputs ---------------------------------------------------------------------------------------------
     def publish_surprise(self, value: float) -> None:
         self.surprise_pub.publish(Float32(data=float(value)))
 
     def announce(self, path) -> None:
+        """Called by the learner for a checkpoint that passed the held-out check."""
         self.model_pub.publish(String(data=str(path)))
-        self.get_logger().info(f'new checkpoint {path} after {self.learner.steps} online steps')
+        learner = self.learner
+        self.get_logger().info(
+            f'new checkpoint {path} after {learner.steps} online steps: held-out {learner.config.holdout_horizon}-'
+            f'step error {learner.last_holdout_error:.4g} vs {learner.last_announced_error:.4g} of the model '
+            f'announced before (fractions of persistence, {learner.last_holdout_windows} windows)')
+
+    def withhold(self, message: str) -> None:
+        """Called by the learner for a checkpoint that failed the held-out check (nothing was written)."""
+        self.get_logger().warning(message)
 
     def publish_diagnostics(self) -> None:
         learner = self.learner
         values = {'frames': self._frames, 'buffer_frames': len(learner.buffer), 'train_steps': learner.steps,
                   'skipped_batches': learner.skipped_batches, 'last_loss': learner.last_loss,
-                  'last_surprise': learner.last_surprise, **{f'sync_{k}': v for k, v in self.sync.counts.items()},
-                  **{f'skipped_{k}': v for k, v in self._skipped.items()}}
+                  'last_surprise': learner.last_surprise,
+                  'checkpoints_announced': learner.checkpoints_announced,
+                  'checkpoints_withheld': learner.checkpoints_withheld,
+                  'holdout_error': learner.last_holdout_error, 'holdout_error_announced': learner.last_announced_error,
+                  'holdout_windows': learner.last_holdout_windows, 'last_withheld_reason': learner.last_withheld_reason,
+                  'announced_checkpoint': learner.announced_path or '',
+                  **{f'sync_{k}': v for k, v in self.sync.counts.items()},
+                  **self.rejections.diagnostics()}
         publish_status(self, self.diag_pub, 'trainer: online learning', DiagnosticStatus.OK,
                        'training' if learner.ready else 'filling the replay buffer', values)
 

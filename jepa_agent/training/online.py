@@ -6,6 +6,14 @@
     ...
     learner.stop()
 
+Checkpoints are gated: every `holdout_every`-th stretch of `holdout_stretch` live frames is held out (never trained
+on; training windows never touch it), and a checkpoint is written and announced only if the model's multi-step
+prediction error on the held-out windows in the buffer is no worse than that of the model announced last (at first,
+the one it started from) by more than `announce_margin`. A withheld checkpoint is not written; the reason (both
+errors) is reported. The error is the offline trainer's rollout error (`prediction_errors`) over `holdout_horizon`
+steps as a fraction of the persistence baseline's (the last seen latent) on the same windows, each model in its own
+latent space: 0 is perfect, 1 is "no better than predicting that nothing moves".
+
 Surprise is the world model's error on the newest transition: the latent it predicted for the current view from
 the previous K views and the action taken, against the latent it actually sees, divided by the latent variance so
 that values stay comparable while the model trains (≈ 1 means "no better than guessing the mean view").
@@ -14,7 +22,9 @@ bookkeeping. ROS-free: the `trainer` node feeds it and publishes what it reports
 """
 from __future__ import annotations
 
+import copy
 import logging
+import math
 import shutil
 import threading
 import time
@@ -28,7 +38,7 @@ import torch
 from jepa_agent.model.checkpoint import save_checkpoint
 from jepa_agent.model.world_model import WorldModel
 from jepa_agent.planning.mpc import to_model_image
-from jepa_agent.training.losses import JEPAObjective, LossConfig, NonFiniteBatchError
+from jepa_agent.training.losses import JEPAObjective, LossConfig, NonFiniteBatchError, prediction_errors
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +46,18 @@ log = logging.getLogger(__name__)
 GAP_PERIODS = 1.5
 #: latents encoded to estimate the latent variance before the first training step
 VARIANCE_SAMPLE = 64
+#: joint positions or targets beyond the checkpoint's limits by more than this (radians) are refused
+JOINT_LIMIT_TOLERANCE = 0.05
+#: fewest held-out windows a checkpoint is judged on (fewer: it is withheld)
+MIN_HOLDOUT_WINDOWS = 4
+#: held-out windows encoded at once when judging a checkpoint (bounds the memory of the evaluation)
+HOLDOUT_CHUNK = 8
+#: a model whose latents move less than this share of their variance over the held-out windows cannot be judged
+MIN_MOTION = 1e-6
 
 
 class FrameError(ValueError):
-    """A live frame is unusable (wrong shape, non-finite joints, time going backwards); skip it."""
+    """A live frame is unusable (wrong shape, non-finite or out-of-limit joints, a constant image); skip it."""
 
 
 @dataclass
@@ -75,6 +93,18 @@ class OnlineLearnerConfig:
     """Seconds between checkpoints (only written after new training steps)."""
     keep_checkpoints: int = 3
     """Newest checkpoints kept in `checkpoint_dir`; older ones are deleted."""
+    # announce gate (held-out live windows)
+    holdout_every: int = 5
+    """Every n-th stretch of live frames is held out: never trained on, used to judge checkpoints (5 = 20 %)."""
+    holdout_stretch: int = 40
+    """Frames per stretch (>= model history + holdout_horizon); held-out windows lie inside one stretch."""
+    holdout_horizon: int = 10
+    """Prediction steps of the held-out error (the planner rolls the model out this far)."""
+    holdout_windows: int = 32
+    """Most held-out windows a checkpoint is judged on, spread evenly over those in the buffer (at least 4 needed)."""
+    announce_margin: float = 0.0
+    """A checkpoint is announced only if its held-out error <= (1 + margin) x the announced model's: 0 = no worse,
+    0.02 = at most 2 % worse (small slips can then add up over checkpoints), -0.05 = at least 5 % better."""
     seed: int = 0
     """Seed of the batch sampler."""
 
@@ -99,13 +129,31 @@ class OnlineLearnerConfig:
             raise ValueError(f'checkpoint_every_s must be > 0, got {self.checkpoint_every_s=}')
         if self.keep_checkpoints < 1:
             raise ValueError(f'keep_checkpoints must be >= 1, got {self.keep_checkpoints=}')
+        if self.holdout_every < 2:
+            raise ValueError(f'holdout_every must be >= 2 (1 would hold out every frame), got {self.holdout_every=}')
+        if self.holdout_horizon < 1:
+            raise ValueError(f'holdout_horizon must be >= 1, got {self.holdout_horizon=}')
+        if self.holdout_stretch <= self.holdout_horizon:
+            raise ValueError(f'holdout_stretch must be > holdout_horizon, got {self.holdout_stretch=} '
+                             f'{self.holdout_horizon=}')
+        if self.holdout_windows < MIN_HOLDOUT_WINDOWS:
+            raise ValueError(f'holdout_windows must be >= {MIN_HOLDOUT_WINDOWS}, got {self.holdout_windows=}')
+        if not -1.0 < self.announce_margin < math.inf:
+            raise ValueError(f'announce_margin must be finite and > -1, got {self.announce_margin=}')
 
 
 class ReplayBuffer:
-    """Ring buffer of frames (image, qpos, target) with sequence ids, so training windows never span a gap."""
+    """Ring buffer of frames (image, qpos, target) with sequence ids, so training windows never span a gap.
 
-    def __init__(self, capacity: int, image_size: int, n_joints: int, period_s: float):
+    With `holdout_every` = n, absolute frames of every n-th stretch of `holdout_stretch` frames (the last of each n)
+    are held out: `window_starts` (training) never returns a window touching one, `holdout_starts` only windows
+    inside one stretch, so training and held-out windows never share a frame.
+    """
+
+    def __init__(self, capacity: int, image_size: int, n_joints: int, period_s: float, *,
+                 holdout_stretch: int = 1, holdout_every: int = 0):
         self.capacity, self.period_s = capacity, period_s
+        self.holdout_stretch, self.holdout_every = holdout_stretch, holdout_every
         self.images = np.zeros((capacity, 3, image_size, image_size), np.uint8)
         self.qpos = np.zeros((capacity, n_joints), np.float32)
         self.target = np.zeros((capacity, n_joints), np.float32)
@@ -135,15 +183,38 @@ class ReplayBuffer:
         with self.lock:
             self._sequence += 1
 
+    def held_out(self, frames: np.ndarray) -> np.ndarray:
+        """Whether each absolute frame number lies in a held-out stretch."""
+        frames = np.asarray(frames)
+        if not self.holdout_every:
+            return np.zeros(frames.shape, bool)
+        return (frames // self.holdout_stretch) % self.holdout_every == self.holdout_every - 1
+
     def window_starts(self, length: int, count: int, rng: np.random.Generator) -> np.ndarray:
-        """Up to `count` random absolute start frames of `length`-frame windows inside one sequence."""
+        """Up to `count` random absolute start frames of `length`-frame training windows inside one sequence that
+        touch no held-out frame."""
         with self.lock:
             first, last = max(0, self.total - self.capacity), self.total - length
             if last < first:
                 return np.zeros(0, np.int64)
             starts = rng.integers(first, last + 1, size=4 * count)
             same = self.sequence[starts % self.capacity] == self.sequence[(starts + length - 1) % self.capacity]
-            return starts[same][:count]
+            usable = same & ~self.held_out(starts[:, None] + np.arange(length)).any(1)
+            return starts[usable][:count]
+
+    def holdout_starts(self, length: int, count: int) -> np.ndarray:
+        """Up to `count` absolute start frames of `length`-frame windows inside one held-out stretch and sequence,
+        spread evenly over those in the buffer (oldest first; the same buffer gives the same windows)."""
+        with self.lock:
+            first, last = max(0, self.total - self.capacity), self.total - length
+            starts = np.arange(first, max(first, last + 1))
+            ends = starts + length - 1
+            inside = self.held_out(starts) & (starts // self.holdout_stretch == ends // self.holdout_stretch) & \
+                (self.sequence[starts % self.capacity] == self.sequence[ends % self.capacity])
+            starts = starts[inside]
+        if len(starts) > count:
+            starts = starts[np.linspace(0, len(starts) - 1, count).round().astype(int)]
+        return starts
 
     def windows(self, starts: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(images (B, T, 3, S, S) uint8, actions (B, T-1, J), qpos (B, T, J)) of the windows starting at `starts`."""
@@ -164,29 +235,65 @@ class ReplayBuffer:
         return tuple(part[0] for part in self.windows(start, length))
 
 
+@torch.no_grad()
+def held_out_error(model: WorldModel, images: torch.Tensor, actions: torch.Tensor) -> float:
+    """Rollout error of `model` over windows images (B, K+H, 3, S, S), actions (B, K+H-1, J) as a fraction of the
+    persistence baseline's (the last seen latent) on the same windows, in the model's own latent space: 0 = perfect,
+    1 = no better than "nothing moves". inf when its latents hardly move over the windows (collapsed or blind)."""
+    model.eval()
+    k = model.config.history
+    rollout = persistence = 0.0
+    latents = []
+    for chunk in range(0, len(images), HOLDOUT_CHUNK):
+        z = model.encode(images[chunk:chunk + HOLDOUT_CHUNK]).float()                   # (B, K+H, D)
+        _, per_step = prediction_errors(model, z, z[:, k:], actions[chunk:chunk + HOLDOUT_CHUNK])   # (H,)
+        rollout += float(per_step.mean()) * len(z)
+        persistence += float((z[:, k - 1:k] - z[:, k:]).square().mean()) * len(z)
+        latents.append(z.flatten(0, 1))
+    variance = float(torch.cat(latents).var(0).mean())
+    if not persistence / len(images) > MIN_MOTION * variance:
+        return math.inf
+    error = rollout / persistence
+    return error if math.isfinite(error) else math.inf
+
+
 class OnlineLearner:
-    """Trains a WorldModel on the live stream in a background thread; reports surprise and checkpoints."""
+    """Trains a WorldModel on the live stream in a background thread; reports surprise, and announces checkpoints
+    that are no worse than the announced model on held-out live windows."""
 
     def __init__(self, model: WorldModel, metadata: dict, config: OnlineLearnerConfig | None = None, *,
                  rate_hz: float | None = None,
                  on_surprise: Callable[[float], None] | None = None,
-                 on_checkpoint: Callable[[Path], None] | None = None):
+                 on_checkpoint: Callable[[Path], None] | None = None,
+                 on_withheld: Callable[[str], None] | None = None):
         """`metadata` is the checkpoint metadata (joint names, limits, rate) carried into new checkpoints;
-        `rate_hz` (default: metadata['rate_hz'], else 10) is the frame rate the model was trained at."""
+        `rate_hz` (default: metadata['rate_hz'], else 10) is the frame rate the model was trained at.
+        `on_checkpoint(path)` is called for each announced checkpoint, `on_withheld(message)` (default: a logged
+        warning) for each withheld one."""
         self.config = config or OnlineLearnerConfig()
         self.device = torch.device(self.config.device)
         self.model = model.to(self.device)
         self.metadata = dict(metadata)
         self.rate_hz = float(rate_hz or self.metadata.get('rate_hz') or 10.0)
-        self.on_surprise, self.on_checkpoint = on_surprise, on_checkpoint
+        self.on_surprise, self.on_checkpoint, self.on_withheld = on_surprise, on_checkpoint, on_withheld
+        self.lower, self.upper = self._joint_limits()
         state_weight = self.config.state_weight if self.model.state_head is not None else 0.0
         self.objective = JEPAObjective(self.model, LossConfig(rollout_steps=self.config.rollout_steps,
                                                               state_weight=state_weight))
         self.optimizer = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad],
                                            lr=self.config.learning_rate)
-        mc = self.model.config
+        mc, c = self.model.config, self.config
         self.window = self.objective.window
-        self.buffer = ReplayBuffer(self.config.buffer_frames, mc.image_size, mc.action_dim, 1.0 / self.rate_hz)
+        self.holdout_window = mc.history + c.holdout_horizon
+        """Frames per held-out window: history K + holdout_horizon."""
+        if self.holdout_window > c.holdout_stretch:
+            raise ValueError(f'holdout_stretch ({c.holdout_stretch}) must hold the model history ({mc.history}) + '
+                             f'holdout_horizon ({c.holdout_horizon}) frames')
+        if self.window > (c.holdout_every - 1) * c.holdout_stretch:
+            raise ValueError(f'a training window of {self.window} frames does not fit between held-out stretches '
+                             f'({c.holdout_every - 1} x holdout_stretch {c.holdout_stretch} frames)')
+        self.buffer = ReplayBuffer(c.buffer_frames, mc.image_size, mc.action_dim, 1.0 / self.rate_hz,
+                                   holdout_stretch=c.holdout_stretch, holdout_every=c.holdout_every)
         self.seed_data = self._open_seed_dataset(self.config.seed_dataset)
         self.rng = np.random.default_rng(self.config.seed)
         self.steps = 0
@@ -197,6 +304,17 @@ class OnlineLearner:
         self._surprise_seen = 0
         self._last_checkpoint_step = 0
         self._last_checkpoint_time = time.monotonic()
+        # announce gate: a frozen copy of the announced weights (at first, the starting model's)
+        self.announced_model = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self.announced_path: Path | None = None
+        self.checkpoints_announced = 0
+        self.checkpoints_withheld = 0
+        self.last_holdout_error: float | None = None
+        """Held-out error of the last checkpoint candidate (fraction of persistence)."""
+        self.last_announced_error: float | None = None
+        """Held-out error of the announced model on the same windows."""
+        self.last_holdout_windows = 0
+        self.last_withheld_reason = ''
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -215,6 +333,19 @@ class OnlineLearner:
             raise ValueError(f'seed dataset {root} has no window of {self.window} frames')
         return data
 
+    def _joint_limits(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The checkpoint's joint limits (metadata 'lower'/'upper'), or None where it has none."""
+        j = self.model.config.action_dim
+        limits = []
+        for key in ('lower', 'upper'):
+            value = self.metadata.get(key)
+            if value is not None:
+                value = np.asarray(value, np.float32)
+                if value.shape != (j,) or not np.all(np.isfinite(value)):
+                    raise ValueError(f'checkpoint metadata {key} must hold {j} finite joint limits, got {value}')
+            limits.append(value)
+        return limits[0], limits[1]
+
     # -- input -----------------------------------------------------------------------------------------------
     def observe(self, image: np.ndarray, qpos: np.ndarray, target: np.ndarray, stamp: float) -> None:
         """Add one live frame: camera image (H, W, 3) uint8, measured and commanded joint positions (radians),
@@ -226,11 +357,26 @@ class OnlineLearner:
                 raise FrameError(f'expected {j} joint positions and targets, got {qpos.shape} and {target.shape}')
             if not (np.all(np.isfinite(qpos)) and np.all(np.isfinite(target)) and np.isfinite(stamp)):
                 raise FrameError('frame has non-finite joint positions, targets or time')
+            self._check_limits(qpos, target)
             chw = self._model_image(image)
+            if chw.min() == chw.max():
+                raise FrameError(f'constant image (every pixel {int(chw.flat[0])})')
         except FrameError:
             self.buffer.break_sequence()
             raise
         self.buffer.add(chw, qpos, target, float(stamp))
+
+    def _check_limits(self, qpos: np.ndarray, target: np.ndarray) -> None:
+        """FrameError if joint positions or targets lie beyond the checkpoint's limits by more than the tolerance."""
+        def listed(values):
+            return None if values is None else np.round(values, 3).tolist()
+        for name, values in (('joint positions', qpos), ('targets', target)):
+            low = self.lower is not None and np.any(values < self.lower - JOINT_LIMIT_TOLERANCE)
+            high = self.upper is not None and np.any(values > self.upper + JOINT_LIMIT_TOLERANCE)
+            if low or high:
+                raise FrameError(f'{name} {listed(values)} beyond the joint limits of the model (lower '
+                                 f'{listed(self.lower)}, upper {listed(self.upper)}) by more than '
+                                 f'{JOINT_LIMIT_TOLERANCE} rad')
 
     def _model_image(self, image: np.ndarray) -> np.ndarray:
         """(3, S, S) uint8 at the model's image size."""
@@ -333,9 +479,52 @@ class OnlineLearner:
         return bool(self.config.checkpoint_dir) and self.steps > self._last_checkpoint_step and \
             time.monotonic() - self._last_checkpoint_time >= self.config.checkpoint_every_s
 
+    def judge(self) -> str | None:
+        """Compare the current weights with the announced ones on the held-out windows now in the buffer; None if
+        they may be announced, else why not. Records both errors (`last_holdout_error`, `last_announced_error`)."""
+        starts = self.buffer.holdout_starts(self.holdout_window, self.config.holdout_windows)
+        self.last_holdout_windows = len(starts)
+        if len(starts) < MIN_HOLDOUT_WINDOWS:
+            self.last_holdout_error = self.last_announced_error = None
+            return (f'only {len(starts)} held-out windows of {self.holdout_window} frames in the buffer so far '
+                    f'(need {MIN_HOLDOUT_WINDOWS})')
+        images, actions, _ = (torch.from_numpy(part).to(self.device)
+                              for part in self.buffer.windows(starts, self.holdout_window))
+        candidate = self.last_holdout_error = held_out_error(self.model, images, actions)
+        announced = self.last_announced_error = held_out_error(self.announced_model, images, actions)
+        errors = (f'held-out {self.config.holdout_horizon}-step error {candidate:.4g} vs {announced:.4g} of the '
+                  f'announced model (fractions of persistence, {len(starts)} windows)')
+        if not math.isfinite(candidate):
+            return f'{errors}: the new latents do not move over the held-out windows'
+        if candidate > (1 + self.config.announce_margin) * announced:
+            return f'{errors}: worse than the announce margin {self.config.announce_margin:+.0%} allows'
+        return None
+
+    def checkpoint(self) -> Path | None:
+        """Judge the current weights (`judge`); write and announce them if they pass, else withhold them (nothing
+        is written) and report why. The announced checkpoint's path, or None."""
+        self._last_checkpoint_step, self._last_checkpoint_time = self.steps, time.monotonic()
+        reason = self.judge()
+        if reason is not None:
+            self.checkpoints_withheld += 1
+            self.last_withheld_reason = reason
+            message = f'withheld the checkpoint after {self.steps} online steps: {reason}'
+            if self.on_withheld:
+                self.on_withheld(message)
+            else:
+                log.warning(message)
+            return None
+        path = self.announced_path = self.save()
+        self.announced_model.load_state_dict(self.model.state_dict())
+        self.checkpoints_announced += 1
+        if self.on_checkpoint:
+            self.on_checkpoint(path)
+        return path
+
     # -- background loop -------------------------------------------------------------------------------------
-    def step(self) -> None:
-        """One round of the loop: surprise of a new frame, one training step, a checkpoint when due."""
+    def step(self) -> bool:
+        """One round of the loop: surprise of a new frame, one training step, a judged checkpoint when due.
+        Whether it trained."""
         if self.buffer.total != self._surprise_seen:
             self._surprise_seen = self.buffer.total
             value = self.surprise()
@@ -343,12 +532,10 @@ class OnlineLearner:
                 self.last_surprise = value
                 if self.on_surprise:
                     self.on_surprise(value)
-        if self.ready:
-            self.train_step()
+        trained = self.ready and self.train_step() is not None
         if self._checkpoint_due():
-            path = self.save()
-            if self.on_checkpoint:
-                self.on_checkpoint(path)
+            self.checkpoint()
+        return trained
 
     def start(self) -> None:
         """Run `step()` in a background thread, sleeping so that busy time ≤ duty_cycle of wall time."""
@@ -363,14 +550,14 @@ class OnlineLearner:
         while not self._stop.is_set():
             began = time.monotonic()
             try:
-                self.step()
+                trained = self.step()
             except Exception:   # noqa: BLE001  (a failing step must not silently kill learning)
                 log.exception('online learning step failed; retrying after a pause')
                 self._stop.wait(1.0)
                 continue
-            busy = time.monotonic() - began
-            self._stop.wait(max(busy * (1 - self.config.duty_cycle) / self.config.duty_cycle, idle if not
-                                self.ready else 0.0))
+            busy = time.monotonic() - began   # no usable batch yet (e.g. only held-out frames): wait for frames
+            self._stop.wait(max(busy * (1 - self.config.duty_cycle) / self.config.duty_cycle,
+                                0.0 if trained else idle))
 
     def stop(self) -> None:
         """Stop the background thread (the current step finishes first)."""
