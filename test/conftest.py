@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import subprocess
 import sys
 import threading
@@ -14,7 +13,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 # Each pytest run gets its own DDS domain on localhost only, so parallel runs never see each other's topics.
-os.environ.setdefault('ROS_DOMAIN_ID', str(random.Random(os.getpid()).randint(1, 101)))
+os.environ.setdefault('ROS_DOMAIN_ID', str(os.getpid() % 101 + 1))   # adjacent pids never share one
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 # Loopback UDP only: a node killed with -9 (test_recorder_node) leaves Fast DDS shared-memory ports behind that
 # slowed the delivery of later tests' streams to the probe (50 Hz published, 20-34 Hz received).

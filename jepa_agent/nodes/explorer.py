@@ -11,18 +11,17 @@ only other joint_names/limits parameters.
 from __future__ import annotations
 
 import sys
-import time
 from dataclasses import dataclass
 
-import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory
 
-from jepa_agent.command_gate import CommandGate, CommandGateConfig, CommandRefused, JointReading
+from jepa_agent.command_gate import CommandGate, CommandGateConfig, CommandRefused
 from jepa_agent.data.babble import BabbleConfig, MotorBabbler
 from jepa_agent.joints import JointLimitsConfig
-from jepa_agent.ros.conversions import MessageError, joint_positions, timed_trajectory
+from jepa_agent.ros.conversions import MessageError, timed_trajectory
+from jepa_agent.ros.joint_state import NewestJointState
 from jepa_agent.ros.params import declare_config
 from jepa_agent.ros.qos import RELIABLE
 from jepa_agent.ros.rejections import InputRejections
@@ -57,8 +56,7 @@ class ExplorerNode(Node):
         self.gate = CommandGate(cfg.lower, cfg.upper, cfg.velocity_limit, cfg.state_timeout,
                                 declare_config(self, CommandGateConfig, 'command_gate.'))
         self.rejections = InputRejections(self.get_logger())
-        self._position: np.ndarray | None = None
-        self._received = -np.inf     # monotonic time of the last valid joint state
+        self.joint_state = NewestJointState(cfg.joint_names, cfg.lower, cfg.upper, self.get_clock())
         self.pub = self.create_publisher(JointTrajectory, cfg.trajectory_topic, RELIABLE)
         self.create_subscription(JointState, cfg.joint_states_topic, self.on_joint_state, RELIABLE)
         self.create_timer(1.0 / cfg.rate_hz, self.step)
@@ -66,30 +64,27 @@ class ExplorerNode(Node):
                                f'seed {cfg.seed}) on {cfg.trajectory_topic}')
 
     def on_joint_state(self, msg: JointState) -> None:
-        cfg = self.config
         try:
-            self._position = joint_positions(msg, cfg.joint_names, lower=cfg.lower, upper=cfg.upper)
-            self._received = time.monotonic()
+            self.joint_state.update(msg)
         except MessageError as exc:
             self.rejections.reject('joint_state', exc)
 
     def step(self) -> None:
         """Publish the next babbling target, or wait while the measured state is missing or stale."""
-        age = time.monotonic() - self._received
-        if age > self.config.state_timeout:
-            since = 'yet' if self._position is None else f'for {age:.1f} s'
-            self.get_logger().warning(f'no joint state on {self.config.joint_states_topic} {since}; waiting',
+        joints = self.joint_state.reading()
+        if joints is None or joints.age_s > self.config.state_timeout:
+            since = 'yet' if joints is None else f'for {joints.age_s:.1f} s'
+            self.get_logger().warning(f'no valid joint state on {self.config.joint_states_topic} {since}; waiting',
                                       throttle_duration_sec=5.0)
             return
         dt = 1.0 / self.config.rate_hz
-        target = self.babbler.next_target(self._position, dt)
+        target = self.babbler.next_target(joints.positions, dt)
         try:
-            times, positions = self.gate.admit(target[None], [dt], JointReading(self._position, age))
+            times, positions = self.gate.admit(target[None], [dt], joints)
         except CommandRefused as exc:
             self.get_logger().warning(f'command refused: {exc}', throttle_duration_sec=5.0)
             return
         self.pub.publish(timed_trajectory(self.config.joint_names, positions, times))
-
 
 def main(args: list[str] | None = None) -> int:
     return run_node(ExplorerNode, 'explorer', args)

@@ -34,7 +34,7 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from jepa_agent.command_gate import CommandGate, CommandGateConfig, CommandRefused, JointReading
+from jepa_agent.command_gate import CommandGate, CommandGateConfig, CommandRefused
 from jepa_agent.config import ConfigError
 from jepa_agent.joints import JointLimitsConfig
 from jepa_agent.model.checkpoint import CheckpointError, load_checkpoint
@@ -42,8 +42,9 @@ from jepa_agent.planning.cem import CEMConfig, Plan
 from jepa_agent.planning.constraints import JointLimits
 from jepa_agent.planning.mpc import LatentMPC
 from jepa_agent.resources import model_path
-from jepa_agent.ros.conversions import MessageError, image_to_rgb, joint_positions, make_trajectory, timed_trajectory
+from jepa_agent.ros.conversions import MessageError, image_to_rgb, make_trajectory, timed_trajectory
 from jepa_agent.ros.diagnostics import publish_status
+from jepa_agent.ros.joint_state import NewestJointState
 from jepa_agent.ros.params import declare_config
 from jepa_agent.ros.qos import LATCHED, RELIABLE, SENSOR
 from jepa_agent.ros.rejections import InputRejections, truncate
@@ -120,6 +121,8 @@ class PlannerNode(Node):
                                 self.config.stale_timeout_s, declare_config(self, CommandGateConfig, 'command_gate.'))
         self.enabled = self.config.enabled
         self.rejections = InputRejections(self.get_logger())
+        self.joint_state = NewestJointState(self.joints.joint_names, self.joints.lower, self.joints.upper,
+                                            self.get_clock())
         if self.config.threads:
             torch.set_num_threads(self.config.threads)
         model, metadata = self._load_model(self.config.checkpoint or str(model_path('reach_64px')))
@@ -130,7 +133,6 @@ class PlannerNode(Node):
 
         self._lock = threading.Lock()            # guards the latest inputs and the pending goal/model
         self._image: tuple[np.ndarray, object, float] | None = None      # (rgb, header stamp, receipt time)
-        self._joint_state: tuple[np.ndarray, float] | None = None        # (q, receipt time)
         self._input_fault = ''                   # why the latest camera/joint message was unusable
         self._goal_image: np.ndarray | None = None
         self._pending_goal: np.ndarray | None = None
@@ -207,14 +209,9 @@ class PlannerNode(Node):
 
     def on_joint_states(self, msg: JointState) -> None:
         try:
-            q = joint_positions(msg, self.joints.joint_names, lower=self.joints.lower, upper=self.joints.upper)
+            self.joint_state.update(msg)
         except MessageError as exc:
             self._fault('joint_state', exc)
-            with self._lock:
-                self._joint_state = None
-            return
-        with self._lock:
-            self._joint_state = (q, time.monotonic())
 
     def _fault(self, kind: str, exc: Exception) -> None:
         """An unusable input replaces the last good one (so planning holds) and is reported, throttled."""
@@ -313,14 +310,15 @@ class PlannerNode(Node):
             self.state = 'disabled'
             return
         with self._lock:
-            image, joint_state, fault = self._image, self._joint_state, self._input_fault
+            image, fault = self._image, self._input_fault
+        joints = self.joint_state.reading()
         now = time.monotonic()
-        if image is None or joint_state is None:
+        if image is None or joints is None:
             return self._hold(fault or 'waiting for camera and joint states')
-        if now - image[2] > self.config.stale_timeout_s or now - joint_state[1] > self.config.stale_timeout_s:
+        if now - image[2] > self.config.stale_timeout_s or joints.age_s > self.config.stale_timeout_s:
             return self._hold('stale camera or joint states')
         rgb, stamp, _ = image
-        q = joint_state[0]
+        q = joints.positions
         plan = self.mpc.act(rgb, q, shift=self._periods_since_last_plan(now))
         if plan is None:
             return self._hold(self.mpc.refusal)
@@ -347,13 +345,12 @@ class PlannerNode(Node):
         if not self.limits.contains(plan.targets, q, self.cem_config.trust_region):
             return self._hold('plan outside the joint bounds (planner bug)')
         with self._lock:
-            joint_state, image = self._joint_state, self._image
-        now = time.monotonic()
+            image = self._image
+        camera_age = np.inf if image is None else time.monotonic() - image[2]
         try:
-            times, positions = self.gate.admit(
-                plan.targets[:n], self.limits.dt * np.arange(1, n + 1),
-                None if joint_state is None else JointReading(joint_state[0], now - joint_state[1]),
-                enabled=self.enabled, camera_age_s=np.inf if image is None else now - image[2])
+            times, positions = self.gate.admit(plan.targets[:n], self.limits.dt * np.arange(1, n + 1),
+                                               self.joint_state.reading(), enabled=self.enabled,
+                                               camera_age_s=camera_age)
         except CommandRefused as exc:
             return self._hold(f'command refused: {exc}')
         names = self.joints.joint_names

@@ -208,13 +208,15 @@ class SimArmNode(Node):
             self.context.try_shutdown()
 
     def _physics_loop(self) -> None:
-        """Step physics in real time, applying the trajectory setpoint (velocity-limited) every control period."""
+        """Step physics in real time, applying the trajectory setpoint every control period."""
         period = self.env.control_dt
         deadline = time.monotonic()
         rate_limited = self.config.controller == 'rate_limited'
         while not self._stop.is_set():
             with self._lock:
-                now = self.now()
+                # this tick's scheduled time: after a stall, the catch-up ticks replay the setpoints they missed
+                # instead of jumping to the newest one (a step in the setpoint would spin the arm up like a hit)
+                now = self.now() - max(0.0, time.monotonic() - deadline)
                 self._start_due_trajectories(now)
                 starts = self.follower.starts
                 setpoint = self.follower.setpoint(now, self.env.joint_positions())

@@ -20,9 +20,10 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory
 
-from jepa_agent.command_gate import CommandGate, CommandGateConfig, CommandRefused, JointReading
+from jepa_agent.command_gate import CommandGate, CommandGateConfig, CommandRefused
 from jepa_agent.joints import JointLimitsConfig
-from jepa_agent.ros.conversions import MessageError, joint_positions, timed_trajectory
+from jepa_agent.ros.conversions import MessageError, timed_trajectory
+from jepa_agent.ros.joint_state import NewestJointState
 from jepa_agent.ros.params import declare_config
 from jepa_agent.ros.qos import RELIABLE
 from jepa_agent.ros.rejections import InputRejections
@@ -67,8 +68,7 @@ class TeleopKeyboardNode(Node):
         self.gate = CommandGate(cfg.lower, cfg.upper, cfg.velocity_limit, cfg.stale_timeout_s,
                                 declare_config(self, CommandGateConfig, 'command_gate.'))
         self.rejections = InputRejections(self.get_logger())
-        self._position: np.ndarray | None = None
-        self._received = -np.inf     # monotonic time of the last valid joint state
+        self.joint_state = NewestJointState(cfg.joint_names, cfg.lower, cfg.upper, self.get_clock())
         self._keys: queue.Queue[str | None] = queue.Queue()
         self._input_ended_at: float | None = None
         self.pub = self.create_publisher(JointTrajectory, cfg.trajectory_topic, RELIABLE)
@@ -87,10 +87,8 @@ class TeleopKeyboardNode(Node):
         self._keys.put(None)   # end of input
 
     def on_joint_state(self, msg: JointState) -> None:
-        cfg = self.config
         try:
-            self._position = joint_positions(msg, cfg.joint_names, lower=cfg.lower, upper=cfg.upper)
-            self._received = time.monotonic()
+            self.joint_state.update(msg)
         except MessageError as exc:
             self.rejections.reject('joint_state', exc)
 
@@ -101,7 +99,8 @@ class TeleopKeyboardNode(Node):
                 self.get_logger().info('input ended; exiting')
                 self.context.try_shutdown()
             return
-        if self._position is None or self.pub.get_subscription_count() == 0:
+        joints = self.joint_state.reading()
+        if joints is None or self.pub.get_subscription_count() == 0:
             if not self._keys.empty():
                 self.get_logger().warning(f'keys wait for {self.config.joint_states_topic} and a subscriber on '
                                           f'{self.config.trajectory_topic}', throttle_duration_sec=5.0)
@@ -111,15 +110,14 @@ class TeleopKeyboardNode(Node):
             if key is None:
                 self._input_ended_at = time.monotonic()
                 return
-            target = self.jogger.handle(key, self._position)
+            target = self.jogger.handle(key, joints.positions)
             if target is not None:
                 self.send(target)
 
     def send(self, target: np.ndarray) -> None:
         cfg = self.config
-        reading = JointReading(self._position, time.monotonic() - self._received)
         try:
-            times, positions = self.gate.admit(target[None], [cfg.min_move_time], reading)
+            times, positions = self.gate.admit(target[None], [cfg.min_move_time], self.joint_state.reading())
         except CommandRefused as exc:
             self.get_logger().warning(f'jog not sent: {exc}', throttle_duration_sec=2.0)
             return
