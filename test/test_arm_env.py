@@ -26,12 +26,29 @@ def test_step_never_leaves_joint_limits():
     assert np.all(obs.qpos <= env.upper + 0.02)
 
 
-def test_action_is_clipped_to_velocity_limit():
-    env = make_env()
+def test_rate_limited_controller_clips_the_action_to_the_velocity_limit():
+    env = make_env(controller='rate_limited')
     env.reset(0)
     q = env.joint_positions()
     env.step(np.full(env.n_joints, 1.0), render=False)
     np.testing.assert_allclose(env.joint_targets(), np.minimum(q + env.max_delta, env.upper))
+
+
+def test_joint_trajectory_controller_ramps_to_the_target_without_clamping_speed():
+    """Like joint_trajectory_controller: a step asking for more than the velocity limit gets it (nothing hides an
+    unsafe command), and a step at the limit ramps the setpoint, so the arm moves at about the limit, not faster."""
+    env = make_env()
+    assert env.config.controller == 'joint_trajectory'
+    env.reset(0)
+    q = env.joint_positions()
+    env.step(np.array([0.6, 0.0, 0.0]), render=False)          # 4x the velocity limit over one period
+    np.testing.assert_allclose(env.joint_targets(), q + [0.6, 0.0, 0.0])
+    assert env.joint_positions()[0] - q[0] > 2 * env.max_delta[0]
+    assert env.peak_speed_ratio > 2.0
+    env.reset(0)
+    for sign in (1, 1, -1, -1, 1):                              # full speed with reversals
+        env.step(sign * np.array([1.0, -1.0, 1.0]) * env.max_delta, render=False)
+    assert 0.8 < env.peak_speed_ratio <= 1.1
 
 
 def test_joint_targets_are_tracked():
@@ -78,7 +95,8 @@ def test_push_goal_moves_the_block():
     assert not env.success(goal)
 
 
-@pytest.mark.parametrize('bad', [{'image_size': 8}, {'task': 'fly'}, {'control_hz': 0.0}])
+@pytest.mark.parametrize('bad', [{'image_size': 8}, {'task': 'fly'}, {'control_hz': 0.0},
+                                 {'controller': 'pid'}])
 def test_bad_config_is_a_clear_error(bad):
     with pytest.raises(ConfigError, match=list(bad)[0]):
         build(ArmEnvConfig, bad)

@@ -141,6 +141,38 @@ def test_each_bad_trajectory_is_rejected_counted_and_arm_holds(sim, arm, ros_pro
     np.testing.assert_allclose(joints.positions(), hold, atol=0.01)
 
 
+def test_controller_does_what_it_is_told_and_reports_commands_over_the_velocity_limit(sim, arm, ros_probe):
+    """joint_trajectory_controller semantics: nothing clamps a command that asks for 6 rad/s (the sim must not flatter
+    the planner), and /diagnostics counts it against where the arm was when it started."""
+    joints, pub = arm
+    diagnostics = Inbox(ros_probe, DiagnosticArray, '/diagnostics')
+    assert wait_for(lambda: 'commands_over_velocity_limit' in sim_status(diagnostics), timeout=5.0)
+    start = settle(joints)
+    before = int(sim_status(diagnostics)['commands_over_velocity_limit'])
+    target = start + np.array([0.6 if start[0] < 0 else -0.6, 0.0, 0.0])
+    pub.publish(make_trajectory(NAMES, target, 0.1))
+    assert wait_for(lambda: abs(joints.positions()[0] - target[0]) < 0.02, timeout=5.0)
+    assert wait_for(lambda: int(sim_status(diagnostics)['commands_over_velocity_limit']) == before + 1, 5.0)
+    status = sim_status(diagnostics)              # the arm really moved faster than its limit: not clamped
+    assert float(status['max_command_start_speed_ratio']) >= 3.5 and float(status['max_joint_speed_ratio']) > 1.5
+
+
+def test_command_latency_delays_every_trajectory(start_node, ros_probe):
+    """A second sim (own topics: the module's sim may be running) that starts each trajectory 0.6 s late."""
+    start_node('sim_arm', params={'seed': SEED, 'image_size': 48, 'command_latency_s': 0.6,
+                                  'joint_states_topic': '/late/joint_states', 'trajectory_topic': '/late/commands',
+                                  'image_topic': '/late/image', 'camera_info_topic': '/late/camera_info'})
+    joints = JointWatcher(ros_probe, NAMES, '/late/joint_states')
+    pub = ros_probe.create_publisher(JointTrajectory, '/late/commands', 10)
+    assert wait_for(lambda: joints.positions() is not None and pub.get_subscription_count() > 0)
+    start = settle(joints)
+    pub.publish(make_trajectory(NAMES, start + 0.2, 0.3))
+    t0 = time.monotonic()
+    assert wait_for(lambda: np.max(np.abs(joints.positions() - start)) > 0.01, timeout=5.0)
+    assert time.monotonic() - t0 >= 0.5
+    assert wait_for(lambda: np.max(np.abs(joints.positions() - start - 0.2)) < 0.02, timeout=5.0)
+
+
 def test_reset_service_reseeds_scene_and_stops_motion(sim, arm, ros_probe):
     joints, pub = arm
     client = ros_probe.create_client(Trigger, '/sim_arm/reset')

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from jepa_agent.data.episodes import (DatasetError, EpisodeReader, episode_dirs, frame_problems, read_dataset_meta,
                                       recover_episode)
+from jepa_agent.sim.arm_env import CONTROLLERS
 
 
 def add_commands(subparsers) -> None:
@@ -32,6 +33,8 @@ def add_commands(subparsers) -> None:
     p.add_argument('--steps', type=int, default=200, help='frames per episode (at the sim control rate)')
     p.add_argument('--seed', type=int, default=0, help='episode e uses seed + e')
     p.add_argument('--image-size', type=int, default=64)
+    p.add_argument('--controller', choices=CONTROLLERS, default=CONTROLLERS[0],
+                   help='how a step moves the arm (ArmEnvConfig.controller; default: like joint_trajectory_controller)')
     p.set_defaults(func=cmd_collect_sim)
 
     p = sub.add_parser('info', help='episodes, frames, duration, joints, camera of a dataset')
@@ -75,7 +78,7 @@ def cmd_collect_sim(args) -> int:
     from jepa_agent.data.collect import collect_sim
     from jepa_agent.sim.arm_env import make_env
 
-    env = make_env(image_size=args.image_size)
+    env = make_env(image_size=args.image_size, controller=args.controller)
 
     def progress(e: int, info: dict) -> None:
         print(f'episode {info["index"]}: {info["n_frames"]} frames (seed {info["seed"]})', flush=True)

@@ -40,7 +40,6 @@ from jepa_agent.sim.trajectory import TrajectoryError, TrajectoryFollower
 
 #: behind real time by more than this, physics skips ahead instead of racing to catch up
 MAX_LAG_S = 0.25
-CONTROLLERS = ('joint_trajectory', 'rate_limited')
 #: a trajectory's first segment counts as breaking the velocity limit above this ratio (float rounding aside)
 SPEED_TOLERANCE = 1.001
 
@@ -49,9 +48,6 @@ SPEED_TOLERANCE = 1.001
 class SimArmConfig(ArmEnvConfig):
     """sim_arm node parameters: the env's (ArmEnvConfig) plus rates, topic names and the seed."""
 
-    controller: str = 'joint_trajectory'
-    """'joint_trajectory': like ros2_control's joint_trajectory_controller, no speed limiting (the default, what a
-    real arm does); 'rate_limited': setpoints also move at most max_joint_velocity (hides unsafe commands)."""
     command_latency_s: float = 0.0
     """Delay (s) between receiving a trajectory and starting it (transport and controller latency of a real arm)."""
     control_hz: float = 100.0
@@ -75,8 +71,6 @@ class SimArmConfig(ArmEnvConfig):
         for name in ('joint_state_hz', 'camera_hz'):
             if not 0 < getattr(self, name) <= 1000:
                 raise ValueError(f'{name} must be in (0, 1000], got {getattr(self, name)}')
-        if self.controller not in CONTROLLERS:
-            raise ValueError(f'controller must be one of {CONTROLLERS}, got {self.controller=}')
         if not 0.0 <= self.command_latency_s <= 2.0:
             raise ValueError(f'command_latency_s must be in [0, 2], got {self.command_latency_s=}')
         for name in ('joint_states_topic', 'image_topic', 'camera_info_topic', 'trajectory_topic'):

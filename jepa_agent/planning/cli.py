@@ -106,7 +106,8 @@ def cmd_eval_planner(args) -> int:
     write_gif(out / 'episodes.gif', runs['latent_cem'][:args.record])
     for name, summary in summaries.items():
         print(f'{name:>14}: success {summary["success_rate"]:.0%} over {summary["episodes"]} episodes, '
-              f'plan latency p50 {summary["plan_latency_ms"]["p50"]} ms')
+              f'plan latency p50 {summary["plan_latency_ms"]["p50"]} ms, '
+              f'fastest joint {summary["max_joint_speed_ratio"]:.2f}x its velocity limit')
     print(f'wrote {json_path}, {out / "summary.png"}, {out / "episodes.gif"}')
     return 0
 

@@ -146,6 +146,8 @@ class EpisodeResult:
     latencies_ms: list[float] = field(default_factory=list)
     holds: int = 0
     """Control periods in which the controller gave no plan and the arm held position."""
+    peak_speed_ratio: float = 0.0
+    """Fastest joint speed the arm really reached, as a multiple of its velocity limit."""
     frames: list[np.ndarray] = field(default_factory=list)
     """(H, 3W, 3) uint8 strips (current view | goal | pose at the end of the plan), when recorded."""
 
@@ -177,6 +179,7 @@ def run_episode(env: ArmEnv, controller: Controller, seed: int, task: str, max_s
                 break
     result.success = env.success(goal)
     result.final_distance = env.distances(goal)['ee' if task == 'reach' else 'block']
+    result.peak_speed_ratio = env.peak_speed_ratio
     return result
 
 

@@ -39,6 +39,7 @@ def summarize(results: list[EpisodeResult]) -> dict:
                              **_stats([r.final_distance for r in results], 50, 95)},
         'plan_latency_ms': _stats(latencies, 50, 95),
         'holds': int(sum(r.holds for r in results)),
+        'max_joint_speed_ratio': round(max((r.peak_speed_ratio for r in results), default=0.0), 4),
     }
 
 

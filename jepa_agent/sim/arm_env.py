@@ -1,8 +1,10 @@
 """MuJoCo table-top arm: the plain-Python environment behind the sim node, the demo, the tests and the benchmarks.
 
 The arm is shaped like a ros2_control arm: named revolute joints with position limits, position actuators, and a
-camera. An action is the joint-target delta for one control period (DESIGN.md), clipped to the velocity limit and
-the joint limits, so no caller can drive the sim outside its bounds.
+camera. An action is the joint-target delta for one control period (DESIGN.md). With `controller: joint_trajectory`
+(the default) a step does what a one-point trajectory does on joint_trajectory_controller: the setpoint moves
+linearly from the measured position to the target over the period, however fast that is (targets are only kept
+inside the joint limits); `rate_limited` clips the delta to the velocity limit and jumps the setpoint there.
 
 Rendering uses an EGL context, which belongs to the thread that first calls `render()`; call it from one thread.
 """
@@ -20,6 +22,9 @@ import mujoco  # noqa: E402  (MUJOCO_GL must be set before import)
 
 ASSET = Path(__file__).parent / 'assets' / 'arm.xml'
 TASKS = ('reach', 'push')
+CONTROLLERS = ('joint_trajectory', 'rate_limited')
+#: setpoint updates (and joint-speed samples) per control period; joint_trajectory ramps the setpoint through them
+SETPOINT_UPDATES = 10
 
 
 @dataclass
@@ -32,6 +37,9 @@ class ArmEnvConfig:
     camera: str = 'top'
     """MJCF camera name."""
     # control
+    controller: str = 'joint_trajectory'
+    """'joint_trajectory': like ros2_control's joint_trajectory_controller, no speed limiting (the default, what a
+    real arm does); 'rate_limited': setpoints also move at most max_joint_velocity (hides unsafe commands)."""
     control_hz: float = 10.0
     """Rate of `step()`; one action spans 1/control_hz seconds."""
     max_joint_velocity: float = 1.5
@@ -51,6 +59,8 @@ class ArmEnvConfig:
             raise ValueError(f'control_hz must be in 1..100, got {self.control_hz=}')
         if self.max_joint_velocity <= 0:
             raise ValueError(f'max_joint_velocity must be > 0, got {self.max_joint_velocity=}')
+        if self.controller not in CONTROLLERS:
+            raise ValueError(f'controller must be one of {CONTROLLERS}, got {self.controller=}')
         if self.task not in TASKS:
             raise ValueError(f'task must be one of {TASKS}, got {self.task=}')
         if self.reach_tolerance <= 0 or self.push_tolerance <= 0:
@@ -100,6 +110,8 @@ class ArmEnv:
         self._camera = self.model.camera(self.config.camera).id
         self._renderer: mujoco.Renderer | None = None
         self._substeps = max(1, round(1.0 / (self.config.control_hz * self.model.opt.timestep)))
+        self.peak_speed_ratio = 0.0
+        """Fastest joint speed seen during `step()` since the last reset, as a multiple of its velocity limit."""
 
     # -- properties ------------------------------------------------------------------------------------------
     @property
@@ -128,6 +140,7 @@ class ArmEnv:
         self._place_block(rng, q)
         mujoco.mj_forward(self.model, self.data)
         self.advance(0.1)
+        self.peak_speed_ratio = 0.0
         return self.get_observation(render=render)
 
     def random_joint_positions(self, rng: np.random.Generator, margin: float = 0.9) -> np.ndarray:
@@ -217,8 +230,16 @@ class ArmEnv:
         if action.shape != (self.n_joints,) or not np.all(np.isfinite(action)):
             raise ValueError(f'action must be {self.n_joints} finite values, got {action!r}')
         q = self.joint_positions()
-        self.data.ctrl[:] = self.clip_targets(q + action, reference=q)
-        mujoco.mj_step(self.model, self.data, nstep=self._substeps)
+        ramp = self.config.controller == 'joint_trajectory'
+        target = self.clip_targets(q + action, reference=None if ramp else q)
+        updates, done = min(SETPOINT_UPDATES, self._substeps), 0
+        for k in range(1, updates + 1):
+            self.data.ctrl[:] = q + (target - q) * (k / updates) if ramp else target
+            steps = round(k * self._substeps / updates) - done
+            mujoco.mj_step(self.model, self.data, nstep=steps)
+            done += steps
+            self.peak_speed_ratio = max(self.peak_speed_ratio,
+                                        float(np.max(np.abs(self.joint_velocities()) / self.velocity_limit)))
         return self.get_observation(render=render)
 
     def get_observation(self, render: bool = True) -> Observation:
