@@ -104,21 +104,6 @@ def test_eval_planner_refuses_a_misspelled_cem_key(tmp_path, capsys):
     assert 'cannot read config file' in capsys.readouterr().err
 
 
-def test_eval_planner_checks_the_whole_planner_section_when_the_node_lists_its_groups(tmp_path, monkeypatch):
-    from jepa_agent.nodes import planner
-    from jepa_agent.planning.cem import CEMConfig
-    from jepa_agent.planning.cli import planner_settings
-    monkeypatch.setattr(planner, 'PARAMETER_GROUPS', (('', planner.PlannerNodeConfig), ('cem.', CEMConfig),
-                                                      ('', JointLimitsConfig)), raising=False)
-    path = write(tmp_path, 'planner:\n' + PARAMS + '    execute_steps: 2\n    cem.horizon: 7\n'
-                           '    lower: [-1, -1, -1]\n')
-    cem, execute_steps = planner_settings(path)
-    assert (cem.horizon, execute_steps) == (7, 2)
-    path = write(tmp_path, 'planner:\n' + PARAMS + '    execute_step: 2\n')
-    with pytest.raises(ConfigError, match=r"\['execute_step'\] \(did you mean 'execute_steps'\?\)"):
-        planner_settings(path)
-
-
 # -- ROS parameters -----------------------------------------------------------------------------------------------
 def test_ros_argument_parsing():
     argv = ['prog', 'x', '--ros-args', '--params-file', 'a.yaml', '-p', 'seed:=1', '-r', '__node:=arm_planner', '--',
