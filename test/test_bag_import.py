@@ -164,8 +164,9 @@ def test_bag_of_live_streams_matches_the_live_recording(start_node, ros_probe, t
     try:
         assert wait_for(lambda: call(ros_probe, '/recorder/start_episode').success, 10), rec.output()
         commands = ros_probe.create_publisher(JointTrajectory, COMMAND, RELIABLE)
-        for k in range(10):
-            commands.publish(make_trajectory(NAMES, np.array([[0.1 * k, 0.0, 0.0]]), 0.1))
+        for k in range(10):   # stamped: a stamp-0 command starts on receipt, which load reorders differently
+            commands.publish(make_trajectory(NAMES, np.array([[0.1 * k, 0.0, 0.0]]), 0.1,
+                                             stamp=ros_probe.get_clock().now().to_msg()))
             time.sleep(0.3)
         assert call(ros_probe, '/recorder/stop_episode').success
     finally:
@@ -183,6 +184,6 @@ def test_bag_of_live_streams_matches_the_live_recording(start_node, ros_probe, t
     assert len(common) >= len(live) - 1, (len(live), len(imported), len(common))
     np.testing.assert_array_equal(live.images[i_live], imported.images[i_bag])
     np.testing.assert_allclose(live.qpos[i_live], imported.qpos[i_bag], atol=1e-9)
-    # commands start on receipt, so a frame right at a command switch may differ; the rest must agree
+    # commands start at their stamps; a frame right at a command switch may differ, the rest must agree
     same_target = np.all(live.target[i_live] == imported.target[i_bag], axis=1)
     assert same_target.mean() >= 0.8 and len(np.unique(live.target[:, 0])) >= 8

@@ -71,7 +71,8 @@ class Streams:
                 stamp = Time(nanoseconds=next_stamp_ns) if self.on_schedule else now
                 rgb = np.zeros((SIZE, SIZE, 3), np.uint8)
                 rgb[0, 0] = [k % 256, (k // 256) % 256, 7]
-                self.image_stamps[k] = stamp.nanoseconds * 1e-9
+                if self.bad_image is None:
+                    self.image_stamps[k] = stamp.nanoseconds * 1e-9
                 self.image_pub.publish(self.bad_image or rgb_to_image(rgb, stamp.to_msg()))
                 self.bad_image = None
                 k += 1
@@ -321,7 +322,11 @@ def test_bad_input_never_starts_an_episode_nor_reaches_the_data(start_node, ros_
     reader = EpisodeReader(episode)
     assert reader.meta.image_shape == (SIZE, SIZE, 3)
     span = reader.times[-1] - reader.times[0]
-    assert span > 2.0 and len(reader) >= 0.9 * (10.0 * span + 1)     # future stamps did not stall the streams
+    # future stamps did not stall the streams: nearly every 0.1 s grid slot the test's camera filled is a frame
+    # (counted against what was published, so a loaded machine that publishes fewer images cannot fail it)
+    t0 = reader.times[0]
+    filled = {round((t - t0) * 10.0) for t in streams.image_stamps.values() if t0 <= t <= reader.times[-1] + 1e-6}
+    assert span > 2.0 and len(reader) >= 0.9 * len(filled), (len(reader), len(filled))
     check_frames_match_streams(reader, streams)
     lower, upper = np.array(reader.meta.lower), np.array(reader.meta.upper)
     for values in (reader.qpos, reader.target):

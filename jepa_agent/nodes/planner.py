@@ -44,7 +44,7 @@ from jepa_agent.planning.mpc import LatentMPC
 from jepa_agent.resources import model_path
 from jepa_agent.ros.conversions import MessageError, image_to_rgb, make_trajectory, timed_trajectory
 from jepa_agent.ros.diagnostics import publish_status
-from jepa_agent.ros.joint_state import NewestJointState
+from jepa_agent.ros.freshness import NewestJointState, check_stamp, message_age, stamp_seconds
 from jepa_agent.ros.params import declare_config
 from jepa_agent.ros.qos import LATCHED, RELIABLE, SENSOR
 from jepa_agent.ros.rejections import InputRejections, truncate
@@ -198,6 +198,7 @@ class PlannerNode(Node):
     def on_image(self, msg: Image) -> None:
         try:
             rgb = image_to_rgb(msg)
+            check_stamp(stamp_seconds(msg.header.stamp), self.get_clock())
         except MessageError as exc:
             self._fault('image', exc)
             with self._lock:
@@ -212,6 +213,10 @@ class PlannerNode(Node):
             self.joint_state.update(msg)
         except MessageError as exc:
             self._fault('joint_state', exc)
+
+    def _camera_age(self, image: tuple) -> float:
+        """Seconds since the frame arrived or was stamped, whichever is longer ago."""
+        return message_age(image[2], stamp_seconds(image[1]), self.get_clock())
 
     def _fault(self, kind: str, exc: Exception) -> None:
         """An unusable input replaces the last good one (so planning holds) and is reported, throttled."""
@@ -230,7 +235,7 @@ class PlannerNode(Node):
     def on_set_goal_from_current_view(self, request, response):
         with self._lock:
             image = self._image
-        if image is None or time.monotonic() - image[2] > self.config.stale_timeout_s:
+        if image is None or self._camera_age(image) > self.config.stale_timeout_s:
             response.success, response.message = False, 'no fresh camera image to use as the goal'
         else:
             self._request_goal(image[0], 'goal set from the current view')
@@ -315,7 +320,7 @@ class PlannerNode(Node):
         now = time.monotonic()
         if image is None or joints is None:
             return self._hold(fault or 'waiting for camera and joint states')
-        if now - image[2] > self.config.stale_timeout_s or joints.age_s > self.config.stale_timeout_s:
+        if self._camera_age(image) > self.config.stale_timeout_s or joints.age_s > self.config.stale_timeout_s:
             return self._hold('stale camera or joint states')
         rgb, stamp, _ = image
         q = joints.positions
@@ -346,7 +351,7 @@ class PlannerNode(Node):
             return self._hold('plan outside the joint bounds (planner bug)')
         with self._lock:
             image = self._image
-        camera_age = np.inf if image is None else time.monotonic() - image[2]
+        camera_age = np.inf if image is None else self._camera_age(image)
         try:
             times, positions = self.gate.admit(plan.targets[:n], self.limits.dt * np.arange(1, n + 1),
                                                self.joint_state.reading(), enabled=self.enabled,
@@ -372,7 +377,7 @@ class PlannerNode(Node):
     def _hold_if_stale(self) -> None:
         with self._lock:
             image = self._image
-        if self.state == 'planning' and (image is None or time.monotonic() - image[2] > self.config.stale_timeout_s):
+        if self.state == 'planning' and (image is None or self._camera_age(image) > self.config.stale_timeout_s):
             self._hold('stale camera or joint states')
 
     # -- diagnostics ---------------------------------------------------------------------------------------

@@ -1,4 +1,9 @@
-"""The newest valid joint state of the joints a node commands, and how old it really is (for the command gate)."""
+"""How old an input really is, and the newest valid joint state of the joints a node commands (for the command gate).
+
+A message's age is the larger of the time since it arrived and the time since its header stamp: a state that sat in
+a relay or a queue counts as old as it is, since the arm kept moving meanwhile. Stamps in the future beyond a
+tolerance are rejected (a clock that lies cannot vouch for freshness).
+"""
 from __future__ import annotations
 
 import threading
@@ -14,13 +19,27 @@ from jepa_agent.data.episodes import FUTURE_TOLERANCE_S
 from jepa_agent.ros.conversions import MessageError, joint_positions
 
 
+def stamp_seconds(stamp) -> float:
+    """A builtin_interfaces/Time in seconds (0 = unstamped)."""
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def check_stamp(stamp: float, clock: Clock) -> None:
+    """MessageError if `stamp` lies in the future on `clock` by more than FUTURE_TOLERANCE_S."""
+    ahead = stamp - clock.now().nanoseconds * 1e-9
+    if ahead > FUTURE_TOLERANCE_S:
+        raise MessageError(f'stamped {ahead:.1f} s in the future')
+
+
+def message_age(receipt: float, stamp: float, clock: Clock) -> float:
+    """Seconds since the message arrived (`receipt`, monotonic) or was stamped, whichever is longer ago."""
+    age = time.monotonic() - receipt
+    return max(age, clock.now().nanoseconds * 1e-9 - stamp) if stamp > 0 else age
+
+
 class NewestJointState:
     """Keeps the newest joint state that passed validation (names, finite, within the limits + margin, not stamped
-    in the future); `reading()` gives it with its age.
-
-    The age is the larger of the time since it was received and the time since its header stamp (on `clock`), so
-    a state that sat in a relay or a queue counts as old as it is: the arm kept moving meanwhile.
-    """
+    in the future); `reading()` gives it with its age (see the module docstring)."""
 
     def __init__(self, names: Sequence[str], lower: Sequence[float], upper: Sequence[float], clock: Clock):
         self.names, self.lower, self.upper, self.clock = list(names), lower, upper, clock
@@ -32,9 +51,8 @@ class NewestJointState:
         a bad message the node must not act on an older good one as if nothing happened."""
         try:
             q = joint_positions(msg, self.names, lower=self.lower, upper=self.upper)
-            stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-            if stamp > self._now() + FUTURE_TOLERANCE_S:
-                raise MessageError(f'joint state stamped {stamp - self._now():.1f} s in the future')
+            stamp = stamp_seconds(msg.header.stamp)
+            check_stamp(stamp, self.clock)
         except MessageError:
             self.clear()
             raise
@@ -53,10 +71,4 @@ class NewestJointState:
         if newest is None:
             return None
         q, receipt, stamp = newest
-        age = time.monotonic() - receipt
-        if stamp > 0:
-            age = max(age, self._now() - stamp)
-        return JointReading(q, age)
-
-    def _now(self) -> float:
-        return self.clock.now().nanoseconds * 1e-9
+        return JointReading(q, message_age(receipt, stamp, self.clock))
