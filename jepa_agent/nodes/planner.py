@@ -40,7 +40,7 @@ from jepa_agent.joints import JointLimitsConfig
 from jepa_agent.model.checkpoint import CheckpointError, load_checkpoint
 from jepa_agent.planning.cem import CEMConfig, Plan
 from jepa_agent.planning.constraints import JointLimits
-from jepa_agent.planning.mpc import LatentMPC
+from jepa_agent.planning.mpc import LatentMPC, steps_to_publish
 from jepa_agent.resources import model_path
 from jepa_agent.ros.conversions import MessageError, image_to_rgb, make_trajectory, timed_trajectory
 from jepa_agent.ros.diagnostics import publish_status
@@ -335,18 +335,10 @@ class PlannerNode(Node):
             return 1
         return int(np.clip(round((now - self.plan_times[-1]) / self.limits.dt), 1, self.cem_config.horizon))
 
-    def _steps_to_publish(self, latency_s: float) -> int:
-        """Planned steps to send so the arm keeps moving until the next plan replaces them."""
-        n = self.config.execute_steps
-        if self.config.cover_latency:
-            intervals = np.diff(list(self.plan_times)[-6:])
-            gap = max(latency_s, float(intervals.max()) if intervals.size else 0.0)
-            n = max(n, int(np.ceil(gap / self.limits.dt)) + 1)
-        return min(n, self.cem_config.horizon)
-
     def _publish(self, plan: Plan, q: np.ndarray, stamp, planned_at: float) -> None:
         """Send the first planned steps through the command gate, with the newest joint state and camera age."""
-        n = self._steps_to_publish(time.monotonic() - planned_at)
+        n = steps_to_publish(time.monotonic() - planned_at, list(self.plan_times), self.config.execute_steps,
+                             self.cem_config.horizon, self.limits.dt, self.config.cover_latency)
         if not self.limits.contains(plan.targets, q, self.cem_config.trust_region):
             return self._hold('plan outside the joint bounds (planner bug)')
         with self._lock:

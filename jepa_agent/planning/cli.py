@@ -4,8 +4,11 @@
     jepa-agent eval-planner --task push --episodes 20 --seed 1000 --out eval/push --baseline-episodes 10
 
 Episode i starts from `ArmEnv.reset(seed + i)` and aims at `ArmEnv.sample_goal(seed + i)`, a goal stream disjoint
-from the reset/explorer streams, so goal images are never training frames. Baselines in the same run: random
-actions, and the same CEM with the true simulator as its model (the ceiling). Writes JSON metrics, a PNG summary
+from the reset/explorer streams, so goal images are never training frames. By default episodes run in simulated time
+on a hardware-like arm (each plan's measured latency is charged while the last command goes on, commands pass the
+command gate and a joint_trajectory_controller with command latency) and success means the goal is held for the
+last second; `--timing synchronous` plans and steps in turn and counts the first touch. Baselines in the same run:
+random actions, and the same CEM with the true simulator as its model (the ceiling). Writes JSON metrics, a PNG summary
 and a GIF of the first episodes (current view | goal | pose at the end of the plan) into --out.
 """
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 
 from jepa_agent.config import ConfigError, build, load_section
 from jepa_agent.planning.cem import CEMConfig
+from jepa_agent.planning.evaluate import TIMINGS
 from jepa_agent.resources import config_path, model_path
 
 
@@ -27,7 +31,13 @@ def add_commands(subparsers) -> None:
     parser.add_argument('--episodes', type=int, default=50, help='number of goals')
     parser.add_argument('--seed', type=int, default=1000, help='first episode seed (goals from seed..seed+N-1)')
     parser.add_argument('--task', choices=('reach', 'push'), default='reach')
-    parser.add_argument('--max-steps', type=int, default=None, help='step budget (default 80 reach, 150 push)')
+    parser.add_argument('--max-steps', type=int, default=None,
+                        help='control periods per episode (default: reach 120 simulated / 80 synchronous; push 150)')
+    parser.add_argument('--timing', choices=TIMINGS, default=TIMINGS[0],
+                        help="'simulated': plan latency charged, hardware-like controller, success = goal held for "
+                             "the last second (default); 'synchronous': plan then step, success = first touch")
+    parser.add_argument('--command-latency', type=float, default=0.05,
+                        help='seconds from publishing a command to its start (simulated timing)')
     parser.add_argument('--json', default=None, help='metrics JSON path (default: OUT/eval_planner.json)')
     parser.add_argument('--out', default='eval_planner', help='folder for the JSON, PNG summary and GIF')
     parser.add_argument('--config', default=None, help='planner YAML (default config/planner.yaml: cem.* values)')
@@ -75,7 +85,7 @@ def cmd_eval_planner(args) -> int:
         print(f'jepa-agent eval-planner: {exc}', file=sys.stderr)
         return 1
     env = make_env(image_size=model.config.image_size, task=args.task)
-    max_steps = args.max_steps or (80 if args.task == 'reach' else 150)
+    max_steps = args.max_steps or (150 if args.task == 'push' else 120 if args.timing == 'simulated' else 80)
     seeds = list(range(args.seed, args.seed + args.episodes))
     baseline_seeds = seeds if args.baseline_episodes is None else seeds[:args.baseline_episodes]
     out = Path(args.out)
@@ -83,8 +93,8 @@ def cmd_eval_planner(args) -> int:
 
     def progress(name):
         return lambda i, r: print(f'[{name}] episode {i + 1}: {"success" if r.success else "failure"} '
-                                  f'after {r.steps} steps, final distance {r.final_distance * 100:.1f} cm',
-                                  flush=True)
+                                  f'({"touched" if r.touched else "never reached"} after {r.steps} steps), '
+                                  f'final distance {r.final_distance * 100:.1f} cm', flush=True)
 
     controllers = {
         'latent_cem': (LatentController.for_env(model, env, cem, execute_steps), seeds),
@@ -93,11 +103,13 @@ def cmd_eval_planner(args) -> int:
                           baseline_seeds),
     }
     runs = {name: evaluate(env, controller, run_seeds, args.task, max_steps, execute_steps,
-                           record=args.record if name == 'latent_cem' else 0, progress=progress(name))
+                           record=args.record if name == 'latent_cem' else 0, progress=progress(name),
+                           timing=args.timing, command_latency_s=args.command_latency)
             for name, (controller, run_seeds) in controllers.items() if run_seeds}
     summaries = {name: summarize(results) for name, results in runs.items()}
     report = {**summaries['latent_cem'], 'task': args.task, 'seed': args.seed, 'max_steps': max_steps,
               'checkpoint': str(args.checkpoint), 'execute_steps': execute_steps, 'cem': vars(cem),
+              'timing': args.timing, 'command_latency_s': args.command_latency,
               'baselines': {name: summary for name, summary in summaries.items() if name != 'latent_cem'}}
     json_path = Path(args.json) if args.json else out / 'eval_planner.json'
     json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -105,7 +117,8 @@ def cmd_eval_planner(args) -> int:
     write_summary_png(out / 'summary.png', summaries, runs, f'{args.task}: {len(seeds)} held-out goals')
     write_gif(out / 'episodes.gif', runs['latent_cem'][:args.record])
     for name, summary in summaries.items():
-        print(f'{name:>14}: success {summary["success_rate"]:.0%} over {summary["episodes"]} episodes, '
+        print(f'{name:>14}: success {summary["success_rate"]:.0%} (touched {summary["touched_rate"]:.0%}) over '
+              f'{summary["episodes"]} episodes, '
               f'plan latency p50 {summary["plan_latency_ms"]["p50"]} ms, '
               f'fastest joint {summary["max_joint_speed_ratio"]:.2f}x its velocity limit')
     print(f'wrote {json_path}, {out / "summary.png"}, {out / "episodes.gif"}')

@@ -1,8 +1,14 @@
 """Closed-loop control in the MuJoCo arm env (ROS-free): a controller plans, the first step(s) run, it replans.
 
-Controllers share one small interface (`reset(goal)`, `act(observation) -> Plan | None`, None = hold), so the
-latent planner, the random baseline and the simulator-as-model ceiling run through the same episode loop, used by
-`eval-planner` and the demo.
+Controllers share one small interface (`reset(goal)`, `act(observation, shift) -> Plan | None`, None = hold), so
+the latent planner, the random baseline and the simulator-as-model ceiling run through the same episode loops,
+used by `eval-planner`:
+
+* `run_timed_episode` (the default): simulated time that behaves like a real arm. The arm keeps executing its last
+  command while the controller plans (each plan's measured latency is charged), commands go through the command
+  gate to a joint_trajectory_controller with command latency, and the episode runs its whole budget: success means
+  the goal was **held** (within tolerance for the whole last second), `touched` that it was reached at some point.
+* `run_episode`: the synchronous loop (plan, then step; no latency), ending at the first touch.
 """
 from __future__ import annotations
 
@@ -12,10 +18,19 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from jepa_agent.command_gate import CommandGate, CommandGateConfig, CommandRefused, JointReading
 from jepa_agent.planning.cem import CEMConfig, CEMPlanner, Plan, step_weights
 from jepa_agent.planning.constraints import JointLimits
-from jepa_agent.planning.mpc import LatentMPC
+from jepa_agent.planning.mpc import LatentMPC, steps_to_publish
 from jepa_agent.sim import ArmEnv, Goal, Observation
+from jepa_agent.sim.controlled_arm import ControlledArm
+
+#: physics ticks of the simulated controller (s), as in the sim_arm node
+TICK_S = 0.01
+#: a goal counts as held when it stays within tolerance for this last part of the episode (s)
+HOLD_WINDOW_S = 1.0
+#: age of the newest joint state when a command is published (50 Hz joint states + transport)
+JOINT_STATE_AGE_S = 0.02
 
 
 class Controller(Protocol):
@@ -23,7 +38,7 @@ class Controller(Protocol):
 
     def reset(self, goal: Goal) -> None: ...
 
-    def act(self, observation: Observation) -> Plan | None: ...
+    def act(self, observation: Observation, shift: int | None = None) -> Plan | None: ...
 
 
 def env_limits(env: ArmEnv) -> JointLimits:
@@ -47,8 +62,9 @@ class LatentController:
         self.mpc.reset()
         self.mpc.set_goal(goal.image)
 
-    def act(self, observation: Observation) -> Plan | None:
-        return self.mpc.act(observation.image, observation.qpos, shift=self.execute_steps)
+    def act(self, observation: Observation, shift: int | None = None) -> Plan | None:
+        """`shift`: control periods run since the previous plan (default execute_steps), to advance the warm start."""
+        return self.mpc.act(observation.image, observation.qpos, shift=shift or self.execute_steps)
 
 
 class RandomController:
@@ -62,7 +78,7 @@ class RandomController:
     def reset(self, goal: Goal) -> None:
         pass
 
-    def act(self, observation: Observation) -> Plan:
+    def act(self, observation: Observation, shift: int | None = None) -> Plan:
         action = self.rng.uniform(-1, 1, self.env.n_joints) * self.env.max_delta
         target = self.env.clip_targets(observation.qpos + action, reference=observation.qpos)
         return Plan((target - observation.qpos)[None], target[None], float('nan'), 0.0)
@@ -111,9 +127,9 @@ class SimulatorController:
         self.goal = goal
         self.planner.reset()
 
-    def act(self, observation: Observation) -> Plan | None:
+    def act(self, observation: Observation, shift: int | None = None) -> Plan | None:
         cost = self._reach_cost if self.goal.task == 'reach' else self._push_cost
-        return self.planner.plan(cost, observation.qpos, shift=self.execute_steps)
+        return self.planner.plan(cost, observation.qpos, shift=shift or self.execute_steps)
 
     def _reach_cost(self, actions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         ee_goal = torch.as_tensor(self.goal.ee_pos, dtype=torch.float32)
@@ -143,6 +159,8 @@ class EpisodeResult:
     """Control periods run (until success or the step budget)."""
     final_distance: float
     """End-effector (reach) or block (push) distance to the goal at the end, metres."""
+    touched: bool = False
+    """Within tolerance at some point (the synchronous loop stops there: touched == success)."""
     latencies_ms: list[float] = field(default_factory=list)
     holds: int = 0
     """Control periods in which the controller gave no plan and the arm held position."""
@@ -177,9 +195,64 @@ def run_episode(env: ArmEnv, controller: Controller, seed: int, task: str, max_s
             result.steps += 1
             if env.success(goal) or result.steps >= max_steps:
                 break
-    result.success = env.success(goal)
+    result.success = result.touched = env.success(goal)
     result.final_distance = env.distances(goal)['ee' if task == 'reach' else 'block']
     result.peak_speed_ratio = env.peak_speed_ratio
+    return result
+
+
+def run_timed_episode(env: ArmEnv, controller: Controller, seed: int, task: str, max_steps: int,
+                      execute_steps: int = 1, record: bool = False, command_latency_s: float = 0.05,
+                      gate_config: CommandGateConfig | None = None) -> EpisodeResult:
+    """`max_steps` control periods in simulated time on a hardware-like arm (see the module docstring); success =
+    held for the last HOLD_WINDOW_S seconds. Camera frames come every control period; a plan made from the frame
+    at t is published at t + its measured latency, while the previous command goes on."""
+    env.reset(seed, render=False)
+    goal = env.sample_goal(seed, task)
+    controller.reset(goal)
+    arm = ControlledArm(env, command_latency_s)
+    gate = CommandGate(env.lower, env.upper, env.velocity_limit, config=gate_config or CommandGateConfig())
+    dt, duration = env.control_dt, max_steps * env.control_dt
+    render = controller.needs_images or record
+    result = EpisodeResult(False, max_steps, 0.0)
+    clock = {'t': 0.0, 'first_touch': None, 'left_at': 0.0}   # left_at: last time the goal was not within tolerance
+
+    def run_until(end: float) -> None:
+        while clock['t'] < end - 1e-9:
+            arm.tick(clock['t'], TICK_S)
+            clock['t'] += TICK_S
+            if env.success(goal):
+                clock['first_touch'] = clock['first_touch'] if clock['first_touch'] is not None else clock['t']
+            else:
+                clock['left_at'] = clock['t']
+
+    plan_times: list[float] = []
+    while clock['t'] < duration - 1e-9:
+        observation = env.get_observation(render=render)                        # the camera frame at t
+        shift = int(np.clip(round((clock['t'] - plan_times[-1]) / dt), 1, 1000)) if plan_times else execute_steps
+        plan = controller.act(observation, shift=shift)
+        latency = plan.latency_s if plan is not None else 0.0
+        run_until(min(clock['t'] + latency, duration))                          # the arm moves on while planning
+        if record:
+            result.frames.append(_strip(env, observation.image, goal.image, plan.targets[-1] if plan else None))
+        if plan is None:
+            result.holds += 1
+        elif clock['t'] < duration - 1e-9:
+            result.latencies_ms.append(latency * 1e3)
+            n = steps_to_publish(latency, plan_times, execute_steps, len(plan.targets), dt)
+            plan_times.append(clock['t'])
+            try:
+                times, positions = gate.admit(plan.targets[:n], dt * np.arange(1, n + 1),
+                                              JointReading(env.joint_positions(), JOINT_STATE_AGE_S))
+                arm.send(times, positions, clock['t'])
+            except CommandRefused:
+                result.holds += 1
+        run_until(min((np.floor(clock['t'] / dt + 1e-9) + 1) * dt, duration))     # until the next frame
+    result.touched = clock['first_touch'] is not None
+    result.success = result.touched and clock['left_at'] <= duration - HOLD_WINDOW_S + 1e-9
+    result.steps = int(round(clock['first_touch'] / dt)) if result.touched else max_steps
+    result.final_distance = env.distances(goal)['ee' if task == 'reach' else 'block']
+    result.peak_speed_ratio = arm.monitor.max_speed_ratio
     return result
 
 

@@ -5,16 +5,27 @@ from pathlib import Path
 
 import numpy as np
 
-from jepa_agent.planning.closed_loop import Controller, EpisodeResult, run_episode
+from jepa_agent.planning.closed_loop import Controller, EpisodeResult, run_episode, run_timed_episode
 from jepa_agent.sim import ArmEnv
 
 
+TIMINGS = ('simulated', 'synchronous')
+
+
 def evaluate(env: ArmEnv, controller: Controller, seeds: list[int], task: str, max_steps: int,
-             execute_steps: int = 1, record: int = 0, progress=None) -> list[EpisodeResult]:
-    """One episode per seed; the first `record` episodes keep their frames."""
+             execute_steps: int = 1, record: int = 0, progress=None, timing: str = 'simulated',
+             command_latency_s: float = 0.05) -> list[EpisodeResult]:
+    """One episode per seed; the first `record` episodes keep their frames. `timing`: 'simulated' (plan latency
+    charged, hardware-like controller, success = held; `run_timed_episode`) or 'synchronous' (`run_episode`)."""
+    if timing not in TIMINGS:
+        raise ValueError(f'timing must be one of {TIMINGS}, got {timing!r}')
     results = []
     for i, seed in enumerate(seeds):
-        results.append(run_episode(env, controller, seed, task, max_steps, execute_steps, record=i < record))
+        if timing == 'simulated':
+            results.append(run_timed_episode(env, controller, seed, task, max_steps, execute_steps, i < record,
+                                             command_latency_s))
+        else:
+            results.append(run_episode(env, controller, seed, task, max_steps, execute_steps, record=i < record))
         if progress:
             progress(i, results[-1])
     return results
@@ -33,6 +44,7 @@ def summarize(results: list[EpisodeResult]) -> dict:
     return {
         'episodes': len(results),
         'success_rate': len(successes) / max(len(results), 1),
+        'touched_rate': sum(r.touched for r in results) / max(len(results), 1),
         'steps_to_success': {'mean': round(float(np.mean([r.steps for r in successes])), 2) if successes else None,
                              **_stats([r.steps for r in successes], 50, 95)},
         'final_distance_m': {'mean': round(float(np.mean([r.final_distance for r in results])), 4) if results else None,

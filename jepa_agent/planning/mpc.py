@@ -112,3 +112,16 @@ class LatentMPC:
     def _refuse(self, reason: str) -> None:
         self.refusal = reason
         return None
+
+
+def steps_to_publish(latency_s: float, plan_times: list[float], execute_steps: int, horizon: int, dt: float,
+                     cover_latency: bool = True) -> int:
+    """Planned steps to send so the arm keeps moving until the next plan replaces them: at least `execute_steps`;
+    with `cover_latency`, enough to span this plan's latency or the longest of the recent intervals between plans
+    (`plan_times`, seconds, oldest first), plus one period; at most the horizon."""
+    n = execute_steps
+    if cover_latency:
+        intervals = np.diff(plan_times[-6:])
+        gap = max(latency_s, float(intervals.max()) if intervals.size else 0.0)
+        n = max(n, int(np.ceil(gap / dt)) + 1)
+    return min(n, horizon)
