@@ -1,12 +1,14 @@
 """sim_arm as a real process: rates, trajectory following (JTC semantics), bad trajectories, reset, parameters."""
 import math
+import threading
 import time
 
 import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
-from diagnostic_msgs.msg import DiagnosticArray
 from conftest import NodeProcess, wait_for
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from ros_helpers import Inbox, JointWatcher, steady_rates
 from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
@@ -15,7 +17,7 @@ from trajectory_msgs.msg import JointTrajectory
 from jepa_agent.command_gate import CommandGateConfig
 from jepa_agent.config import build, load_section, to_params
 from jepa_agent.nodes.explorer import ExplorerConfig
-from jepa_agent.nodes.sim_arm import SimArmConfig
+from jepa_agent.nodes.sim_arm import CameraLink, SimArmConfig
 from jepa_agent.nodes.teleop_keyboard import TeleopConfig
 from jepa_agent.resources import config_path
 from jepa_agent.ros.conversions import image_to_rgb, make_trajectory
@@ -185,6 +187,118 @@ def test_reset_service_reseeds_scene_and_stops_motion(sim, arm, ros_probe):
     assert future.result().success, future.result().message
     expected = make_env().reset(SEED + 1, render=False).qpos
     np.testing.assert_allclose(settle(joints), expected, atol=0.02)
+
+
+# -- camera realism: late, jittered and dropped frames ---------------------------------------------------------------
+class StampedInbox:
+    """Each message's receipt time and header stamp, both in ns of the ROS clock (the probe's, at receipt)."""
+
+    def __init__(self, node, msg_type, topic: str):
+        self.node, self._lock, self.items = node, threading.Lock(), []
+        node.create_subscription(msg_type, topic, self._on_msg,
+                                 QoSProfile(depth=1000, reliability=ReliabilityPolicy.BEST_EFFORT))
+
+    def _on_msg(self, msg) -> None:
+        received = self.node.get_clock().now().nanoseconds
+        with self._lock:
+            self.items.append((received, msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec))
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self.items)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(receipt times, stamps) in seconds, in order of receipt."""
+        with self._lock:
+            received, stamps = np.array(self.items, dtype=np.int64).T
+        return received * 1e-9, stamps * 1e-9
+
+
+def start_camera_sim(start_node, prefix: str, **camera):
+    """A sim of its own (own topics: the module's sim may be running) with camera realism parameters."""
+    return start_node('sim_arm', params={'seed': SEED, 'image_size': 32, **camera,
+                                         'joint_states_topic': f'{prefix}/joint_states',
+                                         'trajectory_topic': f'{prefix}/commands', 'image_topic': f'{prefix}/image',
+                                         'camera_info_topic': f'{prefix}/camera_info'})
+
+
+def camera_values(diagnostics: Inbox, key: str) -> list[float]:
+    """`key` from every sim_arm status received so far (the module's sim, with the camera realism off, may report
+    too: the tests look for values only the sim under test can produce)."""
+    return [float(kv.value) for msg in diagnostics.messages() for st in msg.status
+            if st.name == 'sim_arm: simulation' for kv in st.values if kv.key == key]
+
+
+def test_camera_link_is_off_by_default_seeded_ordered_and_drops_its_share():
+    """The ROS-free delivery model: off = published at exposure; delays within [latency, latency + jitter] plus the
+    queue's hold-back; stamp order kept; drop fraction as set; the same seed gives the same run."""
+    off = CameraLink(0.0, 0.0, 0.0, seed=0)
+    off.push(5, 'frame')
+    assert off.pop_due(5) == ['frame'] and off.dropped == 0
+
+    def run(seed, latency=0.2, jitter=0.1, drop=0.5, period=50_000_000, n=2000):
+        link, out = CameraLink(latency, jitter, drop, seed), []
+        for k in range(n):
+            link.push(k * period, k)
+            due = link.next_due()
+            out += [(due, frame) for frame in link.pop_due(due)] if due is not None and due <= k * period else []
+        while link.next_due() is not None:
+            due = link.next_due()
+            out += [(due, frame) for frame in link.pop_due(due)]
+        return link, out
+
+    link, out = run(seed=1)
+    frames = [frame for _, frame in out]
+    delays = np.array([due - frame * 50_000_000 for due, frame in out]) * 1e-9
+    assert frames == sorted(frames) and len(set(frames)) == len(frames)       # stamp order, each frame once
+    assert link.dropped + len(frames) == 2000 and 0.45 < link.dropped / 2000 < 0.55
+    assert delays.min() >= 0.2 and np.percentile(delays, 90) <= 0.3 + 1e-9 and delays.max() < 0.35
+    assert np.ptp(delays) > 0.05                                                # jitter is there
+    assert 200 <= link.latency_p50_ms() <= 300
+    assert run(seed=1)[1] == out and run(seed=2)[1] != out
+
+
+@pytest.mark.parametrize('field, value', [('camera_latency_s', -0.1), ('camera_latency_s', 2.5),
+                                          ('camera_jitter_s', math.nan), ('camera_drop_rate', 1.0),
+                                          ('camera_drop_rate', -0.1)])
+def test_bad_camera_realism_values_are_refused(field, value):
+    with pytest.raises(ValueError, match=field):
+        SimArmConfig(**{field: value})
+
+
+def test_camera_latency_delays_publication_not_the_stamp(start_node, ros_probe):
+    """Images are stamped at exposure and arrive camera_latency_s later, camera_info under the same header."""
+    sim = start_camera_sim(start_node, '/cam_late', camera_latency_s=0.2, camera_hz=10.0)
+    images = StampedInbox(ros_probe, Image, '/cam_late/image')
+    infos = StampedInbox(ros_probe, CameraInfo, '/cam_late/camera_info')
+    diagnostics = Inbox(ros_probe, DiagnosticArray, '/diagnostics')
+    assert wait_for(lambda: len(images) >= 15 and len(infos) >= 15), sim.output()
+    received, stamps = images.arrays()
+    age = received - stamps
+    assert age.min() >= 0.2, age                                   # never earlier than the camera's latency
+    assert np.mean(age < 0.35) >= 0.8, age                         # and not much later, for most frames
+    assert set(infos.arrays()[1]) & set(stamps)                    # camera_info carries its image's header
+    assert wait_for(lambda: any(200 <= ms < 350 for ms in camera_values(diagnostics, 'camera_latency_ms_p50')),
+                    timeout=5.0), camera_values(diagnostics, 'camera_latency_ms_p50')
+
+
+def test_dropped_and_jittered_frames_arrive_in_stamp_order_at_the_kept_rate(start_node, ros_probe):
+    """camera_drop_rate 0.5 publishes about half of camera_hz and counts the rest; jitter never reorders frames."""
+    sim = start_camera_sim(start_node, '/cam_drop', camera_hz=20.0, camera_drop_rate=0.5, camera_jitter_s=0.1)
+    images = StampedInbox(ros_probe, Image, '/cam_drop/image')
+    diagnostics = Inbox(ros_probe, DiagnosticArray, '/diagnostics')
+    assert wait_for(lambda: len(images) >= 30), sim.output()
+    received, stamps = images.arrays()
+    assert np.all(np.diff(stamps) > 0), np.diff(stamps)            # strictly increasing in order of receipt
+    hz = (len(stamps) - 1) / (stamps[-1] - stamps[0])              # by the stamps: the test's own stalls don't count
+    assert 0.3 * 20 < hz < 0.7 * 20, hz
+    assert (received - stamps).min() >= 0.0
+
+    def dropped() -> float:
+        return max(camera_values(diagnostics, 'camera_frames_dropped'), default=0.0)
+    assert wait_for(lambda: dropped() > 0, timeout=5.0), camera_values(diagnostics, 'camera_frames_dropped')
+    first = dropped()
+    assert wait_for(lambda: dropped() > first, timeout=5.0)             # a counter: it keeps growing
 
 
 @pytest.mark.parametrize('params, needle', [({'image_size': 999}, 'image_size'),

@@ -9,9 +9,10 @@ the default: each trajectory starts from the arm's current position, is interpol
 time_from_start, and nothing limits how fast that is), after `command_latency_s`; `controller: rate_limited` also
 caps setpoint speed at max_joint_velocity, which hides commands that break the limit. /diagnostics reports how fast
 the arm really moved and how many commands asked for more than the velocity limit from where the arm was when they
-took effect. ~/reset (std_srvs/Trigger) re-seeds the scene. Physics runs in real time in its own thread and the
-camera renders in another (an EGL context belongs to the thread that creates it, and rendering inside a timer starved
-the other streams).
+took effect. Like a real camera, frames can be published late (camera_latency_s; stamped at exposure), with
+jitter (camera_jitter_s) or not at all (camera_drop_rate). ~/reset (std_srvs/Trigger) re-seeds the scene. Physics
+runs in real time in its own thread and the camera renders in another (an EGL context belongs to the thread that
+creates it, and rendering inside a timer starved the other streams).
 """
 from __future__ import annotations
 
@@ -36,12 +37,11 @@ from jepa_agent.ros.qos import RELIABLE, SENSOR
 from jepa_agent.ros.rejections import truncate
 from jepa_agent.ros.run import run_node
 from jepa_agent.sim.arm_env import ArmEnv, ArmEnvConfig
-from jepa_agent.sim.trajectory import TrajectoryError, TrajectoryFollower
+from jepa_agent.sim.controlled_arm import ControlledArm
+from jepa_agent.sim.trajectory import TrajectoryError
 
 #: behind real time by more than this, physics skips ahead instead of racing to catch up
 MAX_LAG_S = 0.25
-#: a trajectory's first segment counts as breaking the velocity limit above this ratio (float rounding aside)
-SPEED_TOLERANCE = 1.001
 
 
 @dataclass
@@ -58,7 +58,14 @@ class SimArmConfig(ArmEnvConfig):
     joint_state_hz: float = 50.0
     """/joint_states publishing rate."""
     camera_hz: float = 10.0
-    """Camera image + camera_info publishing rate."""
+    """Camera image + camera_info rendering rate (frames exposed per second)."""
+    # camera realism (0 = off): a real camera delivers frames late, with jitter, and drops some
+    camera_latency_s: float = 0.0
+    """Delay (s) from a frame's exposure (its header stamp) to its publication (transport and processing)."""
+    camera_jitter_s: float = 0.0
+    """Extra delay per frame, uniform in [0, camera_jitter_s] s (seeded); frames still leave in stamp order."""
+    camera_drop_rate: float = 0.0
+    """Fraction in [0, 1) of frames rendered but never published (seeded)."""
     # topics
     joint_states_topic: str = '/joint_states'
     image_topic: str = '/camera/image_raw'
@@ -73,6 +80,11 @@ class SimArmConfig(ArmEnvConfig):
                 raise ValueError(f'{name} must be in (0, 1000], got {getattr(self, name)}')
         if not 0.0 <= self.command_latency_s <= 2.0:
             raise ValueError(f'command_latency_s must be in [0, 2], got {self.command_latency_s=}')
+        for name in ('camera_latency_s', 'camera_jitter_s'):
+            if not 0.0 <= getattr(self, name) <= 2.0:
+                raise ValueError(f'{name} must be in [0, 2] s, got {getattr(self, name)}')
+        if not 0.0 <= self.camera_drop_rate < 1.0:
+            raise ValueError(f'camera_drop_rate must be in [0, 1), got {self.camera_drop_rate=}')
         for name in ('joint_states_topic', 'image_topic', 'camera_info_topic', 'trajectory_topic'):
             if not getattr(self, name):
                 raise ValueError(f'{name} must be a topic name, got {getattr(self, name)!r}')
@@ -94,28 +106,48 @@ class RateCounter:
         return hz
 
 
-class MotionMonitor:
-    """What the arm really did against its velocity limits: the fastest joint speed seen, and the trajectories
-    whose first segment asked for more than the limit from where the arm was when they started."""
+class CameraLink:
+    """What happens to a frame between exposure and subscribers on a real camera: it arrives `latency` plus a uniform
+    [0, jitter] s after its stamp, or never (probability `drop_rate`). Seeded, so a run is reproducible. Frames leave
+    in stamp order: a late frame holds back the ones behind it (a driver queue), it does not let them overtake.
+    Times are integer nanoseconds of the ROS clock."""
 
-    def __init__(self, velocity_limit: np.ndarray):
-        self.velocity_limit = np.asarray(velocity_limit, float)
-        self.max_speed_ratio = 0.0
-        self.max_start_ratio = 0.0
-        self.commands = self.commands_over_limit = 0
+    def __init__(self, latency_s: float, jitter_s: float, drop_rate: float, seed: int, window: int = 100):
+        self.latency_ns, self.jitter_ns, self.drop_rate = round(latency_s * 1e9), round(jitter_s * 1e9), drop_rate
+        self.dropped = 0
+        self._rng = np.random.default_rng(seed)
+        self._queue: deque[tuple[int, int, object]] = deque()    # (due, stamp, frame), due non-decreasing
+        self._last_due = 0
+        self._latencies: deque[int] = deque(maxlen=window)      # publish - stamp of recent frames
+        self._stats_lock = threading.Lock()                      # diagnostics read the latencies from another thread
 
-    def moved(self, joint_velocities: np.ndarray) -> None:
-        self.max_speed_ratio = max(self.max_speed_ratio, float(np.max(np.abs(joint_velocities) / self.velocity_limit)))
+    def push(self, stamp_ns: int, frame) -> None:
+        """A frame exposed at `stamp_ns`: queue it for its delivery time, or drop it."""
+        drop, extra = self._rng.random(2)        # both drawn every frame: a seed gives one drop pattern and delays
+        if drop < self.drop_rate:
+            self.dropped += 1
+            return
+        self._last_due = max(stamp_ns + self.latency_ns + round(extra * self.jitter_ns), self._last_due)
+        self._queue.append((self._last_due, stamp_ns, frame))
 
-    def command_started(self, start_speed_ratio: float) -> None:
-        self.commands += 1
-        self.max_start_ratio = max(self.max_start_ratio, start_speed_ratio)
-        self.commands_over_limit += int(start_speed_ratio > SPEED_TOLERANCE)
+    def next_due(self) -> int | None:
+        return self._queue[0][0] if self._queue else None
 
-    def diagnostics(self) -> dict[str, str]:
-        return {'max_joint_speed_ratio': f'{self.max_speed_ratio:.4f}', 'commands_started': str(self.commands),
-                'commands_over_velocity_limit': str(self.commands_over_limit),
-                'max_command_start_speed_ratio': f'{self.max_start_ratio:.4f}'}
+    def pop_due(self, now_ns: int) -> list:
+        """Frames due by `now_ns`, oldest first (the caller publishes them now)."""
+        frames = []
+        while self._queue and self._queue[0][0] <= now_ns:
+            _, stamp_ns, frame = self._queue.popleft()
+            frames.append(frame)
+            with self._stats_lock:
+                self._latencies.append(now_ns - stamp_ns)
+        return frames
+
+    def latency_p50_ms(self) -> float:
+        """Median publish time - stamp (ms) over the recent frames; nan before the first one."""
+        with self._stats_lock:
+            recent = list(self._latencies)
+        return float(np.median(recent)) * 1e-6 if recent else math.nan
 
 
 class SimArmNode(Node):
@@ -125,13 +157,13 @@ class SimArmNode(Node):
         self.exit_code = 0
         self.env = ArmEnv(self.config.env_config())
         self.env.reset(self.config.seed, render=False)
-        self.follower = TrajectoryFollower(self.env.lower, self.env.upper, self.env.velocity_limit)
-        self._lock = threading.Lock()          # guards env, follower and the commands in transit
-        self._in_transit: deque[tuple[float, float, np.ndarray, np.ndarray]] = deque()  # (due, stamp, times, pos)
-        self.motion = MotionMonitor(self.env.velocity_limit)
+        self.arm = ControlledArm(self.env, self.config.command_latency_s)
+        self._lock = threading.Lock()          # guards env and arm
         self._stop = threading.Event()
         self._resets = 0
-        self._counters = {k: RateCounter() for k in ('joint_states', 'camera')}
+        self._counters = {k: RateCounter() for k in ('joint_states', 'camera', 'camera_rendered')}
+        self.camera_link = CameraLink(self.config.camera_latency_s, self.config.camera_jitter_s,
+                                      self.config.camera_drop_rate, self.config.seed)
         self._rejected = self._overruns = 0
 
         cfg = self.config
@@ -161,27 +193,18 @@ class SimArmNode(Node):
         stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
         try:
             times, positions = trajectory_points(msg, self.env.joint_names)
-            self.follower.check(times, positions)
+            with self._lock:
+                self.arm.send(times, positions, self.now(), stamp)
         except (MessageError, TrajectoryError) as exc:
             self._rejected += 1
             self.get_logger().warning(f'rejected trajectory on {self.config.trajectory_topic}: {truncate(exc)}; '
                                       'holding', throttle_duration_sec=2.0)
-            return
-        with self._lock:
-            self._in_transit.append((self.now() + self.config.command_latency_s, stamp, times, positions))
-
-    def _start_due_trajectories(self, now: float) -> None:
-        """Hand trajectories whose latency has passed to the follower (stamp 0 = start on arrival)."""
-        while self._in_transit and self._in_transit[0][0] <= now:
-            due, stamp, times, positions = self._in_transit.popleft()
-            self.follower.replace(times, positions, start=stamp if stamp > 0 else due)
 
     def on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         self._resets += 1
         seed = self.config.seed + self._resets
         with self._lock:
-            self.follower.clear()
-            self._in_transit.clear()
+            self.arm.clear()
             self.env.reset(seed, render=False)
             q = self.env.joint_positions()
         response.success, response.message = True, f'reset with seed {seed}; joints at {np.round(q, 3).tolist()}'
@@ -205,22 +228,11 @@ class SimArmNode(Node):
         """Step physics in real time, applying the trajectory setpoint every control period."""
         period = self.env.control_dt
         deadline = time.monotonic()
-        rate_limited = self.config.controller == 'rate_limited'
         while not self._stop.is_set():
             with self._lock:
                 # this tick's scheduled time: after a stall, the catch-up ticks replay the setpoints they missed
                 # instead of jumping to the newest one (a step in the setpoint would spin the arm up like a hit)
-                now = self.now() - max(0.0, time.monotonic() - deadline)
-                self._start_due_trajectories(now)
-                starts = self.follower.starts
-                setpoint = self.follower.setpoint(now, self.env.joint_positions())
-                if self.follower.starts != starts:
-                    self.motion.command_started(self.follower.start_speed_ratio)
-                if setpoint is not None:
-                    reference = self.env.joint_targets() if rate_limited else None
-                    self.env.set_joint_targets(self.env.clip_targets(setpoint, reference=reference))
-                self.env.advance(period)
-                self.motion.moved(self.env.joint_velocities())
+                self.arm.tick(self.now() - max(0.0, time.monotonic() - deadline), period)
             deadline += period
             delay = deadline - time.monotonic()
             if delay < -MAX_LAG_S:
@@ -230,26 +242,35 @@ class SimArmNode(Node):
                 self._stop.wait(delay)
 
     def _render_loop(self) -> None:
-        """Render the current state at camera_hz with a renderer owned by this thread."""
+        """Render the current state at camera_hz with a renderer owned by this thread; publish each frame when the
+        camera link delivers it (at once, unless camera latency, jitter or drops are set)."""
         view = ArmEnv(self.config.env_config())   # same model; its renderer (EGL context) lives in this thread
         info = self.camera_info()
         period = 1.0 / self.config.camera_hz
         deadline = time.monotonic()
         try:
             while not self._stop.is_set():
-                with self._lock:
-                    qpos = self.env.data.qpos.copy()
-                stamp = self.get_clock().now().to_msg()
-                image = rgb_to_image(view.render(qpos), stamp, self.config.camera_frame_id)
-                info.header = image.header
-                self.image_pub.publish(image)
-                self.info_pub.publish(info)
-                self._counters['camera'].count += 1
-                deadline += period
+                if time.monotonic() >= deadline:
+                    with self._lock:
+                        qpos = self.env.data.qpos.copy()
+                    stamp = self.get_clock().now()       # the moment of exposure
+                    image = rgb_to_image(view.render(qpos), stamp.to_msg(), self.config.camera_frame_id)
+                    self.camera_link.push(stamp.nanoseconds, image)
+                    self._counters['camera_rendered'].count += 1
+                    deadline += period
+                    if deadline - time.monotonic() < -MAX_LAG_S:
+                        deadline = time.monotonic()
+                for image in self.camera_link.pop_due(self.get_clock().now().nanoseconds):
+                    info.header = image.header
+                    self.image_pub.publish(image)
+                    self.info_pub.publish(info)
+                    self._counters['camera'].count += 1
+                # sleep until the next exposure or the next delivery, whichever comes first
                 delay = deadline - time.monotonic()
-                if delay < -MAX_LAG_S:
-                    deadline = time.monotonic()
-                elif delay > 0:
+                due = self.camera_link.next_due()
+                if due is not None:
+                    delay = min(delay, (due - self.get_clock().now().nanoseconds) * 1e-9)
+                if delay > 0:
                     self._stop.wait(delay)
         finally:
             view.close()
@@ -275,11 +296,15 @@ class SimArmNode(Node):
     def publish_diagnostics(self) -> None:
         rates = {k: c.rate() for k, c in self._counters.items()}
         cfg = self.config
-        slow = rates['camera'] < 0.8 * cfg.camera_hz or rates['joint_states'] < 0.8 * cfg.joint_state_hz
+        # rendering is what the sim must keep up with; frames dropped on purpose (camera_drop_rate) are not slowness
+        slow = rates['camera_rendered'] < 0.8 * cfg.camera_hz or rates['joint_states'] < 0.8 * cfg.joint_state_hz
         values = {'joint_states_hz': f'{rates["joint_states"]:.1f}', 'camera_hz': f'{rates["camera"]:.1f}',
+                  'camera_rendered_hz': f'{rates["camera_rendered"]:.1f}',
+                  'camera_frames_dropped': str(self.camera_link.dropped),
+                  'camera_latency_ms_p50': f'{self.camera_link.latency_p50_ms():.1f}',
                   'realtime_overruns': str(self._overruns), 'rejected_trajectories': str(self._rejected),
-                  'trajectory_active': str(self.follower.active), 'controller': cfg.controller,
-                  **self.motion.diagnostics()}
+                  'trajectory_active': str(self.arm.follower.active), 'controller': cfg.controller,
+                  **self.arm.monitor.diagnostics()}
         publish_status(self, self.diag_pub, 'sim_arm: simulation',
                        DiagnosticStatus.WARN if slow else DiagnosticStatus.OK,
                        'streams below 80 % of their rates' if slow else 'ok', values, hardware_id='mujoco')
