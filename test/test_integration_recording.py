@@ -5,7 +5,6 @@ launch_pytest twin: test_launch_recording.py."""
 from __future__ import annotations
 
 import subprocess
-import time
 
 import numpy as np
 import pytest
@@ -38,11 +37,8 @@ def test_teleop_session_is_recorded_and_usable_for_training(start_node, ros_prob
     start = joints.positions()
     assert wait_for(lambda: call(ros_probe, '/recorder/start_episode').success, timeout=30), recorder.output()
 
-    teleop = start_node('teleop_keyboard', stdin=subprocess.PIPE)
-    # Jog only once the recorder has surely discovered teleop's publisher: teleop waits for *a* subscriber (the sim),
-    # and under load the recorder can match later, missing commands sent in the first milliseconds.
-    assert wait_for(lambda: ros_probe.count_publishers('/arm_controller/joint_trajectory') >= 1, timeout=30)
-    time.sleep(1.5)
+    # keys wait until teleop's publisher has matched both the sim and the recorder: no jog is lost to discovery
+    teleop = start_node('teleop_keyboard', stdin=subprocess.PIPE, params={'min_subscribers': 2})
     teleop.proc.stdin.write(b'qqqq')                     # shoulder +0.4 rad in four jogs
     teleop.proc.stdin.close()
     assert wait_for(lambda: abs(joints.positions()[0] - start[0] - 0.4) < 0.02, timeout=30), teleop.output()

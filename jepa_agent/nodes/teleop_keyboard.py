@@ -44,6 +44,9 @@ class TeleopConfig(JointLimitsConfig):
     """Shortest time_from_start of a jog; larger jogs take as long as the velocity limits need."""
     stale_timeout_s: float = 0.5
     """Joint states older than this refuse every jog (the arm's position is unknown)."""
+    min_subscribers: int = 1
+    """Keys wait until this many subscribers listen on the command topic: 2 when a recorder must see every jog
+    besides the controller (publishing before it is matched would lose the first commands)."""
     joint_states_topic: str = '/joint_states'
     trajectory_topic: str = '/arm_controller/joint_trajectory'
 
@@ -57,6 +60,8 @@ class TeleopConfig(JointLimitsConfig):
             raise ValueError(f'min_move_time must be > 0, got {self.min_move_time=}')
         if self.stale_timeout_s <= 0:
             raise ValueError(f'stale_timeout_s must be > 0, got {self.stale_timeout_s=}')
+        if self.min_subscribers < 1:
+            raise ValueError(f'min_subscribers must be >= 1, got {self.min_subscribers=}')
 
 
 class TeleopKeyboardNode(Node):
@@ -100,9 +105,10 @@ class TeleopKeyboardNode(Node):
                 self.context.try_shutdown()
             return
         joints = self.joint_state.reading()
-        if joints is None or self.pub.get_subscription_count() == 0:
+        if joints is None or self.pub.get_subscription_count() < self.config.min_subscribers:
             if not self._keys.empty():
-                self.get_logger().warning(f'keys wait for {self.config.joint_states_topic} and a subscriber on '
+                self.get_logger().warning(f'keys wait for {self.config.joint_states_topic} and '
+                                          f'{self.config.min_subscribers} subscriber(s) on '
                                           f'{self.config.trajectory_topic}', throttle_duration_sec=5.0)
             return
         while not self._keys.empty():
