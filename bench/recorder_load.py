@@ -168,7 +168,7 @@ def run(duration: float, image_size: int, camera_hz: float, joint_hz: float, dat
         'recorder_dropped_queue_full': int(last.get('dropped_queue_full', -1)),
         'recorder_dropped_no_joints': int(last.get('dropped_no_joints', -1)),
         'recorder_missed_grid_frames': int(last.get('missed_grid_frames', -1)),
-        'recorder_skipped_images': int(last.get('skipped_images', -1)),
+        'recorder_rejected_images': int(last.get('rejected_image', 0)),   # listed once one is rejected
         'recorder_received_images': int(last.get('received_images', -1)),
         'images_lost_in_transport': max(0, expected - int(last.get('received_images', expected))),
         'publisher_max_pause_s': {k.strip('_'): round(v, 3) for k, v in publisher.max_gap_s.items()},

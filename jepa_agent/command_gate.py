@@ -34,11 +34,16 @@ class CommandGateConfig:
     velocity_fraction: float = 0.9
     """Fraction of each joint's velocity limit that commanded motion may use; the rest covers servo overshoot at
     direction reversals (measured on the sim arm: 6 % above a setpoint moving at the limit)."""
+    max_acceleration: float = 0.0
+    """Optional acceleration limit (rad/s², every joint; 0 = none): each segment lasts at least as long as a
+    rest-to-rest move over it at this acceleration (2·sqrt(distance / max_acceleration))."""
     def __post_init__(self):
         if not 0.0 <= self.command_latency_s <= 1.0:
             raise ValueError(f'command_latency_s must be in [0, 1], got {self.command_latency_s=}')
         if not 0.0 < self.velocity_fraction <= 1.0:
             raise ValueError(f'velocity_fraction must be in (0, 1], got {self.velocity_fraction=}')
+        if not 0.0 <= self.max_acceleration < float('inf'):
+            raise ValueError(f'max_acceleration must be >= 0 and finite, got {self.max_acceleration=}')
 
 
 @dataclass(frozen=True)
@@ -116,7 +121,10 @@ class CommandGate:
         """Planned times, each made later where needed so no joint exceeds velocity_fraction of its limit."""
         speed = self.velocity * self.config.velocity_fraction
         path = np.vstack([q[None], positions])
-        needed = np.max(np.abs(np.diff(path, axis=0)) / speed, axis=1)     # (N,) shortest segment durations
+        distance = np.abs(np.diff(path, axis=0))                            # (N, J)
+        needed = np.max(distance / speed, axis=1)                           # (N,) shortest segment durations
+        if self.config.max_acceleration > 0:
+            needed = np.maximum(needed, 2 * np.sqrt(distance.max(axis=1) / self.config.max_acceleration))
         needed[0] += uncertainty_s / self.config.velocity_fraction         # the arm may have moved meanwhile
         out = np.empty_like(times)
         previous = 0.0

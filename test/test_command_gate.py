@@ -75,13 +75,23 @@ def test_first_point_is_feasible_from_wherever_the_arm_got_to_meanwhile(seed):
         assert speed_ratios(times, positions, q + drift, VELOCITY).max() <= 1.0 + 1e-9
 
 
+def test_optional_acceleration_limit_lengthens_short_fast_segments():
+    g = gate(command_latency_s=0.0, velocity_fraction=1.0, max_acceleration=4.0)
+    # 0.16 rad rest to rest at 4 rad/s² takes 2·sqrt(0.04) = 0.4 s (the velocity limit alone would allow 0.107 s)
+    times, _ = g.admit([[0.16, 0.0, 0.0]], [0.1], reading(age=0.0))
+    np.testing.assert_allclose(times, [0.4])
+    slow, _ = gate(command_latency_s=0.0, velocity_fraction=1.0).admit([[0.16, 0.0, 0.0]], [0.1], reading(age=0.0))
+    np.testing.assert_allclose(slow, [0.16 / 1.5])
+
+
 def test_speed_ratios_flag_a_jump_and_a_fast_segment():
     ratios = speed_ratios(np.array([0.1, 0.2]), np.array([[0.15, 0, 0], [0.45, 0, 0]]), np.zeros(3), VELOCITY)
     np.testing.assert_allclose(ratios, [1.0, 2.0])
 
 
 def test_config_is_validated():
-    for bad in (dict(command_latency_s=-0.1), dict(velocity_fraction=0.0), dict(velocity_fraction=1.2)):
+    for bad in (dict(command_latency_s=-0.1), dict(velocity_fraction=0.0), dict(velocity_fraction=1.2),
+                dict(max_acceleration=-1.0), dict(max_acceleration=float('inf'))):
         with pytest.raises(ValueError):
             CommandGateConfig(**bad)
     with pytest.raises(ValueError):
