@@ -66,6 +66,8 @@ class Feeder:
             if self.mode == 'nan_image':
                 msg = Image(height=64, width=64, encoding='32FC3', step=64 * 12)
                 msg.data = np.full((64, 64, 3), np.nan, np.float32).tobytes()
+            elif self.mode == 'black_camera':
+                msg = rgb_to_image(np.zeros((64, 64, 3), np.uint8))
             else:
                 msg = rgb_to_image(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
             self.image_pub.publish(msg)
@@ -139,6 +141,7 @@ class TestSafety:
     def test_goal_of_another_size_and_encoding_is_converted_and_used(self, rig):
         bgr = np.zeros((96, 128, 3), np.uint8)
         bgr[:, :, 0] = 200                               # blue in BGR order
+        bgr[40:60, 50:80, 1] = 255                       # and a green patch: a flat colour is no view
         msg = rgb_to_image(bgr)
         msg.encoding = 'bgr8'
         rig['goal_pub'].publish(msg)
@@ -192,6 +195,12 @@ class TestSafety:
         assert new_commands(rig, 1.5) == []
         set_enabled(True)
         assert flowing(rig)
+
+    def test_a_flat_colour_camera_frame_or_goal_is_rejected_and_the_planner_holds(self, rig):
+        """A camera that delivers one colour (lens cap, dead sensor) gives nothing to plan from."""
+        rig['goal_pub'].publish(rgb_to_image(np.full((64, 64, 3), 30, np.uint8)))
+        assert wait_for(lambda: 'rejected goal_image: constant image' in rig['planner'].output(), 10)
+        assert_holds(rig, 'black_camera')
 
     def test_goal_with_unsupported_encoding_is_rejected_with_a_warning(self, rig):
         msg = Image(height=8, width=8, encoding='16UC1', step=16, data=bytes(128))

@@ -44,7 +44,9 @@ from jepa_agent.planning.mpc import LatentMPC, steps_to_publish
 from jepa_agent.resources import model_path
 from jepa_agent.ros.conversions import MessageError, image_to_rgb, make_trajectory, timed_trajectory
 from jepa_agent.ros.diagnostics import publish_status
-from jepa_agent.ros.freshness import NewestJointState, check_stamp, message_age, stamp_seconds
+from jepa_agent.data.episodes import constant_images
+from jepa_agent.data.stream import check_not_future, stamp_seconds
+from jepa_agent.ros.freshness import NewestJointState, message_age, now_s
 from jepa_agent.ros.params import declare_config
 from jepa_agent.ros.qos import LATCHED, RELIABLE, SENSOR
 from jepa_agent.ros.rejections import InputRejections, truncate
@@ -132,7 +134,7 @@ class PlannerNode(Node):
         self.checkpoint = self.config.checkpoint or str(model_path('reach_64px'))
 
         self._lock = threading.Lock()            # guards the latest inputs and the pending goal/model
-        self._image: tuple[np.ndarray, object, float] | None = None      # (rgb, header stamp, receipt time)
+        self._image: tuple[np.ndarray, object, float] | None = None      # (rgb, header, receipt time)
         self._input_fault = ''                   # why the latest camera/joint message was unusable
         self._goal_image: np.ndarray | None = None
         self._pending_goal: np.ndarray | None = None
@@ -197,15 +199,15 @@ class PlannerNode(Node):
     # -- inputs --------------------------------------------------------------------------------------------
     def on_image(self, msg: Image) -> None:
         try:
-            rgb = image_to_rgb(msg)
-            check_stamp(stamp_seconds(msg.header.stamp), self.get_clock())
+            rgb = _usable_image(msg)
+            check_not_future(stamp_seconds(msg.header, 0.0), now_s(self.get_clock()), 'image')
         except MessageError as exc:
             self._fault('image', exc)
             with self._lock:
                 self._image = None
             return
         with self._lock:
-            self._image = (rgb, msg.header.stamp, time.monotonic())
+            self._image = (rgb, msg.header, time.monotonic())
         self._new_frame.set()
 
     def on_joint_states(self, msg: JointState) -> None:
@@ -216,7 +218,7 @@ class PlannerNode(Node):
 
     def _camera_age(self, image: tuple) -> float:
         """Seconds since the frame arrived or was stamped, whichever is longer ago."""
-        return message_age(image[2], stamp_seconds(image[1]), self.get_clock())
+        return message_age(image[2], stamp_seconds(image[1], 0.0), self.get_clock())
 
     def _fault(self, kind: str, exc: Exception) -> None:
         """An unusable input replaces the last good one (so planning holds) and is reported, throttled."""
@@ -226,7 +228,7 @@ class PlannerNode(Node):
     # -- goal ----------------------------------------------------------------------------------------------
     def on_goal_image(self, msg: Image) -> None:
         try:
-            rgb = image_to_rgb(msg)
+            rgb = _usable_image(msg)
         except MessageError as exc:
             self.rejections.reject('goal_image', exc)
             return
@@ -322,12 +324,12 @@ class PlannerNode(Node):
             return self._hold(fault or 'waiting for camera and joint states')
         if self._camera_age(image) > self.config.stale_timeout_s or joints.age_s > self.config.stale_timeout_s:
             return self._hold('stale camera or joint states')
-        rgb, stamp, _ = image
+        rgb, header, _ = image
         q = joints.positions
         plan = self.mpc.act(rgb, q, shift=self._periods_since_last_plan(now))
         if plan is None:
             return self._hold(self.mpc.refusal)
-        self._publish(plan, q, stamp, now)
+        self._publish(plan, q, header.stamp, now)
 
     def _periods_since_last_plan(self, now: float) -> int:
         """Control periods executed since the previous plan: how far to shift its warm start."""
@@ -394,6 +396,14 @@ class PlannerNode(Node):
         if self._thread.is_alive():
             self._thread.join(timeout=5)
         super().destroy_node()
+
+
+def _usable_image(msg: Image) -> np.ndarray:
+    """RGB of a camera or goal image; MessageError if it breaks the Image contract or is one flat colour."""
+    rgb = image_to_rgb(msg)
+    if constant_images(rgb[None])[0]:
+        raise MessageError(f'constant image (every pixel {rgb[0, 0].tolist()}): the camera is not delivering')
+    return rgb
 
 
 def _percentile(values, q: int) -> str:

@@ -15,26 +15,18 @@ from rclpy.clock import Clock
 from sensor_msgs.msg import JointState
 
 from jepa_agent.command_gate import JointReading
-from jepa_agent.data.episodes import FUTURE_TOLERANCE_S
+from jepa_agent.data.stream import check_not_future, stamp_seconds
 from jepa_agent.ros.conversions import MessageError, joint_positions
 
 
-def stamp_seconds(stamp) -> float:
-    """A builtin_interfaces/Time in seconds (0 = unstamped)."""
-    return stamp.sec + stamp.nanosec * 1e-9
-
-
-def check_stamp(stamp: float, clock: Clock) -> None:
-    """MessageError if `stamp` lies in the future on `clock` by more than FUTURE_TOLERANCE_S."""
-    ahead = stamp - clock.now().nanoseconds * 1e-9
-    if ahead > FUTURE_TOLERANCE_S:
-        raise MessageError(f'stamped {ahead:.1f} s in the future')
+def now_s(clock: Clock) -> float:
+    return clock.now().nanoseconds * 1e-9
 
 
 def message_age(receipt: float, stamp: float, clock: Clock) -> float:
     """Seconds since the message arrived (`receipt`, monotonic) or was stamped, whichever is longer ago."""
     age = time.monotonic() - receipt
-    return max(age, clock.now().nanoseconds * 1e-9 - stamp) if stamp > 0 else age
+    return max(age, now_s(clock) - stamp) if stamp > 0 else age
 
 
 class NewestJointState:
@@ -51,8 +43,8 @@ class NewestJointState:
         a bad message the node must not act on an older good one as if nothing happened."""
         try:
             q = joint_positions(msg, self.names, lower=self.lower, upper=self.upper)
-            stamp = stamp_seconds(msg.header.stamp)
-            check_stamp(stamp, self.clock)
+            stamp = stamp_seconds(msg.header, 0.0)
+            check_not_future(stamp, now_s(self.clock), 'joint state')
         except MessageError:
             self.clear()
             raise
