@@ -24,13 +24,21 @@ class Inbox:
     def __init__(self, node: Node, msg_type, topic: str, qos=RELIABLE):
         self._lock = threading.Lock()
         self._items: list[tuple[float, object]] = []
+        self._sent: list[float] = []
         deep = QoSProfile(depth=max(qos.depth, 1000), history=HistoryPolicy.KEEP_LAST, reliability=qos.reliability,
                           durability=qos.durability)
         node.create_subscription(msg_type, topic, self._on_msg, deep)
 
-    def _on_msg(self, msg) -> None:
+    def _on_msg(self, msg, info) -> None:
         with self._lock:
             self._items.append((time.monotonic(), msg))
+            self._sent.append(info['source_timestamp'] * 1e-9)
+
+    def sent_between(self, start: float, end: float) -> list:
+        """Messages their publisher sent between `start` and `end` (time.time() seconds; DDS source timestamps):
+        when the node published, however late a busy test process or a reliable re-send delivered them."""
+        with self._lock:
+            return [m for (_, m), t in zip(self._items, self._sent) if start <= t < end]
 
     def __len__(self) -> int:
         with self._lock:

@@ -96,17 +96,20 @@ def rig(probe, tmp_path_factory):
     plans = Inbox(probe, JointTrajectory, '/jepa_agent/plan')
     goal_pub = probe.create_publisher(Image, '/jepa_agent/goal_image', LATCHED)
     assert wait_for(lambda: goal_pub.get_subscription_count() > 0, 30), planner.output()
-    yield dict(planner=planner, feeder=feeder, commands=commands, plans=plans, goal_pub=goal_pub, root=root)
+    latched = [goal_pub]                              # destroyed at the end (not mid-class: see the flood test)
+    yield dict(planner=planner, feeder=feeder, commands=commands, plans=plans, goal_pub=goal_pub, root=root,
+               latched=latched)
     feeder.stop()
-    probe.destroy_publisher(goal_pub)                 # latched goals must not reach later tests' planners
+    for publisher in latched:                         # latched goals must not reach later tests' planners
+        probe.destroy_publisher(publisher)
     assert planner.stop() == 0, planner.output()
 
 
 def new_commands(rig, seconds):
-    """Commands that arrive during the next `seconds`."""
-    before = len(rig['commands'])
-    time.sleep(seconds)
-    return rig['commands'].messages()[before:]
+    """Commands the planner sends during the next `seconds` (by their send time; late deliveries still count)."""
+    start = time.time()
+    time.sleep(seconds + 0.5)                       # + time for a command sent at the end to arrive
+    return rig['commands'].sent_between(start, start + seconds)
 
 
 def next_commands(rig, n, timeout=20.0):
@@ -227,18 +230,21 @@ class TestSafety:
                       if st.name == 'planner' for kv in st.values}
             return int(values.get('rejected_goal_image', 0)) >= 42 and values.get('rejected_model_update') == '1'
         assert wait_for(counted, 10), rig['planner'].output()[len(before):][-3000:]
-        probe.destroy_publisher(announce)
-        probe.destroy_publisher(bad_goals)
+        rig['latched'] += [announce, bad_goals]     # destroying them while the probe spins races its executor
         new = rig['planner'].output()[len(before):]
         assert new.count('rejected goal_image') <= 2 and 'Traceback' not in new, new[-3000:]
         assert max(len(line) for line in new.splitlines()) < 600, new[-3000:]
-        assert rig['planner'].alive() and flowing(rig)
+        assert rig['planner'].alive() and flowing(rig), rig['planner'].output()[-3000:]
 
     def test_goal_from_current_view_service(self, rig, probe):
         client = probe.create_client(Trigger, '/planner/set_goal_from_current_view')
         assert client.wait_for_service(10)
-        response = client.call(Trigger.Request(), timeout_sec=10)
-        assert response.success, response.message
+        responses = []
+
+        def answered_yes():   # 'no fresh camera image' is a correct answer while best-effort frames are being lost
+            responses.append(client.call(Trigger.Request(), timeout_sec=10))
+            return responses[-1].success
+        assert wait_for(answered_yes, 10), [r.message for r in responses]
         assert wait_for(lambda: 'goal set from the current view' in rig['planner'].output(), 5)
 
     def test_new_model_is_swapped_in_without_dropping_control(self, rig, probe):
@@ -254,7 +260,7 @@ class TestSafety:
             longest_gap = max(longest_gap, time.monotonic() - last_change)
             return f'now planning with the model from {path}' in rig['planner'].output()
         assert wait_for(swapped, 20), rig['planner'].output()
-        probe.destroy_publisher(announce)
+        rig['latched'].append(announce)
         assert flowing(rig)
         assert longest_gap < 3.0, longest_gap          # planning went on while the new model loaded
 

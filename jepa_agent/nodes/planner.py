@@ -42,7 +42,8 @@ from jepa_agent.planning.cem import CEMConfig, Plan
 from jepa_agent.planning.constraints import JointLimits
 from jepa_agent.planning.mpc import LatentMPC, steps_to_publish
 from jepa_agent.resources import model_path
-from jepa_agent.ros.conversions import MessageError, image_to_rgb, make_trajectory, timed_trajectory
+from jepa_agent.ros.conversions import (MAX_IMAGE_PIXELS, MessageError, image_to_rgb, make_trajectory,
+                                        timed_trajectory)
 from jepa_agent.ros.diagnostics import publish_status
 from jepa_agent.data.episodes import constant_images
 from jepa_agent.data.stream import check_not_future, stamp_seconds
@@ -104,13 +105,16 @@ class PlannerNodeConfig:
 
 
 def read_image_file(path: str) -> np.ndarray:
-    """(H, W, 3) uint8 RGB of an image file (any mode PIL reads: RGBA, grey, ...)."""
+    """(H, W, 3) uint8 RGB of an image file (any mode PIL reads: RGBA, grey, ...); ValueError for anything else,
+    including files larger than MAX_IMAGE_PIXELS (checked from the header, before decoding)."""
     from PIL import Image as PILImage
     try:
         with PILImage.open(path) as image:
+            if image.width * image.height > MAX_IMAGE_PIXELS:
+                raise ValueError(f'{image.width}x{image.height} is larger than {MAX_IMAGE_PIXELS} pixels')
             return np.asarray(image.convert('RGB'))
-    except (OSError, ValueError) as exc:
-        raise ValueError(f'cannot read goal image {path!r}: {exc}') from exc
+    except Exception as exc:  # noqa: BLE001  PIL raises many kinds (OSError, SyntaxError, DecompressionBombError)
+        raise ValueError(f'cannot read goal image {truncate(repr(path))}: {exc}') from exc
 
 
 class PlannerNode(Node):
@@ -246,7 +250,7 @@ class PlannerNode(Node):
 
     def _set_goal_from_file(self, path: str) -> bool:
         try:
-            self._request_goal(read_image_file(path), f'goal image from {truncate(path)}')
+            self._request_goal(_not_flat(read_image_file(path)), f'goal image from {truncate(path)}')
         except ValueError as exc:
             self.rejections.reject('goal_image', exc)
             return False
@@ -400,7 +404,11 @@ class PlannerNode(Node):
 
 def _usable_image(msg: Image) -> np.ndarray:
     """RGB of a camera or goal image; MessageError if it breaks the Image contract or is one flat colour."""
-    rgb = image_to_rgb(msg)
+    return _not_flat(image_to_rgb(msg))
+
+
+def _not_flat(rgb: np.ndarray) -> np.ndarray:
+    """`rgb`, or MessageError if every pixel has the same colour (a camera that is not delivering)."""
     if constant_images(rgb[None])[0]:
         raise MessageError(f'constant image (every pixel {rgb[0, 0].tolist()}): the camera is not delivering')
     return rgb
