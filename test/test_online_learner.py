@@ -3,6 +3,7 @@ on a repeated motion, checkpoints round-trip and rotate, a recorded dataset can 
 are never trained on, and a checkpoint is announced only if it is no worse on them than the announced model."""
 from __future__ import annotations
 
+import re
 import time
 
 import numpy as np
@@ -11,10 +12,10 @@ import torch
 
 from conftest import wait_for
 from jepa_agent.model.checkpoint import load_checkpoint, save_checkpoint
+from jepa_agent.data.episodes import LIMIT_MARGIN_RAD
 from jepa_agent.model.world_model import ModelConfig, WorldModel
 from jepa_agent.sim.arm_env import make_env
-from jepa_agent.training.online import (JOINT_LIMIT_TOLERANCE, FrameError, OnlineLearner, OnlineLearnerConfig,
-                                       ReplayBuffer)
+from jepa_agent.training.online import FrameError, OnlineLearner, OnlineLearnerConfig, ReplayBuffer
 
 SIZE = 32
 #: a small held-out split for short streams: frames 40-59, 100-119, ... held out; windows of K=2 + 6 frames
@@ -214,16 +215,16 @@ def test_frames_beyond_the_joint_limits_or_with_a_constant_image_are_refused(env
     metadata = {'lower': [-1.0, -1.0, -1.0], 'upper': [1.0, 1.0, 1.0]}
     learner = OnlineLearner(tiny_model(), metadata, OnlineLearnerConfig(min_frames=8), rate_hz=10)
     image, q = env.render(), np.zeros(3)
-    just_inside = np.array([1.0 + 0.9 * JOINT_LIMIT_TOLERANCE, 0.0, -1.0 - 0.9 * JOINT_LIMIT_TOLERANCE])
+    just_inside = np.array([1.0 + 0.9 * LIMIT_MARGIN_RAD, 0.0, -1.0 - 0.9 * LIMIT_MARGIN_RAD])
     learner.observe(image, just_inside, q, 0.0)                     # within the tolerance: kept
-    beyond = np.array([0.0, -1.0 - 2 * JOINT_LIMIT_TOLERANCE, 0.0])
+    beyond = np.array([0.0, -1.0 - 2 * LIMIT_MARGIN_RAD, 0.0])
     with pytest.raises(FrameError, match='joint positions .* beyond the joint limits'):
         learner.observe(image, beyond, q, 0.1)
     with pytest.raises(FrameError, match='targets .* beyond the joint limits'):
         learner.observe(image, q, -beyond, 0.1)
-    for value in (0, 255):
-        with pytest.raises(FrameError, match=f'constant image .*{value}'):
-            learner.observe(np.full_like(image, value), q, q, 0.1)
+    for value in ([0] * 3, [255] * 3, [200, 30, 30]):     # black, white, and one flat colour
+        with pytest.raises(FrameError, match=re.escape(f'constant image (every pixel {value})')):
+            learner.observe(np.zeros_like(image) + np.array(value, np.uint8), q, q, 0.1)
     learner.observe(image, q, q, 0.2)
     assert learner.buffer.total == 2 and learner.buffer.newest(2) is None   # refused frames broke the sequence
     with pytest.raises(ValueError, match='upper'):

@@ -30,6 +30,13 @@ def check_not_future(stamp: float, receipt: float, what: str) -> None:
                            f'{receipt:.3f}; tolerance {FUTURE_TOLERANCE_S:g} s)')
 
 
+def check_not_flat(rgb: np.ndarray) -> np.ndarray:
+    """`rgb` (H, W, 3), or MessageError if every pixel has the same colour (a camera that is not delivering)."""
+    if constant_images(rgb[None])[0]:
+        raise MessageError(f'constant image (every pixel {rgb[0, 0].tolist()}): the camera is not delivering')
+    return rgb
+
+
 class StreamFeeder:
     """Validate Image / JointState / JointTrajectory messages and pass them to `sync`.
 
@@ -55,9 +62,7 @@ class StreamFeeder:
         rgb = image_to_rgb(msg, expected_shape=None if any_size else self.image_shape)
         stamp = stamp_seconds(msg.header, receipt)
         check_not_future(stamp, receipt, 'image')
-        if constant_images(rgb[None])[0]:
-            raise MessageError(f'constant image (every pixel {rgb[0, 0].tolist()}): the camera is not delivering')
-        return stamp, rgb
+        return stamp, check_not_flat(rgb)
 
     # -- feeding -----------------------------------------------------------------------------------------------
     def image(self, msg, arrival: float, receipt: float) -> list[Frame]:

@@ -45,8 +45,7 @@ from jepa_agent.resources import model_path
 from jepa_agent.ros.conversions import (MAX_IMAGE_PIXELS, MessageError, image_to_rgb, make_trajectory,
                                         timed_trajectory)
 from jepa_agent.ros.diagnostics import publish_status
-from jepa_agent.data.episodes import constant_images
-from jepa_agent.data.stream import check_not_future, stamp_seconds
+from jepa_agent.data.stream import check_not_flat, check_not_future, stamp_seconds
 from jepa_agent.ros.freshness import NewestJointState, message_age, now_s
 from jepa_agent.ros.params import declare_config
 from jepa_agent.ros.qos import LATCHED, RELIABLE, SENSOR
@@ -250,7 +249,7 @@ class PlannerNode(Node):
 
     def _set_goal_from_file(self, path: str) -> bool:
         try:
-            self._request_goal(_not_flat(read_image_file(path)), f'goal image from {truncate(path)}')
+            self._request_goal(check_not_flat(read_image_file(path)), f'goal image from {truncate(path)}')
         except ValueError as exc:
             self.rejections.reject('goal_image', exc)
             return False
@@ -404,14 +403,7 @@ class PlannerNode(Node):
 
 def _usable_image(msg: Image) -> np.ndarray:
     """RGB of a camera or goal image; MessageError if it breaks the Image contract or is one flat colour."""
-    return _not_flat(image_to_rgb(msg))
-
-
-def _not_flat(rgb: np.ndarray) -> np.ndarray:
-    """`rgb`, or MessageError if every pixel has the same colour (a camera that is not delivering)."""
-    if constant_images(rgb[None])[0]:
-        raise MessageError(f'constant image (every pixel {rgb[0, 0].tolist()}): the camera is not delivering')
-    return rgb
+    return check_not_flat(image_to_rgb(msg))
 
 
 def _percentile(values, q: int) -> str:

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from jepa_agent.data.episodes import LIMIT_MARGIN_RAD, constant_images
 from jepa_agent.model.checkpoint import save_checkpoint
 from jepa_agent.model.world_model import WorldModel
 from jepa_agent.planning.mpc import to_model_image
@@ -46,8 +47,6 @@ log = logging.getLogger(__name__)
 GAP_PERIODS = 1.5
 #: latents encoded to estimate the latent variance before the first training step
 VARIANCE_SAMPLE = 64
-#: joint positions or targets beyond the checkpoint's limits by more than this (radians) are refused
-JOINT_LIMIT_TOLERANCE = 0.05
 #: fewest held-out windows a checkpoint is judged on (fewer: it is withheld)
 MIN_HOLDOUT_WINDOWS = 4
 #: held-out windows encoded at once when judging a checkpoint (bounds the memory of the evaluation)
@@ -359,8 +358,8 @@ class OnlineLearner:
                 raise FrameError('frame has non-finite joint positions, targets or time')
             self._check_limits(qpos, target)
             chw = self._model_image(image)
-            if chw.min() == chw.max():
-                raise FrameError(f'constant image (every pixel {int(chw.flat[0])})')
+            if constant_images(chw.transpose(1, 2, 0)[None])[0]:
+                raise FrameError(f'constant image (every pixel {chw[:, 0, 0].tolist()})')
         except FrameError:
             self.buffer.break_sequence()
             raise
@@ -371,12 +370,12 @@ class OnlineLearner:
         def listed(values):
             return None if values is None else np.round(values, 3).tolist()
         for name, values in (('joint positions', qpos), ('targets', target)):
-            low = self.lower is not None and np.any(values < self.lower - JOINT_LIMIT_TOLERANCE)
-            high = self.upper is not None and np.any(values > self.upper + JOINT_LIMIT_TOLERANCE)
+            low = self.lower is not None and np.any(values < self.lower - LIMIT_MARGIN_RAD)
+            high = self.upper is not None and np.any(values > self.upper + LIMIT_MARGIN_RAD)
             if low or high:
                 raise FrameError(f'{name} {listed(values)} beyond the joint limits of the model (lower '
                                  f'{listed(self.lower)}, upper {listed(self.upper)}) by more than '
-                                 f'{JOINT_LIMIT_TOLERANCE} rad')
+                                 f'{LIMIT_MARGIN_RAD} rad')
 
     def _model_image(self, image: np.ndarray) -> np.ndarray:
         """(3, S, S) uint8 at the model's image size."""
