@@ -4,7 +4,7 @@
     python3 bench/plan_latency.py --device cuda --compile           # GPU (needs only torch + safetensors + yaml)
     .venv/bin/python bench/plan_latency.py --ros --seconds 20       # sim_arm + planner processes, frame → command
 
-The CEM part times `LatentMPC.act` (encode the frame + plan) and the plan alone. The ROS part starts sim_arm and
+The CEM part times `LatentMPC.plan` (encode the frame + plan) and the plan alone. The ROS part starts sim_arm and
 planner as real processes, gives a goal image, and measures, for each /jepa_agent/plan message (stamped with the
 camera frame it was planned from), its arrival time minus that stamp: the camera-frame-to-command latency.
 """
@@ -35,6 +35,7 @@ def bench_cem(args) -> dict:
     from jepa_agent.model.checkpoint import load_checkpoint
     from jepa_agent.planning.cli import planner_settings
     from jepa_agent.planning.constraints import JointLimits
+    from jepa_agent.planning.agent import Frame
     from jepa_agent.planning.mpc import LatentMPC
 
     if args.device == 'cpu':
@@ -53,10 +54,10 @@ def bench_cem(args) -> dict:
     act_ms, plan_ms = [], []
     for i in range(args.warmup + args.repeats):
         start = time.perf_counter()
-        plan = mpc.act(frames[i % 8], q)
+        plan = mpc.plan([Frame(frames[i % 8], float(i))], q, np.zeros((0, q.size)))
         elapsed = time.perf_counter() - start
         if plan is None:
-            raise RuntimeError(f'no plan: {mpc.refusal}')
+            raise RuntimeError('no plan from the latent MPC')
         if i >= args.warmup:
             act_ms.append(elapsed * 1e3)
             plan_ms.append(plan.latency_s * 1e3)

@@ -64,16 +64,18 @@ def throughput(trainer: Trainer, steps: int, warmup: int = 5) -> dict:
 
 
 def planner_success(model, episodes: int) -> float:
-    """Success rate of the latent CEM planner (config/planner.yaml settings) toward `episodes` held-out reach goals."""
+    """Held rate of the latent CEM planner (config/planner.yaml settings, the eval-planner loop) toward `episodes`
+    held-out reach goals."""
     from jepa_agent.planning.cli import planner_settings
-    from jepa_agent.planning.closed_loop import LatentController
+    from jepa_agent.planning.closed_loop import env_limits, make_agent
     from jepa_agent.planning.evaluate import evaluate as run_goals
     from jepa_agent.planning.evaluate import summarize
+    from jepa_agent.planning.mpc import LatentMPC
     from jepa_agent.sim import make_env
-    cem, execute_steps = planner_settings(None)
+    cem, agent_config = planner_settings(None)
     env = make_env(image_size=model.config.image_size, task='reach')
-    controller = LatentController.for_env(model.eval(), env, cem, execute_steps)
-    results = run_goals(env, controller, list(range(1000, 1000 + episodes)), 'reach', 80, execute_steps)
+    agent = make_agent(LatentMPC(model.eval(), env_limits(env), cem), env, cem.horizon, agent_config)
+    results = run_goals(env, agent, list(range(1000, 1000 + episodes)), 'reach', 120)
     env.close()
     return summarize(results)['success_rate']
 

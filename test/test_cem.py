@@ -1,4 +1,5 @@
 """CEM planner and latent MPC: optimum of a toy problem, warm start, elite retention, hard bounds, NaN → no plan."""
+import itertools
 from types import SimpleNamespace
 
 import numpy as np
@@ -6,6 +7,7 @@ import pytest
 import torch
 
 from jepa_agent.config import ConfigError, build
+from jepa_agent.planning.agent import Frame
 from jepa_agent.planning.cem import CEMConfig, CEMPlanner
 from jepa_agent.planning.constraints import JointLimits, project
 from jepa_agent.planning.mpc import LatentMPC, to_model_image
@@ -116,20 +118,25 @@ def test_invalid_config_is_rejected(bad):
 
 
 class ToyWorldModel(torch.nn.Module):
-    """Latent = mean colour of the image (3 joints ↔ 3 channels); an action shifts the latent by itself."""
+    """Latent = mean colour of the image (3 joints ↔ 3 channels); an action shifts the latent by itself (plus
+    `bias`: a predictor that is consistently wrong)."""
 
-    def __init__(self, poison: bool = False, state_head: torch.nn.Linear | None = None):
+    def __init__(self, poison: bool = False, state_head: torch.nn.Linear | None = None, bias=(0.0, 0.0, 0.0)):
         super().__init__()
         self.config = SimpleNamespace(latent_dim=3, history=2, action_dim=3, image_size=8)
         self.scale = torch.nn.Parameter(torch.ones(1))
         self.poison = poison
         self.state_head = state_head
+        self.bias = torch.tensor(bias)
 
     def encode(self, images):
         return images.float().mean((2, 3)) * self.scale
 
+    def predict(self, z_hist, action):
+        return z_hist[:, -1] + action + self.bias
+
     def rollout(self, z_hist, actions):
-        z = z_hist[:, -1:] + torch.cumsum(actions, 1)
+        z = z_hist[:, -1:] + torch.cumsum(actions + self.bias, 1)
         return z * float('nan') if self.poison else z
 
 
@@ -137,15 +144,50 @@ def colour(rgb, size=16):
     return np.broadcast_to(np.asarray(rgb, np.float32), (size, size, 3)).copy()
 
 
+NO_FLIGHT = np.zeros((0, 3))
+FRAME_TIMES = itertools.count()
+
+
+def plan_from(mpc, image, q, in_flight=NO_FLIGHT):
+    """One plan from a new frame `image` (frames are known by their time) at joint positions `q`."""
+    return mpc.plan([Frame(image, 0.1 * next(FRAME_TIMES))], q, in_flight)
+
+
 def test_latent_mpc_moves_toward_the_goal_view():
     mpc = LatentMPC(ToyWorldModel(), LIMITS, CEMConfig())
-    assert mpc.act(colour([0.5] * 3), np.zeros(3)) is None and mpc.refusal == 'no goal'
+    assert plan_from(mpc, colour([0.5] * 3), np.zeros(3)) is None                # no goal yet
     mpc.set_goal((colour([0.8, 0.2, 0.5], size=32) * 255).astype(np.uint8))    # resized + uint8
     q = np.zeros(3)
     for _ in range(10):     # receding horizon: the toy camera sees colour 0.5 + q
-        plan = mpc.act(colour(0.5 + q), q)
-        q = plan.targets[0]
+        q = plan_from(mpc, colour(0.5 + q), q).targets[0]
     np.testing.assert_allclose(q, [0.3, -0.3, 0.0], atol=0.02)
+
+
+def test_latent_mpc_plans_from_the_end_of_the_actions_in_flight():
+    """The arm will have moved by the in-flight targets when the plan takes effect: the plan starts there, and the
+    model is rolled over them first (the goal is 0.3 away, 0.2 of it already on its way)."""
+    mpc = LatentMPC(ToyWorldModel(), LIMITS, CEMConfig(num_iterations=8))
+    mpc.set_goal(colour([0.8, 0.5, 0.5]))
+    in_flight = np.array([[0.1, 0.0, 0.0], [0.2, 0.0, 0.0]])
+    plan = plan_from(mpc, colour([0.5] * 3), np.zeros(3), in_flight)
+    assert LIMITS.contains(plan.targets, in_flight[-1], CEMConfig().trust_region)
+    np.testing.assert_allclose(plan.targets[-1], [0.3, 0.0, 0.0], atol=0.03)
+
+
+def test_offset_free_mpc_settles_on_the_goal_view_despite_a_biased_predictor():
+    """A predictor that always adds 0.05 to channel 0 leads a plain MPC 0.05 short of the goal; comparing what the
+    camera sees with what was predicted for it removes that offset."""
+    def settle(with_joint_positions: bool) -> np.ndarray:
+        mpc = LatentMPC(ToyWorldModel(bias=(0.05, 0.0, 0.0)), LIMITS, CEMConfig(num_iterations=8))
+        mpc.set_goal(colour([0.8, 0.5, 0.5]))
+        q, frames = np.zeros(3), []
+        for k in range(25):
+            frames = (frames + [Frame(colour(0.5 + q), k * 0.1, q.copy() if with_joint_positions else None)])[-3:]
+            q = mpc.plan(frames, q, NO_FLIGHT).targets[0]
+        return q
+
+    np.testing.assert_allclose(settle(False), [0.25, 0.0, 0.0], atol=0.02)
+    np.testing.assert_allclose(settle(True), [0.3, 0.0, 0.0], atol=0.02)
 
 
 def test_state_readout_adds_the_joint_space_distance():
@@ -162,6 +204,14 @@ def test_state_readout_adds_the_joint_space_distance():
     torch.testing.assert_close(joint, torch.tensor([2.0 + 0.5 * 4.0]))
 
 
+def test_limit_margin_cost_keeps_plans_off_the_joint_limits():
+    """A goal exactly at a limit: without the margin cost the plan goes there, with it the plan stays out of the band."""
+    q0, goal = np.array([2.0, 0.0, 0.0]), np.array([2.8, 0.0, 0.0])
+    plain = CEMPlanner(CEMConfig(num_iterations=8, limit_margin=0.0), LIMITS).plan(reach(goal), q0)
+    margin = CEMPlanner(CEMConfig(num_iterations=8, limit_margin=0.2, limit_cost=10.0), LIMITS).plan(reach(goal), q0)
+    assert plain.targets[-1][0] > 2.75 and margin.targets[-1][0] < 2.7
+
+
 def test_state_cost_needs_a_state_head():
     with pytest.warns(RuntimeWarning, match='no state head'):
         mpc = LatentMPC(ToyWorldModel(), LIMITS, CEMConfig(state_cost_weight=1.0))
@@ -173,23 +223,23 @@ def test_state_cost_needs_a_state_head():
     mpc.set_goal(colour([0.8, 0.2, 0.5]))
     q = np.zeros(3)
     for _ in range(10):
-        q = mpc.act(colour(0.5 + q), q).targets[0]
+        q = plan_from(mpc, colour(0.5 + q), q).targets[0]
     np.testing.assert_allclose(q, [0.3, -0.3, 0.0], atol=0.02)
     with pytest.raises(ValueError, match='state_cost_weight'):
         CEMConfig(state_cost_weight=-1.0)
 
 
-def test_latent_mpc_refuses_non_finite_inputs_and_model_output():
+def test_latent_mpc_gives_no_plan_from_non_finite_inputs_or_model_output():
     mpc = LatentMPC(ToyWorldModel(), LIMITS, CEMConfig(num_iterations=2))
     mpc.set_goal(colour([0.8, 0.2, 0.5]))
-    assert mpc.act(colour([0.5] * 3), np.array([0.0, np.nan, 0.0])) is None
-    assert 'joint' in mpc.refusal
+    assert plan_from(mpc, colour([0.5] * 3), np.array([0.0, np.nan, 0.0])) is None
+    assert plan_from(mpc, colour([0.5] * 3), np.zeros(3), np.array([[0.0, np.inf, 0.0]])) is None
     image = colour([0.5] * 3)
     image[3, 3, 1] = np.nan
-    assert mpc.act(image, np.zeros(3)) is None and 'image' in mpc.refusal
+    assert plan_from(mpc, image, np.zeros(3)) is None
     poisoned = LatentMPC(ToyWorldModel(poison=True), LIMITS, CEMConfig(num_iterations=2))
     poisoned.set_goal(colour([0.8, 0.2, 0.5]))
-    assert poisoned.act(colour([0.5] * 3), np.zeros(3)) is None and 'non-finite' in poisoned.refusal
+    assert plan_from(poisoned, colour([0.5] * 3), np.zeros(3)) is None
 
 
 def test_model_images_are_resized_and_mono_expanded():

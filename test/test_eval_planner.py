@@ -10,7 +10,7 @@ from test_planner_node import tiny_checkpoint
 from jepa_agent.planning import cli
 from jepa_agent.planning.cem import CEMConfig
 from jepa_agent.planning.cem import Plan
-from jepa_agent.planning.closed_loop import PlanarKinematics, SimulatorController, run_episode, run_timed_episode
+from jepa_agent.planning.closed_loop import PlanarKinematics, SimulatorPolicy, make_agent, run_episode
 from jepa_agent.sim import make_env
 
 
@@ -83,36 +83,33 @@ def test_planar_kinematics_match_the_simulator():
         np.testing.assert_allclose(fk(torch.as_tensor(q, dtype=torch.float32)).numpy(), expected, atol=1e-5)
 
 
-def test_simulator_ceiling_reaches_held_out_goals():
-    env = make_env()
-    controller = SimulatorController(env, CEMConfig())
-    results = [run_episode(env, controller, seed, 'reach', max_steps=60) for seed in (7000, 7001)]
-    assert all(r.success and r.final_distance <= env.config.reach_tolerance for r in results), results
-
-
-def test_a_controller_without_a_plan_holds_the_arm():
+def test_a_policy_without_a_plan_holds_the_arm():
     class Refusing:
         needs_images = False
 
-        def reset(self, goal):
+        def set_goal(self, goal):
             pass
 
-        def act(self, observation):
+        def plan(self, frames, q, in_flight, shift):
             return None
+
+        def stay_cost(self):
+            return float('inf')
 
     env = make_env()
     start = env.reset(11).qpos
-    result = run_episode(env, Refusing(), 11, 'reach', max_steps=5)
-    assert result.holds == 5 and result.steps == 5 and not result.success
+    result = run_episode(env, make_agent(Refusing(), env, horizon=5), 11, 'reach', max_steps=5)
+    assert result.holds == 5 and not result.touched and not result.success and result.latencies_ms == []
     np.testing.assert_allclose(env.joint_positions(), start, atol=0.01)
 
 
 def test_simulator_ceiling_reaches_and_holds_goals_on_the_hardware_like_arm():
-    """Simulated time, plan latency charged, the command gate and a joint_trajectory_controller with 50 ms latency:
-    the ceiling still gets there and stays, and the arm never moves faster than 1.1 x its limit."""
+    """Simulated time, plan latency charged, late camera frames, the command gate and a joint_trajectory_controller
+    with 50 ms latency: the ceiling still gets there and stays, and the arm never moves faster than 1.1 x its
+    limit."""
     env = make_env()
-    controller = SimulatorController(env, CEMConfig())
-    results = [run_timed_episode(env, controller, seed, 'reach', max_steps=100) for seed in (7000, 7001)]
+    agent = make_agent(SimulatorPolicy(env, CEMConfig()), env, CEMConfig().horizon)
+    results = [run_episode(env, agent, seed, 'reach', max_steps=100) for seed in (7000, 7001)]
     assert all(r.success and r.touched and r.peak_speed_ratio <= 1.1 for r in results), results
 
 
@@ -124,28 +121,32 @@ class Scripted:
     def __init__(self, env, latency_s=0.0, leave=False):
         self.env, self.latency_s, self.leave = env, latency_s, leave
 
-    def reset(self, goal):
+    def set_goal(self, goal):
         self.goal = goal
 
-    def act(self, observation, shift=None):
-        q = observation.qpos
+    def plan(self, frames, q, in_flight, shift):
+        q = in_flight[-1] if len(in_flight) else q
         target = self.goal.qpos if not (self.leave and self.env.success(self.goal)) else q + [0.4, 0.0, 0.0]
         step = np.clip(target - q, -self.env.max_delta, self.env.max_delta)
         targets = np.array([np.clip(q + step * k, self.env.lower, self.env.upper) for k in range(1, 6)])
         return Plan(targets - np.vstack([q, targets[:-1]]), targets, 0.0, self.latency_s)
 
+    def stay_cost(self):
+        return float('inf')
+
 
 def test_plan_latency_is_charged_in_simulated_time():
-    """A plan that takes 0.45 s lets 4-5 control periods pass: a 40-period episode holds about 8 plans, not 40."""
+    """A plan that takes 0.35 s lets 3-4 control periods pass: a 40-period episode holds about 11 plans, not 40,
+    and every one is sent (the agent plans for when it will take effect, so none comes too late)."""
     env = make_env()
-    result = run_timed_episode(env, Scripted(env, latency_s=0.45), 7002, 'reach', max_steps=40)
-    assert 6 <= len(result.latencies_ms) <= 9, len(result.latencies_ms)
-    assert result.latencies_ms[0] == pytest.approx(450.0)
+    result = run_episode(env, make_agent(Scripted(env, latency_s=0.35), env, 5), 7002, 'reach', max_steps=40)
+    assert 9 <= len(result.latencies_ms) <= 12 and result.holds == 0, result
+    assert result.latencies_ms[0] == pytest.approx(350.0)
 
 
 def test_a_goal_touched_and_then_left_is_not_held():
     env = make_env()
-    left = run_timed_episode(env, Scripted(env, leave=True), 7003, 'reach', max_steps=100)
-    stayed = run_timed_episode(env, Scripted(env), 7003, 'reach', max_steps=100)
+    left = run_episode(env, make_agent(Scripted(env, leave=True), env, 5), 7003, 'reach', max_steps=100)
+    stayed = run_episode(env, make_agent(Scripted(env), env, 5), 7003, 'reach', max_steps=100)
     assert left.touched and not left.success
     assert stayed.touched and stayed.success

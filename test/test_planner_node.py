@@ -6,7 +6,6 @@ import time
 
 import numpy as np
 import pytest
-import rclpy
 from rclpy.qos import QoSProfile
 from conftest import NodeProcess, spinning_node, wait_for
 from rclpy.parameter import Parameter
@@ -172,6 +171,23 @@ class TestSafety:
         for msg in next_commands(rig, 4):
             times, _ = trajectory_points(msg, NAMES)
             assert len(times) >= 2 and times[-1] >= 0.2 - 1e-9, times
+
+    def test_debug_image_and_diagnostics_show_what_the_planner_does(self, rig, probe):
+        """~/debug_image: current view | goal (resized to it) | cost plot, 64 px high; /diagnostics: timing and the
+        at-goal state."""
+        images = Inbox(probe, Image, '/planner/debug_image', SENSOR)
+        diagnostics = Inbox(probe, DiagnosticArray, '/diagnostics')
+        assert wait_for(lambda: len(images) > 0, 20), rig['planner'].output()[-2000:]
+        image = images.latest()
+        assert (image.height, image.width, image.encoding) == (64, 256, 'rgb8')
+
+        def planner_values():
+            return [{kv.key: kv.value for kv in st.values} for msg in diagnostics.messages() for st in msg.status
+                    if st.name == 'planner']
+        assert wait_for(lambda: planner_values(), 10)
+        values = planner_values()[-1]
+        assert values['at_goal'] in ('True', 'False') and float(values['frame_to_command_ms_p50']) > 0
+        assert float(values['plan_rate_hz']) > 0
 
     def test_non_finite_joint_states_hold(self, rig):
         assert_holds(rig, 'nan_joints')

@@ -1,21 +1,21 @@
-"""planner: latent MPC toward a goal image; publishes the first planned step(s) to the arm controller.
+"""planner: the agent loop (`jepa_agent.planning.agent`) as a node: camera + joint states in, arm commands out.
 
     ros2 run jepa_agent planner --ros-args --params-file config/planner.yaml -p goal_image_path:=goal.png
     python -m jepa_agent.nodes.planner --ros-args -p checkpoint:=runs/reach
     # set the goal to what the camera sees now:  ros2 service call /planner/set_goal_from_current_view std_srvs/srv/Trigger
 
-Plans run in a dedicated thread, one per fresh camera frame (at most `rate_hz`), so the executor only moves
-messages. A new checkpoint announced on /jepa_agent/model_updated is loaded in the background and swapped in between
-two plans: control never stops. Safety: every command passes the command gate (`jepa_agent.command_gate`) right
-before it is published: with the newest joint state it is refused when joint states or camera frames are stale, the
-planner is disabled or anything is non-finite, and otherwise it is re-timed so that no joint exceeds its velocity
-limit from where the arm is (plus how far it can get until the command takes effect). With no goal, a refused
-command, or a non-finite model output or cost, nothing new is published and the arm finishes the last published
-trajectory and stays at its end (at most `horizon` control periods ahead).
+This node only moves messages and owns parameters; what to command, and when to hold, is the agent's (the same object
+`eval-planner` runs). Plans run in a dedicated thread, one per fresh camera frame (at most `rate_hz`). The agent plans
+from where the arm will be when the command takes effect and sends each plan's points on the plan's own timeline,
+through the command gate with the newest joint state (`jepa_agent.command_gate`): a command is refused when joint
+states or camera frames are stale, the planner is disabled or anything is non-finite, and otherwise re-timed so that
+no joint exceeds its velocity limit. With no goal, a refused command, or no usable plan, nothing new is published and
+the arm finishes the last published trajectory (at most `horizon` control periods ahead). Once the goal is reached
+(the agent's deadband, `hold_ratio`) the node commands the arm to stop and reports `at_goal` on /diagnostics.
 
-Each plan publishes enough steps to cover the time until the next plan (`cover_latency`): on a slow CPU a plan
-takes several control periods, and publishing only one step would leave the arm standing still in between. A new
-trajectory replaces the running one (joint_trajectory_controller semantics), so only the next plan's start counts.
+A new checkpoint announced on /jepa_agent/model_updated is loaded in the background and swapped in between two plans:
+control never stops. `~/debug_image` shows what the planner does (current view | goal | cost over the last seconds)
+in rqt_image_view or Foxglove.
 """
 from __future__ import annotations
 
@@ -34,16 +34,18 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from jepa_agent.command_gate import CommandGate, CommandGateConfig, CommandRefused
+from jepa_agent.command_gate import CommandGate, CommandGateConfig
 from jepa_agent.config import ConfigError
 from jepa_agent.joints import JointLimitsConfig
 from jepa_agent.model.checkpoint import CheckpointError, load_checkpoint
-from jepa_agent.planning.cem import CEMConfig, Plan
+from jepa_agent.planning.agent import Agent, AgentConfig, Command, Hold
+from jepa_agent.planning.cem import CEMConfig
 from jepa_agent.planning.constraints import JointLimits
-from jepa_agent.planning.mpc import LatentMPC, steps_to_publish
+from jepa_agent.planning.debug_view import DebugView
+from jepa_agent.planning.mpc import LatentMPC
 from jepa_agent.resources import model_path
 from jepa_agent.ros.conversions import (MAX_IMAGE_PIXELS, MessageError, image_to_rgb, make_trajectory,
-                                        timed_trajectory)
+                                        rgb_to_image, timed_trajectory)
 from jepa_agent.ros.diagnostics import publish_status
 from jepa_agent.data.stream import check_not_flat, check_not_future, stamp_seconds
 from jepa_agent.ros.freshness import NewestJointState, message_age, now_s
@@ -74,20 +76,13 @@ class PlannerNodeConfig:
     """False = publish nothing (settable at run time; checked right before every command is published)."""
     rate_hz: float = 10.0
     """Largest replanning rate; plans are made on fresh camera frames."""
-    execute_steps: int = 1
-    """Fewest planned control periods published to the controller per plan (receding horizon)."""
-    cover_latency: bool = True
-    """Publish more steps when plans come slower than the control period: enough to last until the next plan
-    (the longest recent plan-to-plan interval, or this plan's latency, plus one period), at most the horizon."""
-    stale_timeout_s: float = 0.5
-    """Camera frames or joint states older than this make the planner hold (checked before planning and again
-    by the command gate right before publishing)."""
     # topics
     image_topic: str = '/camera/image_raw'
     joint_states_topic: str = '/joint_states'
     trajectory_topic: str = '/arm_controller/joint_trajectory'
     goal_topic: str = '/jepa_agent/goal_image'
     plan_topic: str = '/jepa_agent/plan'
+    debug_image_topic: str = '~/debug_image'
     model_updated_topic: str = '/jepa_agent/model_updated'
 
     def __post_init__(self):
@@ -97,10 +92,6 @@ class PlannerNodeConfig:
             raise ValueError(f'rate_hz must be in (0, 100], got {self.rate_hz=}')
         if self.threads < 0:
             raise ValueError(f'threads must be >= 0, got {self.threads=}')
-        if self.execute_steps < 1:
-            raise ValueError(f'execute_steps must be >= 1, got {self.execute_steps=}')
-        if not self.stale_timeout_s > 0:
-            raise ValueError(f'stale_timeout_s must be > 0, got {self.stale_timeout_s=}')
 
 
 def read_image_file(path: str) -> np.ndarray:
@@ -122,8 +113,9 @@ class PlannerNode(Node):
         self.config = declare_config(self, PlannerNodeConfig, dynamic=('enabled', 'goal_image_path'))
         self.cem_config = declare_config(self, CEMConfig, prefix='cem.')
         self.joints = declare_config(self, JointLimitsConfig)
-        self.gate = CommandGate(self.joints.lower, self.joints.upper, self.joints.velocity_limit,
-                                self.config.stale_timeout_s, declare_config(self, CommandGateConfig, 'command_gate.'))
+        self.agent_config = declare_config(self, AgentConfig)
+        gate = CommandGate(self.joints.lower, self.joints.upper, self.joints.velocity_limit,
+                           self.agent_config.stale_timeout_s, declare_config(self, CommandGateConfig, 'command_gate.'))
         self.enabled = self.config.enabled
         self.rejections = InputRejections(self.get_logger())
         self.joint_state = NewestJointState(self.joints.joint_names, self.joints.lower, self.joints.upper,
@@ -133,11 +125,13 @@ class PlannerNode(Node):
         model, metadata = self._load_model(self.config.checkpoint or str(model_path('reach_64px')))
         self.limits = JointLimits(self.joints.lower, self.joints.upper, self.joints.velocity_limit,
                                   1.0 / float(metadata.get('rate_hz', 10.0)))
-        self.mpc = LatentMPC(model, self.limits, self.cem_config)
+        self.agent = Agent(LatentMPC(model, self.limits, self.cem_config), self.limits, gate, self.agent_config,
+                           self.cem_config.horizon)
         self.checkpoint = self.config.checkpoint or str(model_path('reach_64px'))
 
         self._lock = threading.Lock()            # guards the latest inputs and the pending goal/model
         self._image: tuple[np.ndarray, object, float] | None = None      # (rgb, header, receipt time)
+        self._frames: list[tuple] = []           # (rgb, stamp s, joint positions or None) not yet given the agent
         self._input_fault = ''                   # why the latest camera/joint message was unusable
         self._goal_image: np.ndarray | None = None
         self._pending_goal: np.ndarray | None = None
@@ -150,11 +144,14 @@ class PlannerNode(Node):
         self.latencies_ms: deque[float] = deque(maxlen=100)
         self.frame_to_command_ms: deque[float] = deque(maxlen=100)
         self.plan_times: deque[float] = deque(maxlen=50)
+        self.at_goal_since: float | None = None
+        self.debug_view = DebugView()
 
         cfg = self.config
         self.command_pub = self.create_publisher(JointTrajectory, cfg.trajectory_topic, RELIABLE)
         self.plan_pub = self.create_publisher(JointTrajectory, cfg.plan_topic, RELIABLE)
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
+        self.debug_pub = self.create_publisher(Image, cfg.debug_image_topic, SENSOR)
         self.create_subscription(Image, cfg.image_topic, self.on_image, SENSOR)
         self.create_subscription(JointState, cfg.joint_states_topic, self.on_joint_states, SENSOR)
         self.create_subscription(Image, cfg.goal_topic, self.on_goal_image, LATCHED)
@@ -209,8 +206,11 @@ class PlannerNode(Node):
             with self._lock:
                 self._image = None
             return
+        joints = self.joint_state.reading()
+        frame = (rgb, stamp_seconds(msg.header, now_s(self.get_clock())), joints and joints.positions)
         with self._lock:
             self._image = (rgb, msg.header, time.monotonic())
+            self._frames = self._frames[-7:] + [frame]
         self._new_frame.set()
 
     def on_joint_states(self, msg: JointState) -> None:
@@ -240,7 +240,7 @@ class PlannerNode(Node):
     def on_set_goal_from_current_view(self, request, response):
         with self._lock:
             image = self._image
-        if image is None or self._camera_age(image) > self.config.stale_timeout_s:
+        if image is None or self._camera_age(image) > self.agent_config.stale_timeout_s:
             response.success, response.message = False, 'no fresh camera image to use as the goal'
         else:
             self._request_goal(image[0], 'goal set from the current view')
@@ -256,7 +256,7 @@ class PlannerNode(Node):
         return True
 
     def _request_goal(self, rgb: np.ndarray, what: str) -> None:
-        size = self.mpc.model.config.image_size
+        size = self.agent.policy.model.config.image_size
         note = f' (resized {rgb.shape[1]}x{rgb.shape[0]} -> {size}x{size})' if rgb.shape[:2] != (size, size) else ''
         self.get_logger().info(f'{what}{note}')
         with self._lock:
@@ -302,16 +302,17 @@ class PlannerNode(Node):
             pending_goal, self._pending_goal = self._pending_goal, None
         if pending_model is not None:
             model, path = pending_model
-            self.mpc = LatentMPC(model, self.limits, self.cem_config)
+            self.agent.policy = LatentMPC(model, self.limits, self.cem_config)
             self.checkpoint = path
             pending_goal = pending_goal if pending_goal is not None else self._goal_image   # re-encode the goal
             self.get_logger().info(f'now planning with the model from {path}')
         if pending_goal is not None:
             try:
-                self.mpc.set_goal(pending_goal)
+                self.agent.set_goal(pending_goal)     # a new episode: earlier frames and commands are forgotten
                 self._goal_image = pending_goal
+                self.debug_view.clear()
             except ValueError as exc:
-                self.mpc.clear_goal()
+                self.agent.clear_goal()
                 self._goal_image = None
                 self.get_logger().warning(f'goal rejected: {exc}')
 
@@ -320,49 +321,41 @@ class PlannerNode(Node):
             self.state = 'disabled'
             return
         with self._lock:
-            image, fault = self._image, self._input_fault
-        joints = self.joint_state.reading()
-        now = time.monotonic()
-        if image is None or joints is None:
+            image, fault, frames, self._frames = self._image, self._input_fault, self._frames, []
+        for rgb, stamp, q in frames:
+            self.agent.observe(rgb, stamp, q)
+        if image is None:                        # the newest camera message was unusable (or none came yet)
             return self._hold(fault or 'waiting for camera and joint states')
-        if self._camera_age(image) > self.config.stale_timeout_s or joints.age_s > self.config.stale_timeout_s:
-            return self._hold('stale camera or joint states')
-        rgb, header, _ = image
-        q = joints.positions
-        plan = self.mpc.act(rgb, q, shift=self._periods_since_last_plan(now))
-        if plan is None:
-            return self._hold(self.mpc.refusal)
-        self._publish(plan, q, header.stamp, now)
-
-    def _periods_since_last_plan(self, now: float) -> int:
-        """Control periods executed since the previous plan: how far to shift its warm start."""
-        if not self.plan_times:
-            return 1
-        return int(np.clip(round((now - self.plan_times[-1]) / self.limits.dt), 1, self.cem_config.horizon))
-
-    def _publish(self, plan: Plan, q: np.ndarray, stamp, planned_at: float) -> None:
-        """Send the first planned steps through the command gate, with the newest joint state and camera age."""
-        n = steps_to_publish(time.monotonic() - planned_at, list(self.plan_times), self.config.execute_steps,
-                             self.cem_config.horizon, self.limits.dt, self.config.cover_latency)
-        if not self.limits.contains(plan.targets, q, self.cem_config.trust_region):
-            return self._hold('plan outside the joint bounds (planner bug)')
+        asked = time.monotonic()
+        plan = self.agent.plan(now_s(self.get_clock()), self.joint_state.reading())
+        if isinstance(plan, Hold):
+            return self._hold(fault if fault and plan.reason.startswith(('stale', 'waiting')) else plan.reason)
         with self._lock:
             image = self._image
         camera_age = np.inf if image is None else self._camera_age(image)
-        try:
-            times, positions = self.gate.admit(plan.targets[:n], self.limits.dt * np.arange(1, n + 1),
-                                               self.joint_state.reading(), enabled=self.enabled,
-                                               camera_age_s=camera_age)
-        except CommandRefused as exc:
-            return self._hold(f'command refused: {exc}')
+        command = self.agent.command(plan, now_s(self.get_clock()), self.joint_state.reading(),
+                                     enabled=self.enabled, camera_age_s=camera_age)
+        if isinstance(command, Hold):
+            return self._hold(command.reason)
+        self._publish(command, image[1].stamp, asked)
+
+    def _publish(self, command: Command, stamp, asked: float) -> None:
         names = self.joints.joint_names
-        self.command_pub.publish(timed_trajectory(names, positions, times))
-        self.plan_pub.publish(make_trajectory(names, plan.targets, self.limits.dt, stamp=stamp))
+        self.command_pub.publish(timed_trajectory(names, command.positions, command.times))
+        self.plan_pub.publish(make_trajectory(names, command.plan.targets, self.limits.dt, stamp=stamp))
         done = time.monotonic()
-        self.state, self.last_cost = 'planning', plan.cost
-        self.latencies_ms.append((done - planned_at) * 1e3)
+        self.state, self.last_cost = ('at goal' if self.agent.at_goal else 'planning'), command.plan.cost
+        self.at_goal_since = (self.at_goal_since or done) if self.agent.at_goal else None
+        self.latencies_ms.append((done - asked) * 1e3)          # encoding + planning + publishing
         self.frame_to_command_ms.append(_age_ms(self, stamp))
         self.plan_times.append(done)
+        self.debug_view.add(done, command.plan.cost, self.agent.at_goal)
+        if self.debug_pub.get_subscription_count() and self._goal_image is not None:
+            with self._lock:
+                current = self._image[0] if self._image is not None else None
+            if current is not None:
+                self.debug_pub.publish(rgb_to_image(self.debug_view.render(current, self._goal_image, done),
+                                                    stamp=stamp))
 
     def _hold(self, reason: str) -> None:
         """Publish nothing new: the controller finishes the last published trajectory (at most `horizon` periods)
@@ -370,16 +363,18 @@ class PlannerNode(Node):
         if self.state != f'holding: {reason}' and not reason.startswith('no goal'):
             self.get_logger().warning(f'holding position: {reason}', throttle_duration_sec=2.0)
         self.state = 'idle: no goal' if reason == 'no goal' else f'holding: {reason}'
+        self.at_goal_since = None
 
     def _hold_if_stale(self) -> None:
         with self._lock:
             image = self._image
-        if self.state == 'planning' and (image is None or self._camera_age(image) > self.config.stale_timeout_s):
+        if self.state in ('planning', 'at goal') and (
+                image is None or self._camera_age(image) > self.agent_config.stale_timeout_s):
             self._hold('stale camera or joint states')
 
     # -- diagnostics ---------------------------------------------------------------------------------------
     def publish_diagnostics(self) -> None:
-        level = DiagnosticStatus.OK if self.state in ('planning', 'idle: no goal', 'disabled') else \
+        level = DiagnosticStatus.OK if self.state in ('planning', 'at goal', 'idle: no goal', 'disabled') else \
             DiagnosticStatus.WARN
         times = list(self.plan_times)
         rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
@@ -388,8 +383,11 @@ class PlannerNode(Node):
         values = {'state': self.state, 'plan_rate_hz': f'{rate:.2f}', 'cost': f'{self.last_cost:.4f}',
                   'plan_latency_ms_p50': _percentile(self.latencies_ms, 50),
                   'plan_latency_ms_p95': _percentile(self.latencies_ms, 95),
+                  'frame_to_command_ms_p50': _percentile(self.frame_to_command_ms, 50),
                   'frame_to_command_ms_p95': _percentile(self.frame_to_command_ms, 95),
-                  'checkpoint': self.checkpoint, 'has_goal': str(self.mpc.goal_latent is not None),
+                  'at_goal': str(self.at_goal_since is not None),
+                  'at_goal_s': f'{time.monotonic() - self.at_goal_since:.1f}' if self.at_goal_since else '0.0',
+                  'checkpoint': self.checkpoint, 'has_goal': str(self.agent.has_goal),
                   'enabled': str(self.enabled), **self.rejections.diagnostics()}
         publish_status(self, self.diag_pub, 'planner', level, self.state, values, hardware_id='jepa_agent')
 

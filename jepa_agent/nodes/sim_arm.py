@@ -48,7 +48,7 @@ MAX_LAG_S = 0.25
 class SimArmConfig(ArmEnvConfig):
     """sim_arm node parameters: the env's (ArmEnvConfig) plus rates, topic names and the seed."""
 
-    command_latency_s: float = 0.0
+    command_latency_s: float = 0.05
     """Delay (s) between receiving a trajectory and starting it (transport and controller latency of a real arm)."""
     control_hz: float = 100.0
     """Setpoint update rate of the simulated controller."""
@@ -59,12 +59,13 @@ class SimArmConfig(ArmEnvConfig):
     """/joint_states publishing rate."""
     camera_hz: float = 10.0
     """Camera image + camera_info rendering rate (frames exposed per second)."""
-    # camera realism (0 = off): a real camera delivers frames late, with jitter, and drops some
-    camera_latency_s: float = 0.0
+    # camera realism (on by default, like hardware; 0 = off): a real camera delivers frames late, with jitter, and
+    # drops some
+    camera_latency_s: float = 0.03
     """Delay (s) from a frame's exposure (its header stamp) to its publication (transport and processing)."""
-    camera_jitter_s: float = 0.0
+    camera_jitter_s: float = 0.01
     """Extra delay per frame, uniform in [0, camera_jitter_s] s (seeded); frames still leave in stamp order."""
-    camera_drop_rate: float = 0.0
+    camera_drop_rate: float = 0.02
     """Fraction in [0, 1) of frames rendered but never published (seeded)."""
     # topics
     joint_states_topic: str = '/joint_states'

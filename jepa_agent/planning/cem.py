@@ -48,6 +48,12 @@ class CEMConfig:
     state_cost_weight: float = 0.0
     """Weight of the joint-space distance (rad) between predicted and goal latents, both read out by the model's
     state head, added to the latent distance; 0 = latent distance only. It keeps far goals from looking flat."""
+    limit_margin: float = 0.2
+    """Joint targets closer than this (rad) to a position limit cost extra, `limit_cost` × (depth / margin)² per
+    joint at the limit, averaged over the horizon: the arm stays off its hard limits, where it cannot move on
+    and where poses are rare in training data (0 = off)."""
+    limit_cost: float = 1.0
+    """Weight of that cost, in units of the objective."""
     # bounds
     trust_region: float = 0.15
     """Largest |action| per joint and step (rad), on top of the velocity limit."""
@@ -70,7 +76,7 @@ class CEMConfig:
                              f'{self.min_std=}')
         if self.step_weighting not in STEP_WEIGHTINGS:
             raise ValueError(f'step_weighting must be one of {STEP_WEIGHTINGS}, got {self.step_weighting=}')
-        for name in ('smoothness', 'state_cost_weight'):
+        for name in ('smoothness', 'state_cost_weight', 'limit_margin', 'limit_cost'):
             if not getattr(self, name) >= 0 or not np.isfinite(getattr(self, name)):
                 raise ValueError(f'{name} must be finite and >= 0, got {getattr(self, name)=}')
         if not self.trust_region > 0:
@@ -144,6 +150,8 @@ class CEMPlanner:
             cost = objective(actions, targets)                                          # (N,)
             if cfg.smoothness:
                 cost = cost + cfg.smoothness * actions.diff(dim=1).pow(2).sum((1, 2))
+            if cfg.limit_margin and cfg.limit_cost:
+                cost = cost + self._limit_cost(targets)
             if cost.shape != (actions.shape[0],) or not torch.isfinite(cost).all():
                 return None
             # refit on the unclipped samples, so the mean may leave the box and push samples onto its faces
@@ -159,3 +167,9 @@ class CEMPlanner:
         _, targets = project(best[None], q0_t, self.lower, self.upper, self.max_step)
         return Plan(best.cpu().double().numpy(), targets[0].cpu().double().numpy(), float(best_cost),
                     time.perf_counter() - start)
+
+    def _limit_cost(self, targets: torch.Tensor) -> torch.Tensor:
+        """(N,) cost of targets (N, H, J) inside the `limit_margin` band of a position limit."""
+        margin = self.config.limit_margin
+        depth = torch.relu(torch.maximum(self.lower + margin - targets, targets - (self.upper - margin)))
+        return self.config.limit_cost * (depth / margin).pow(2).sum(-1).mean(-1)

@@ -5,9 +5,10 @@
 
 Episode i starts from `ArmEnv.reset(seed + i)` and aims at `ArmEnv.sample_goal(seed + i)`, a goal stream disjoint
 from the reset/explorer streams, so goal images are never training frames. By default episodes run in simulated time
-on a hardware-like arm (each plan's measured latency is charged while the last command goes on, commands pass the
-command gate and a joint_trajectory_controller with command latency) and success means the goal is held for the
-last second; `--timing synchronous` plans and steps in turn and counts the first touch. Baselines in the same run:
+Episodes run the planner node's agent loop in simulated time on a hardware-like arm: camera frames arrive late, each
+plan's measured latency is charged while the last command goes on, commands pass the command gate and a
+joint_trajectory_controller with command latency, and success means the goal is held for the last second (`touched`:
+reached at some point). Baselines in the same run, through the same agent loop:
 random actions, and the same CEM with the true simulator as its model (the ceiling). Writes JSON metrics, a PNG summary
 and a GIF of the first episodes (current view | goal | pose at the end of the plan) into --out.
 """
@@ -19,8 +20,8 @@ import sys
 from pathlib import Path
 
 from jepa_agent.config import ConfigError, build, load_section
+from jepa_agent.planning.agent import AgentConfig
 from jepa_agent.planning.cem import CEMConfig
-from jepa_agent.planning.evaluate import TIMINGS
 from jepa_agent.resources import config_path, model_path
 
 
@@ -32,12 +33,11 @@ def add_commands(subparsers) -> None:
     parser.add_argument('--seed', type=int, default=1000, help='first episode seed (goals from seed..seed+N-1)')
     parser.add_argument('--task', choices=('reach', 'push'), default='reach')
     parser.add_argument('--max-steps', type=int, default=None,
-                        help='control periods per episode (default: reach 120 simulated / 80 synchronous; push 150)')
-    parser.add_argument('--timing', choices=TIMINGS, default=TIMINGS[0],
-                        help="'simulated': plan latency charged, hardware-like controller, success = goal held for "
-                             "the last second (default); 'synchronous': plan then step, success = first touch")
+                        help='control periods per episode (default: reach 120, push 150)')
     parser.add_argument('--command-latency', type=float, default=0.05,
-                        help='seconds from publishing a command to its start (simulated timing)')
+                        help='seconds from publishing a command to its start (default 0.05)')
+    parser.add_argument('--camera-latency', type=float, default=0.03,
+                        help='seconds from taking a camera frame to the agent receiving it (default 0.03)')
     parser.add_argument('--json', default=None, help='metrics JSON path (default: OUT/eval_planner.json)')
     parser.add_argument('--out', default='eval_planner', help='folder for the JSON, PNG summary and GIF')
     parser.add_argument('--config', default=None, help='planner YAML (default config/planner.yaml: cem.* values)')
@@ -49,43 +49,43 @@ def add_commands(subparsers) -> None:
     parser.set_defaults(func=cmd_eval_planner)
 
 
-def planner_settings(path: str | Path | None) -> tuple[CEMConfig, int]:
-    """CEM config and execute_steps from the planner node's YAML (the node and the CLI share one file).
+def planner_settings(path: str | Path | None) -> tuple[CEMConfig, AgentConfig]:
+    """CEM and agent settings from the planner node's YAML (the node and the CLI share one file).
 
-    What this command reads (`cem:`, `execute_steps`) is checked strictly; the planner node checks the rest of the
-    section when it starts. Only a missing default file (no --config) means the defaults."""
+    What this command reads (`cem:` and the agent's keys) is checked strictly; the planner node checks the rest of
+    the section when it starts. Only a missing default file (no --config) means the defaults."""
     if path is None and not config_path('planner.yaml').exists():
-        return CEMConfig(), 1
+        return CEMConfig(), AgentConfig()
     path = path or config_path('planner.yaml')
     params = load_section(path, 'planner')
+    agent_keys = set(AgentConfig.__dataclass_fields__)
     try:
         cem = build(CEMConfig, params.get('cem'), section='planner.cem')
-        execute_steps = params.get('execute_steps', 1)
-        if not isinstance(execute_steps, int) or isinstance(execute_steps, bool) or execute_steps < 1:
-            raise ConfigError(f'[planner] execute_steps must be an int >= 1, got {execute_steps!r}')
+        agent = build(AgentConfig, {k: v for k, v in params.items() if k in agent_keys}, section='planner')
     except ConfigError as exc:
         raise ConfigError(f'{path}: {exc}') from None
-    return cem, execute_steps
+    return cem, agent
 
 
 def cmd_eval_planner(args) -> int:
     import torch
 
     from jepa_agent.model.checkpoint import CheckpointError, load_checkpoint
-    from jepa_agent.planning.closed_loop import LatentController, RandomController, SimulatorController
+    from jepa_agent.planning.closed_loop import RandomPolicy, SimulatorPolicy, env_limits, make_agent
+    from jepa_agent.planning.mpc import LatentMPC
     from jepa_agent.planning.evaluate import evaluate, summarize, write_gif, write_summary_png
     from jepa_agent.sim import make_env
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    cem, execute_steps = planner_settings(args.config)
+    cem, agent_config = planner_settings(args.config)
     try:
         model, _ = load_checkpoint(args.checkpoint, args.device)
     except CheckpointError as exc:
         print(f'jepa-agent eval-planner: {exc}', file=sys.stderr)
         return 1
     env = make_env(image_size=model.config.image_size, task=args.task)
-    max_steps = args.max_steps or (150 if args.task == 'push' else 120 if args.timing == 'simulated' else 80)
+    max_steps = args.max_steps or (150 if args.task == 'push' else 120)
     seeds = list(range(args.seed, args.seed + args.episodes))
     baseline_seeds = seeds if args.baseline_episodes is None else seeds[:args.baseline_episodes]
     out = Path(args.out)
@@ -96,20 +96,20 @@ def cmd_eval_planner(args) -> int:
                                   f'({"touched" if r.touched else "never reached"} after {r.steps} steps), '
                                   f'final distance {r.final_distance * 100:.1f} cm', flush=True)
 
-    controllers = {
-        'latent_cem': (LatentController.for_env(model, env, cem, execute_steps), seeds),
-        'random': (RandomController(env, seed=args.seed), baseline_seeds),
-        'simulator_cem': (SimulatorController(env, cem if args.task == 'reach' else _cheap(cem), execute_steps),
-                          baseline_seeds),
+    policies = {
+        'latent_cem': (LatentMPC(model, env_limits(env), cem), seeds),
+        'random': (RandomPolicy(env, seed=args.seed), baseline_seeds),
+        'simulator_cem': (SimulatorPolicy(env, cem if args.task == 'reach' else _cheap(cem)), baseline_seeds),
     }
-    runs = {name: evaluate(env, controller, run_seeds, args.task, max_steps, execute_steps,
-                           record=args.record if name == 'latent_cem' else 0, progress=progress(name),
-                           timing=args.timing, command_latency_s=args.command_latency)
-            for name, (controller, run_seeds) in controllers.items() if run_seeds}
+    runs = {name: evaluate(env, make_agent(policy, env, cem.horizon, agent_config, args.command_latency),
+                           run_seeds, args.task, max_steps, record=args.record if name == 'latent_cem' else 0,
+                           progress=progress(name), command_latency_s=args.command_latency,
+                           camera_latency_s=args.camera_latency)
+            for name, (policy, run_seeds) in policies.items() if run_seeds}
     summaries = {name: summarize(results) for name, results in runs.items()}
     report = {**summaries['latent_cem'], 'task': args.task, 'seed': args.seed, 'max_steps': max_steps,
-              'checkpoint': str(args.checkpoint), 'execute_steps': execute_steps, 'cem': vars(cem),
-              'timing': args.timing, 'command_latency_s': args.command_latency,
+              'checkpoint': str(args.checkpoint), 'agent': vars(agent_config), 'cem': vars(cem),
+              'command_latency_s': args.command_latency, 'camera_latency_s': args.camera_latency,
               'baselines': {name: summary for name, summary in summaries.items() if name != 'latent_cem'}}
     json_path = Path(args.json) if args.json else out / 'eval_planner.json'
     json_path.parent.mkdir(parents=True, exist_ok=True)

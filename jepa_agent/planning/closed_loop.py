@@ -1,28 +1,25 @@
-"""Closed-loop control in the MuJoCo arm env (ROS-free): a controller plans, the first step(s) run, it replans.
+"""Closed-loop evaluation in the MuJoCo arm env (ROS-free), with the planner node's agent loop.
 
-Controllers share one small interface (`reset(goal)`, `act(observation, shift) -> Plan | None`, None = hold), so
-the latent planner, the random baseline and the simulator-as-model ceiling run through the same episode loops,
-used by `eval-planner`:
-
-* `run_timed_episode` (the default): simulated time that behaves like a real arm. The arm keeps executing its last
-  command while the controller plans (each plan's measured latency is charged), commands go through the command
-  gate to a joint_trajectory_controller with command latency, and the episode runs its whole budget: success means
-  the goal was **held** (within tolerance for the whole last second), `touched` that it was reached at some point.
-* `run_episode`: the synchronous loop (plan, then step; no latency), ending at the first touch.
+`run_episode` runs an `Agent` (`agent.py`, the loop the planner node runs) in simulated time that behaves like a
+real arm: camera frames arrive late, the arm keeps executing its last command while the agent plans (each plan's
+measured latency is charged), commands go through the command gate to a joint_trajectory_controller with command
+latency, and the episode runs its whole budget: success means the goal was **held** (within tolerance for the whole
+last second), `touched` that it was reached at some point. Policies: the latent planner (`LatentMPC`), random
+actions and the same CEM with the true simulator as its model (the ceiling), all through the same agent.
 """
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 import torch
 
-from jepa_agent.command_gate import CommandGate, CommandGateConfig, CommandRefused, JointReading
+from jepa_agent.command_gate import CommandGate, CommandGateConfig, JointReading
+from jepa_agent.planning.agent import Agent, AgentConfig, Hold, Policy
 from jepa_agent.planning.cem import CEMConfig, CEMPlanner, Plan, step_weights
 from jepa_agent.planning.constraints import JointLimits
-from jepa_agent.planning.mpc import LatentMPC, steps_to_publish
-from jepa_agent.sim import ArmEnv, Goal, Observation
+from jepa_agent.sim import ArmEnv, Goal
 from jepa_agent.sim.controlled_arm import ControlledArm
 
 #: physics ticks of the simulated controller (s), as in the sim_arm node
@@ -33,41 +30,19 @@ HOLD_WINDOW_S = 1.0
 JOINT_STATE_AGE_S = 0.02
 
 
-class Controller(Protocol):
-    needs_images: bool
-
-    def reset(self, goal: Goal) -> None: ...
-
-    def act(self, observation: Observation, shift: int | None = None) -> Plan | None: ...
-
-
 def env_limits(env: ArmEnv) -> JointLimits:
     return JointLimits(env.lower, env.upper, env.velocity_limit, env.control_dt)
 
 
-class LatentController:
-    """The world-model planner: CEM toward the goal image's latent (sees only images and joint positions)."""
-
-    needs_images = True
-
-    def __init__(self, mpc: LatentMPC, execute_steps: int = 1):
-        self.mpc, self.execute_steps = mpc, execute_steps
-
-    @classmethod
-    def for_env(cls, model, env: ArmEnv, cem: CEMConfig, execute_steps: int = 1) -> LatentController:
-        """A controller planning with `model` inside `env`'s joint and velocity limits."""
-        return cls(LatentMPC(model, env_limits(env), cem), execute_steps)
-
-    def reset(self, goal: Goal) -> None:
-        self.mpc.reset()
-        self.mpc.set_goal(goal.image)
-
-    def act(self, observation: Observation, shift: int | None = None) -> Plan | None:
-        """`shift`: control periods run since the previous plan (default execute_steps), to advance the warm start."""
-        return self.mpc.act(observation.image, observation.qpos, shift=shift or self.execute_steps)
+def make_agent(policy: Policy, env: ArmEnv, horizon: int, config: AgentConfig | None = None,
+               command_latency_s: float = 0.05, gate_config: CommandGateConfig | None = None) -> Agent:
+    """The agent loop around `policy` for `env`'s arm, its gate expecting `command_latency_s`."""
+    gate_config = gate_config or CommandGateConfig(command_latency_s=command_latency_s)
+    gate = CommandGate(env.lower, env.upper, env.velocity_limit, config=gate_config)
+    return Agent(policy, env_limits(env), gate, config, horizon)
 
 
-class RandomController:
+class RandomPolicy:
     """Baseline: uniformly random feasible actions."""
 
     needs_images = False
@@ -75,13 +50,17 @@ class RandomController:
     def __init__(self, env: ArmEnv, seed: int = 0):
         self.env, self.rng = env, np.random.default_rng(seed)
 
-    def reset(self, goal: Goal) -> None:
+    def set_goal(self, goal: Goal) -> None:
         pass
 
-    def act(self, observation: Observation, shift: int | None = None) -> Plan:
+    def plan(self, frames, q: np.ndarray, in_flight: np.ndarray, shift: int = 1) -> Plan:
+        q0 = in_flight[-1] if len(in_flight) else q
         action = self.rng.uniform(-1, 1, self.env.n_joints) * self.env.max_delta
-        target = self.env.clip_targets(observation.qpos + action, reference=observation.qpos)
-        return Plan((target - observation.qpos)[None], target[None], float('nan'), 0.0)
+        target = self.env.clip_targets(q0 + action, reference=q0)
+        return Plan((target - q0)[None], target[None], float('nan'), 0.0)
+
+    def stay_cost(self) -> float:
+        return float('inf')
 
 
 class PlanarKinematics:
@@ -102,7 +81,7 @@ class PlanarKinematics:
         return self.base + torch.stack([x.sum(-1), y.sum(-1)], -1)
 
 
-class SimulatorController:
+class SimulatorPolicy:
     """Ceiling baseline: the same CEM, with the true simulator as its model and the true goal state as cost.
 
     Reach scores the implied joint targets against the goal pose with the sim's exact kinematics (cheap, batched):
@@ -116,20 +95,23 @@ class SimulatorController:
 
     needs_images = False
 
-    def __init__(self, env: ArmEnv, config: CEMConfig, execute_steps: int = 1):
-        self.env, self.execute_steps = env, execute_steps
+    def __init__(self, env: ArmEnv, config: CEMConfig):
+        self.env = env
         self.planner = CEMPlanner(config, env_limits(env))
         self.weights = step_weights(config.horizon, config.step_weighting)
         self.kinematics = PlanarKinematics(env)
         self.goal: Goal | None = None
 
-    def reset(self, goal: Goal) -> None:
+    def set_goal(self, goal: Goal) -> None:
         self.goal = goal
         self.planner.reset()
 
-    def act(self, observation: Observation, shift: int | None = None) -> Plan | None:
+    def plan(self, frames, q: np.ndarray, in_flight: np.ndarray, shift: int = 1) -> Plan | None:
         cost = self._reach_cost if self.goal.task == 'reach' else self._push_cost
-        return self.planner.plan(cost, observation.qpos, shift=shift or self.execute_steps)
+        return self.planner.plan(cost, in_flight[-1] if len(in_flight) else q, shift=shift)
+
+    def stay_cost(self) -> float:
+        return float('inf')
 
     def _reach_cost(self, actions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         ee_goal = torch.as_tensor(self.goal.ee_pos, dtype=torch.float32)
@@ -156,98 +138,84 @@ class SimulatorController:
 class EpisodeResult:
     success: bool
     steps: int
-    """Control periods run (until success or the step budget)."""
+    """Control periods until the goal was first touched (the step budget if never)."""
     final_distance: float
     """End-effector (reach) or block (push) distance to the goal at the end, metres."""
     touched: bool = False
-    """Within tolerance at some point (the synchronous loop stops there: touched == success)."""
+    """Within tolerance at some point."""
     latencies_ms: list[float] = field(default_factory=list)
     holds: int = 0
-    """Control periods in which the controller gave no plan and the arm held position."""
+    """Plans that sent nothing (no plan, too late, or refused by the gate)."""
+    at_goal: int = 0
+    """Commands that stopped the arm because the agent judged the goal reached (its deadband)."""
     peak_speed_ratio: float = 0.0
     """Fastest joint speed the arm really reached, as a multiple of its velocity limit."""
     frames: list[np.ndarray] = field(default_factory=list)
     """(H, 3W, 3) uint8 strips (current view | goal | pose at the end of the plan), when recorded."""
 
 
-def run_episode(env: ArmEnv, controller: Controller, seed: int, task: str, max_steps: int,
-                execute_steps: int = 1, record: bool = False) -> EpisodeResult:
-    """Reset to `seed`, draw the goal from the same seed (a held-out goal stream), control until success."""
-    observation = env.reset(seed)
-    goal = env.sample_goal(seed, task)
-    controller.reset(goal)
-    result = EpisodeResult(False, 0, 0.0)
-    render = controller.needs_images or record
-    if render:
-        observation = env.get_observation(render=True)
-    while result.steps < max_steps and not env.success(goal):
-        plan = controller.act(observation)
-        if plan is None:
-            result.holds += 1
-            targets = observation.qpos[None]
-        else:
-            result.latencies_ms.append(plan.latency_s * 1e3)
-            targets = plan.targets[:execute_steps]
-        if record:
-            result.frames.append(_strip(env, observation.image, goal.image, plan.targets[-1] if plan else None))
-        for target in targets:
-            observation = env.step(target - env.joint_positions(), render=render)
-            result.steps += 1
-            if env.success(goal) or result.steps >= max_steps:
-                break
-    result.success = result.touched = env.success(goal)
-    result.final_distance = env.distances(goal)['ee' if task == 'reach' else 'block']
-    result.peak_speed_ratio = env.peak_speed_ratio
-    return result
-
-
-def run_timed_episode(env: ArmEnv, controller: Controller, seed: int, task: str, max_steps: int,
-                      execute_steps: int = 1, record: bool = False, command_latency_s: float = 0.05,
-                      gate_config: CommandGateConfig | None = None) -> EpisodeResult:
+def run_episode(env: ArmEnv, agent: Agent, seed: int, task: str, max_steps: int, record: bool = False,
+                command_latency_s: float = 0.05, camera_latency_s: float = 0.03) -> EpisodeResult:
     """`max_steps` control periods in simulated time on a hardware-like arm (see the module docstring); success =
-    held for the last HOLD_WINDOW_S seconds. Camera frames come every control period; a plan made from the frame
-    at t is published at t + its measured latency, while the previous command goes on."""
+    held for the last HOLD_WINDOW_S seconds. A camera frame is taken every control period and reaches the agent
+    `camera_latency_s` later; the agent plans on each fresh frame, and a plan asked for at t is sent at t + its
+    measured latency, while the arm goes on with the previous command."""
     env.reset(seed, render=False)
     goal = env.sample_goal(seed, task)
-    controller.reset(goal)
+    agent.set_goal(goal.image if agent.policy.needs_images else goal)
     arm = ControlledArm(env, command_latency_s)
-    gate = CommandGate(env.lower, env.upper, env.velocity_limit, config=gate_config or CommandGateConfig())
     dt, duration = env.control_dt, max_steps * env.control_dt
-    render = controller.needs_images or record
+    render = agent.policy.needs_images or record
     result = EpisodeResult(False, max_steps, 0.0)
     clock = {'t': 0.0, 'first_touch': None, 'left_at': 0.0}   # left_at: last time the goal was not within tolerance
+    frames: deque[tuple[float, float, np.ndarray | None, np.ndarray]] = deque()   # (arrives, taken, image, q)
+    joint_log: deque[tuple[float, np.ndarray]] = deque(maxlen=8)
+    seen = {'frame': -1.0, 'exposures': 0}
 
-    def run_until(end: float) -> None:
-        while clock['t'] < end - 1e-9:
-            arm.tick(clock['t'], TICK_S)
-            clock['t'] += TICK_S
-            if env.success(goal):
-                clock['first_touch'] = clock['first_touch'] if clock['first_touch'] is not None else clock['t']
-            else:
-                clock['left_at'] = clock['t']
+    def tick() -> None:
+        t = clock['t']
+        if t >= seen['exposures'] * dt - 1e-9:                  # the camera takes a frame every control period
+            frames.append((t + camera_latency_s, t, env.render() if render else None, env.joint_positions()))
+            seen['exposures'] += 1
+        while frames and frames[0][0] <= t + 1e-9:
+            _, taken, image, q = frames.popleft()
+            agent.observe(image, taken, q)
+            seen['frame'] = taken
+        joint_log.append((t, env.joint_positions()))
+        arm.tick(t, TICK_S)
+        clock['t'] = t + TICK_S
+        if env.success(goal):
+            clock['first_touch'] = clock['first_touch'] if clock['first_touch'] is not None else clock['t']
+        else:
+            clock['left_at'] = clock['t']
 
-    plan_times: list[float] = []
+    def joints() -> JointReading:
+        """The joint state as a 50 Hz joint_states topic delivers it: JOINT_STATE_AGE_S old."""
+        t, q = next(((t, q) for t, q in reversed(joint_log) if t <= clock['t'] - JOINT_STATE_AGE_S), joint_log[0])
+        return JointReading(q, clock['t'] - t)
+
+    used = -1.0
     while clock['t'] < duration - 1e-9:
-        observation = env.get_observation(render=render)                        # the camera frame at t
-        shift = int(np.clip(round((clock['t'] - plan_times[-1]) / dt), 1, 1000)) if plan_times else execute_steps
-        plan = controller.act(observation, shift=shift)
-        latency = plan.latency_s if plan is not None else 0.0
-        run_until(min(clock['t'] + latency, duration))                          # the arm moves on while planning
+        while (seen['frame'] <= used or not joint_log) and clock['t'] < duration - 1e-9:   # a fresh frame
+            tick()
+        if clock['t'] >= duration - 1e-9:
+            break
+        used, asked = seen['frame'], clock['t']
+        plan = agent.plan(asked, joints())
+        latency = plan.latency_s if isinstance(plan, Plan) else 0.0
+        while clock['t'] < min(asked + latency, duration) - 1e-9:                          # the arm goes on
+            tick()
         if record:
-            result.frames.append(_strip(env, observation.image, goal.image, plan.targets[-1] if plan else None))
-        if plan is None:
+            result.frames.append(_strip(env, agent.newest_image(), goal.image,
+                                        plan.targets[-1] if isinstance(plan, Plan) else None))
+        command = agent.command(plan, clock['t'], joints(), camera_age_s=clock['t'] - used) \
+            if isinstance(plan, Plan) else plan
+        if isinstance(command, Hold):
             result.holds += 1
-        elif clock['t'] < duration - 1e-9:
+        else:
             result.latencies_ms.append(latency * 1e3)
-            n = steps_to_publish(latency, plan_times, execute_steps, len(plan.targets), dt)
-            plan_times.append(clock['t'])
-            try:
-                times, positions = gate.admit(plan.targets[:n], dt * np.arange(1, n + 1),
-                                              JointReading(env.joint_positions(), JOINT_STATE_AGE_S))
-                arm.send(times, positions, clock['t'])
-            except CommandRefused:
-                result.holds += 1
-        run_until(min((np.floor(clock['t'] / dt + 1e-9) + 1) * dt, duration))     # until the next frame
+            result.at_goal += agent.at_goal
+            arm.send(command.times, command.positions, clock['t'])
     result.touched = clock['first_touch'] is not None
     result.success = result.touched and clock['left_at'] <= duration - HOLD_WINDOW_S + 1e-9
     result.steps = int(round(clock['first_touch'] / dt)) if result.touched else max_steps

@@ -5,27 +5,18 @@ from pathlib import Path
 
 import numpy as np
 
-from jepa_agent.planning.closed_loop import Controller, EpisodeResult, run_episode, run_timed_episode
+from jepa_agent.planning.agent import Agent
+from jepa_agent.planning.closed_loop import EpisodeResult, run_episode
 from jepa_agent.sim import ArmEnv
 
 
-TIMINGS = ('simulated', 'synchronous')
-
-
-def evaluate(env: ArmEnv, controller: Controller, seeds: list[int], task: str, max_steps: int,
-             execute_steps: int = 1, record: int = 0, progress=None, timing: str = 'simulated',
-             command_latency_s: float = 0.05) -> list[EpisodeResult]:
-    """One episode per seed; the first `record` episodes keep their frames. `timing`: 'simulated' (plan latency
-    charged, hardware-like controller, success = held; `run_timed_episode`) or 'synchronous' (`run_episode`)."""
-    if timing not in TIMINGS:
-        raise ValueError(f'timing must be one of {TIMINGS}, got {timing!r}')
+def evaluate(env: ArmEnv, agent: Agent, seeds: list[int], task: str, max_steps: int, record: int = 0,
+             progress=None, command_latency_s: float = 0.05, camera_latency_s: float = 0.03) -> list[EpisodeResult]:
+    """One `run_episode` per seed; the first `record` episodes keep their frames."""
     results = []
     for i, seed in enumerate(seeds):
-        if timing == 'simulated':
-            results.append(run_timed_episode(env, controller, seed, task, max_steps, execute_steps, i < record,
-                                             command_latency_s))
-        else:
-            results.append(run_episode(env, controller, seed, task, max_steps, execute_steps, record=i < record))
+        results.append(run_episode(env, agent, seed, task, max_steps, i < record, command_latency_s,
+                                   camera_latency_s))
         if progress:
             progress(i, results[-1])
     return results
@@ -51,6 +42,7 @@ def summarize(results: list[EpisodeResult]) -> dict:
                              **_stats([r.final_distance for r in results], 50, 95)},
         'plan_latency_ms': _stats(latencies, 50, 95),
         'holds': int(sum(r.holds for r in results)),
+        'at_goal_commands': int(sum(r.at_goal for r in results)),
         'max_joint_speed_ratio': round(max((r.peak_speed_ratio for r in results), default=0.0), 4),
     }
 

@@ -1,13 +1,12 @@
 """Latent model-predictive control: encode the current view, plan toward the goal latent with CEM, act.
 
-`LatentMPC` is the one place where camera images, joint positions, the world model and the planner meet; the
-planner node, `eval-planner` and the demo all drive it. It never raises on bad live data: `act` returns None and
-says why in `refusal`, and the caller holds position.
+`LatentMPC` is the one place where camera images, joint positions, the world model and the planner meet: the policy
+of the agent loop (`agent.py`) that the planner node, `eval-planner` and the demo run. It never raises on bad live
+data: `plan` returns None and the agent holds.
 """
 from __future__ import annotations
 
 import warnings
-from collections import deque
 
 import numpy as np
 import torch
@@ -43,7 +42,9 @@ def to_model_image(image: np.ndarray, size: int) -> torch.Tensor:
 
 
 class LatentMPC:
-    """Receding-horizon CEM toward a goal image in the world model's latent space."""
+    """Receding-horizon CEM toward a goal image in the world model's latent space (the agent's policy)."""
+
+    needs_images = True
 
     def __init__(self, model: torch.nn.Module, limits: JointLimits, config: CEMConfig):
         if limits.n_joints != model.config.action_dim:
@@ -58,10 +59,10 @@ class LatentMPC:
             warnings.warn('cem.state_cost_weight > 0 but this world model has no state head: planning on latent '
                           'distance only', RuntimeWarning, stacklevel=2)
             self.state_cost_weight = 0.0
-        self._history: deque[torch.Tensor] = deque(maxlen=model.config.history)   # (D,) latents, oldest first
+        self._latents: dict[float, torch.Tensor] = {}      # frame time -> (D,) latent, frames of this goal only
+        self._offset: torch.Tensor | None = None            # (D,) observed minus predicted latent, smoothed
+        self._stay_cost = float('inf')
         self.goal_latent: torch.Tensor | None = None                               # (D,)
-        self.refusal = ''
-        """Why the last `act` returned None ('' after a plan)."""
 
     @torch.no_grad()
     def encode(self, image: np.ndarray) -> torch.Tensor:
@@ -73,55 +74,73 @@ class LatentMPC:
         return z
 
     def set_goal(self, image: np.ndarray) -> None:
-        """Plan toward this view from now on (ValueError if it cannot be used)."""
+        """Plan toward this view from now on, forgetting earlier frames (ValueError if it cannot be used)."""
         self.goal_latent = self.encode(image)
-        self.planner.reset()
-
-    def clear_goal(self) -> None:
-        self.goal_latent = None
-
-    def reset(self) -> None:
-        """Forget the frame history and the warm start (new episode, or after a pause)."""
-        self._history.clear()
+        self._latents.clear()
+        self._offset = None
         self.planner.reset()
 
     def distance_to_goal(self, image: np.ndarray) -> float:
         """Latent distance of a view to the goal (for diagnostics and demos)."""
         return float((self.encode(image) - self.goal_latent).norm())
 
-    def act(self, image: np.ndarray, q: np.ndarray, shift: int = 1) -> Plan | None:
-        """Plan from the current view and measured joint positions; None (see `refusal`) means hold."""
+    @torch.no_grad()
+    def plan(self, frames: list, q: np.ndarray, in_flight: np.ndarray, shift: int = 1) -> Plan | None:
+        """Plan (see `agent.Policy`): encode the frames, roll the model over the actions in flight, CEM from
+        there. Returns None for unusable frames, joint positions or model output (the agent holds)."""
         if self.goal_latent is None:
-            return self._refuse('no goal')
-        if not np.all(np.isfinite(np.asarray(q, dtype=np.float64))):
-            return self._refuse('non-finite joint positions')
+            return None
+        q = np.asarray(q, dtype=np.float64)
+        in_flight = np.asarray(in_flight, dtype=np.float64).reshape(-1, q.size)
+        if not (np.all(np.isfinite(q)) and np.all(np.isfinite(in_flight))):
+            return None
         try:
-            z = self.encode(image)
-        except ValueError as exc:
-            return self._refuse(f'unusable camera image: {exc}')
-        self._history.append(z)
-        z_hist = torch.stack([self._history[0]] * (self._history.maxlen - len(self._history)) + list(self._history))
-        objective = LatentGoalCost(self.rollout, z_hist, self.goal_latent, self.weights, self.model.state_head,
-                                   self.state_cost_weight)
-        plan = self.planner.plan(objective, q, shift=shift)
-        if plan is None:
-            return self._refuse('no finite plan (joint positions out of bounds or non-finite model output/cost)')
-        self.refusal = ''
+            z_hist = self._history(frames)
+            self._update_offset(frames)
+        except ValueError:
+            return None
+        if len(in_flight):                                   # where the model expects the view when we act
+            actions = torch.as_tensor(np.diff(np.vstack([q, in_flight]), axis=0), dtype=z_hist.dtype,
+                                      device=self.device)
+            z_hist = torch.cat([z_hist, self.model.rollout(z_hist[None], actions[None])[0]])
+        goal = self.goal_latent if self._offset is None else self.goal_latent - self._offset
+        objective = LatentGoalCost(self.rollout, z_hist[-self.model.config.history:], goal,
+                                   self.weights, self.model.state_head, self.state_cost_weight)
+        q0 = in_flight[-1] if len(in_flight) else q
+        plan = self.planner.plan(objective, q0, shift=shift)
+        if plan is not None:
+            H, J = plan.targets.shape
+            stay = torch.as_tensor(np.tile(q0, (1, H, 1)), dtype=torch.float32, device=self.device)
+            self._stay_cost = float(objective(torch.zeros_like(stay), stay)[0])
         return plan
 
-    def _refuse(self, reason: str) -> None:
-        self.refusal = reason
-        return None
+    def stay_cost(self) -> float:
+        """Predicted cost of staying where the last plan started (see `agent.Policy`)."""
+        return self._stay_cost
 
+    def _latent(self, frame) -> torch.Tensor:
+        if frame.t not in self._latents:
+            self._latents[frame.t] = self.encode(frame.image)
+        return self._latents[frame.t]
 
-def steps_to_publish(latency_s: float, plan_times: list[float], execute_steps: int, horizon: int, dt: float,
-                     cover_latency: bool = True) -> int:
-    """Planned steps to send so the arm keeps moving until the next plan replaces them: at least `execute_steps`;
-    with `cover_latency`, enough to span this plan's latency or the longest of the recent intervals between plans
-    (`plan_times`, seconds, oldest first), plus one period; at most the horizon."""
-    n = execute_steps
-    if cover_latency:
-        intervals = np.diff(plan_times[-6:])
-        gap = max(latency_s, float(intervals.max()) if intervals.size else 0.0)
-        n = max(n, int(np.ceil(gap / dt)) + 1)
-    return min(n, horizon)
+    def _history(self, frames: list) -> torch.Tensor:
+        """(K, D) latents of the last K frames (the oldest repeated when there are fewer), cached by frame time."""
+        K = self.model.config.history
+        latents = [self._latent(frame) for frame in frames[-K:]]
+        for t in [t for t in self._latents if t < frames[-K - 1:][0].t]:   # older frames are never asked for again
+            del self._latents[t]
+        return torch.stack([latents[0]] * (K - len(latents)) + latents)
+
+    def _update_offset(self, frames: list) -> None:
+        """Offset-free MPC: how far the newest view's latent is from what the model predicted for it (from the
+        frames before and the joint motion between), smoothed. The cost compares predictions shifted by it, so at
+        rest the planner minimises the distance of what the camera sees, not of the model's biased prediction:
+        without it the arm settles where the predictor's error is, 2-4 cm off some goals."""
+        K = self.model.config.history
+        if len(frames) < K + 1 or any(f.q is None for f in frames[-2:]):
+            return
+        latents = torch.stack([self._latent(f) for f in frames[-K - 1:]])            # (K + 1, D)
+        action = torch.as_tensor(frames[-1].q - frames[-2].q, dtype=latents.dtype, device=self.device)
+        residual = latents[-1] - self.model.predict(latents[None, :-1], action[None])[0]
+        if torch.isfinite(residual).all():
+            self._offset = residual if self._offset is None else 0.5 * (self._offset + residual)

@@ -1,0 +1,253 @@
+"""The agent loop: timestamped camera frames and joint states in, safe arm commands (or a reasoned hold) out.
+
+    agent = Agent(policy, limits, gate, AgentConfig())
+    agent.set_goal(goal_image)                      # new goal: frame history and warm start are forgotten
+    agent.observe(image, t)                         # every camera frame, stamped on the agent's clock
+    plan = agent.plan(now, joints)                  # Plan, or Hold(reason)
+    command = agent.command(plan, later, newest_joints, camera_age_s=...)   # Command (gated), or Hold(reason)
+
+The planner node, `eval-planner` (in simulated time, charging each plan's measured latency) and the demo (through
+the node) all run this object, so their numbers are the node's. ROS-free: times are plain seconds on one clock.
+
+Why two calls: a plan takes 0.1–0.4 s on a CPU, and the arm keeps executing the last command meanwhile. `plan`
+therefore plans from where the arm will be when the new command takes effect (the running command, rolled forward
+by the expected plan latency + command latency, is fed to the policy as actions already in flight), and `command`
+then publishes the planned points on the plan's own timeline, dropping those already in the past, through the
+command gate with the newest joint state.
+
+Converging without oscillation: once the goal is reached the model's cost is flat within its noise, and replanning
+every period would chase that noise. `hold_ratio` is a deadband: when the best plan's predicted cost does not beat
+the predicted cost of staying where the arm will be by that factor, the agent commands the arm to stop there
+instead (`at_goal` is True) and moves again only when a plan clearly beats staying.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from jepa_agent.command_gate import CommandGate, CommandRefused, JointReading
+from jepa_agent.planning.cem import Plan
+from jepa_agent.planning.constraints import JointLimits
+
+
+@dataclass
+class AgentConfig:
+    """When the agent plans, what it sends, and when it holds (the planner node's top-level parameters)."""
+
+    execute_steps: int = 1
+    """Fewest planned control periods published per plan (receding horizon)."""
+    cover_latency: bool = True
+    """Publish enough steps to last until the next plan (the longest recent interval between plans, plus one
+    period), at most the horizon."""
+    stale_timeout_s: float = 0.5
+    """Camera frames or joint states older than this make the agent hold (the gate checks again at publish)."""
+    compensate_latency: bool = True
+    """Plan from where the arm will be when the command takes effect, not from where the frame saw it."""
+    hold_ratio: float = 0.9
+    """Deadband: send a plan only if its predicted cost is below hold_ratio × the predicted cost of staying put,
+    else stop the arm where it will be (at the goal); 0 = always send."""
+    release_ratio: float = 0.5
+    """Hysteresis: once stopped at the goal, move again only for a plan below release_ratio × the cost of staying
+    (<= hold_ratio; 0 = same as hold_ratio; unused when hold_ratio is 0)."""
+
+    def __post_init__(self):
+        if self.execute_steps < 1:
+            raise ValueError(f'execute_steps must be >= 1, got {self.execute_steps=}')
+        if not self.stale_timeout_s > 0:
+            raise ValueError(f'stale_timeout_s must be > 0, got {self.stale_timeout_s=}')
+        if not 0.0 <= self.hold_ratio < 1.0:
+            raise ValueError(f'hold_ratio must be in [0, 1), got {self.hold_ratio=}')
+        if not 0.0 <= self.release_ratio < 1.0 or (self.hold_ratio and self.release_ratio > self.hold_ratio):
+            raise ValueError(f'release_ratio must be in [0, hold_ratio], got {self.release_ratio=} '
+                             f'{self.hold_ratio=}')
+
+
+@dataclass(frozen=True)
+class Frame:
+    image: np.ndarray
+    t: float
+    """When the frame was taken (its stamp), seconds on the agent's clock."""
+    q: np.ndarray | None = None
+    """Joint positions when it was taken (None if unknown)."""
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Nothing is sent; the arm finishes its last command and stays at its end."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Command:
+    """A gated trajectory to publish now: times from its start (s) and positions (N, J)."""
+
+    times: np.ndarray
+    positions: np.ndarray
+    plan: Plan
+
+
+class Policy(Protocol):
+    """What chooses the actions: the latent MPC, or an evaluation baseline."""
+
+    needs_images: bool
+
+    def set_goal(self, goal) -> None: ...
+
+    def plan(self, frames: list[Frame], q: np.ndarray, in_flight: np.ndarray, shift: int) -> Plan | None:
+        """Plan from `frames` (oldest first, one control period apart, the newest last) and the measured joint
+        positions `q`, after the joint targets `in_flight` (k, J) that the arm goes through, one per control
+        period after the newest frame, before the plan takes effect; `shift`: periods to advance the warm start.
+        None = no usable plan."""
+
+    def stay_cost(self) -> float:
+        """Predicted cost of holding the in-flight end position over the horizon, for the last `plan` call."""
+
+
+class _Sent:
+    """A command as the arm executes it: from `anchor` at `effect`, linearly through its points."""
+
+    def __init__(self, effect: float, anchor: np.ndarray, times: np.ndarray, positions: np.ndarray):
+        self.effect = effect
+        self.knots = np.concatenate([[0.0], times])
+        self.points = np.vstack([anchor, positions])
+
+    def position_at(self, t: float) -> np.ndarray:
+        s = t - self.effect
+        return np.array([np.interp(s, self.knots, self.points[:, j]) for j in range(self.points.shape[1])])
+
+
+class Agent:
+    """One goal-reaching loop for the planner node and the evaluations (see the module docstring)."""
+
+    def __init__(self, policy: Policy, limits: JointLimits, gate: CommandGate, config: AgentConfig | None = None,
+                 horizon: int = 1):
+        self.policy, self.limits, self.gate = policy, limits, gate
+        self.config = config or AgentConfig()
+        self.horizon = horizon
+        self.has_goal = False
+        self.reset()
+
+    # -- episode ---------------------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget frames, commands sent and timing (a new goal starts a new episode)."""
+        self._frames: deque[Frame] = deque(maxlen=64)
+        self._sent: deque[_Sent] = deque(maxlen=4)
+        self._latencies: deque[float] = deque(maxlen=5)
+        self._publish_times: deque[float] = deque(maxlen=6)
+        self._pending: tuple[float, float] | None = None     # (when the plan was asked for, time of its q0)
+        self._last_origin: float | None = None
+        self.at_goal = False
+
+    def set_goal(self, goal) -> None:
+        """Plan toward `goal` (an image for the latent planner) from now on; ValueError if it cannot be used."""
+        self.policy.set_goal(goal)
+        self.reset()
+        self.has_goal = True
+
+    def clear_goal(self) -> None:
+        self.has_goal = False
+
+    def newest_image(self) -> np.ndarray | None:
+        return self._frames[-1].image if self._frames else None
+
+    def observe(self, image: np.ndarray, t: float, q: np.ndarray | None = None) -> None:
+        """A camera frame taken at `t`, with the joint positions `q` then if known; frames must arrive in time
+        order (older ones are ignored)."""
+        if self._frames and t <= self._frames[-1].t:
+            return
+        self._frames.append(Frame(image, t, None if q is None else np.asarray(q, float)))
+
+    # -- planning --------------------------------------------------------------------------------------------
+    def plan(self, now: float, joints: JointReading | None) -> Plan | Hold:
+        """Plan from the newest frame and joint state, for when the command will take effect."""
+        cfg, dt = self.config, self.limits.dt
+        if not self.has_goal:
+            return Hold('no goal')
+        if not self._frames or joints is None:
+            return Hold('waiting for camera and joint states')
+        newest = self._frames[-1]
+        if now - newest.t > cfg.stale_timeout_s or joints.age_s > cfg.stale_timeout_s:
+            return Hold('stale camera or joint states')
+        q = np.asarray(joints.positions, float)
+        in_flight = self._in_flight(newest.t, now, q)
+        origin = newest.t + len(in_flight) * dt                       # when the plan's q0 applies
+        shift = 1 if self._last_origin is None else int(np.clip(round((origin - self._last_origin) / dt), 1,
+                                                                self.horizon))
+        plan = self.policy.plan(self._history(newest), q, in_flight, shift)
+        if plan is None:
+            return Hold('no usable plan')
+        self._pending, self._last_origin = (now, origin), origin
+        stay = self.policy.stay_cost()
+        ratio = cfg.release_ratio or cfg.hold_ratio if self.at_goal else cfg.hold_ratio
+        self.at_goal = cfg.hold_ratio > 0 and plan.cost >= ratio * stay
+        if self.at_goal:                     # stop where the arm will be: nothing better than staying is in sight
+            q0 = in_flight[-1] if len(in_flight) else q
+            plan = Plan(np.zeros_like(plan.actions), np.tile(q0, (len(plan.targets), 1)), stay, plan.latency_s)
+        return plan
+
+    def _in_flight(self, frame_t: float, now: float, q: np.ndarray) -> np.ndarray:
+        """(k, J) where the arm will be, one control period apart after the frame, until a plan made now takes
+        effect: the commands already sent, rolled forward (the measured position where none is running)."""
+        if not self.config.compensate_latency:
+            return np.zeros((0, q.size))
+        expected_latency = float(np.median(self._latencies)) if self._latencies else 0.0
+        effect = now + expected_latency + self.gate.config.command_latency_s
+        k = int(np.clip(round((effect - frame_t) / self.limits.dt), 0, self.horizon - 1))
+        return np.array([self._expected_position(frame_t + i * self.limits.dt, q) for i in range(1, k + 1)]
+                        ).reshape(k, q.size)
+
+    def _expected_position(self, t: float, q: np.ndarray) -> np.ndarray:
+        """Where the commands sent so far put the arm at `t` (the newest one in effect by then)."""
+        for sent in reversed(self._sent):
+            if sent.effect <= t:
+                return sent.position_at(t)
+        return q
+
+    def _history(self, newest: Frame) -> list[Frame]:
+        """Frames one control period apart ending with `newest` (the nearest frame to each instant)."""
+        frames = list(self._frames)
+        times = np.array([f.t for f in frames])
+        picked = sorted({int(np.argmin(np.abs(times - (newest.t - j * self.limits.dt)))) for j in range(1, 4)})
+        return [frames[i] for i in picked if frames[i].t < newest.t] + [newest]
+
+    # -- sending ---------------------------------------------------------------------------------------------
+    def command(self, plan: Plan, now: float, joints: JointReading | None, *, enabled: bool = True,
+                camera_age_s: float | None = None) -> Command | Hold:
+        """The plan's points still ahead of the moment a command sent `now` takes effect, through the gate."""
+        if self._pending is None:
+            return Hold('no plan to send')
+        asked, origin = self._pending
+        self._pending = None
+        dt, latency = self.limits.dt, self.gate.config.command_latency_s
+        effect = now + latency
+        ahead = origin + dt * np.arange(1, len(plan.targets) + 1) - effect      # time_from_start of each point
+        keep = np.flatnonzero(ahead > 0.25 * dt)
+        self._latencies.append(now - asked)              # the next plan looks this much further ahead
+        if keep.size == 0:
+            return Hold('plan came too late: all its points are in the past')
+        intervals = list(self._publish_times) + [now]
+        n = self._steps_to_send(now - asked, intervals)
+        keep = keep[:n]
+        try:
+            times, positions = self.gate.admit(plan.targets[keep], ahead[keep], joints, enabled=enabled,
+                                               camera_age_s=camera_age_s)
+        except CommandRefused as exc:
+            return Hold(f'command refused: {exc}')
+        anchor = self._expected_position(effect, np.asarray(joints.positions, float))
+        self._sent.append(_Sent(effect, anchor, times, positions))
+        self._publish_times.append(now)
+        return Command(times, positions, plan)
+
+    def _steps_to_send(self, latency_s: float, publish_times: list[float]) -> int:
+        """At least `execute_steps`; with `cover_latency`, enough to span this plan's latency or the longest recent
+        interval between plans, plus one period; at most the horizon."""
+        n = self.config.execute_steps
+        if self.config.cover_latency:
+            intervals = np.diff(publish_times[-6:])
+            gap = max(latency_s, float(intervals.max()) if intervals.size else 0.0)
+            n = max(n, int(np.ceil(gap / self.limits.dt)) + 1)
+        return min(n, self.horizon)

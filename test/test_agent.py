@@ -1,0 +1,142 @@
+"""The agent loop (ROS-free): when it holds, what it plans from, what it sends, and when it stops at the goal."""
+import numpy as np
+import pytest
+
+from jepa_agent.command_gate import CommandGate, CommandGateConfig, JointReading
+from jepa_agent.planning.agent import Agent, AgentConfig, Command, Hold
+from jepa_agent.planning.cem import Plan
+from jepa_agent.planning.constraints import JointLimits
+
+LIMITS = JointLimits(lower=[-2.0, -2.0], upper=[2.0, 2.0], velocity=[1.5, 1.5], dt=0.1)
+IMAGE = np.zeros((4, 4, 3), np.uint8)
+
+
+class Scripted:
+    """Plans 0.1 rad further on joint 0 per step from where it is told to start; records what it was given."""
+
+    needs_images = True
+
+    def __init__(self, cost=1.0, stay=2.0, horizon=5):
+        self.cost, self.stay, self.horizon, self.calls, self.goals = cost, stay, horizon, [], []
+
+    def set_goal(self, goal):
+        self.goals.append(goal)
+
+    def plan(self, frames, q, in_flight, shift):
+        self.calls.append(dict(frames=frames, q=q, in_flight=in_flight, shift=shift))
+        q0 = in_flight[-1] if len(in_flight) else q
+        targets = q0 + np.outer(np.arange(1, self.horizon + 1), [0.1, 0.0])
+        return Plan(np.diff(np.vstack([q0, targets]), axis=0), targets, self.cost, 0.2)
+
+    def stay_cost(self):
+        return self.stay
+
+
+def make(policy=None, latency=0.05, **config):
+    gate = CommandGate(LIMITS.lower, LIMITS.upper, LIMITS.velocity, 0.5, CommandGateConfig(command_latency_s=latency))
+    agent = Agent(policy or Scripted(), LIMITS, gate, AgentConfig(**config), horizon=5)
+    agent.set_goal('goal')
+    return agent
+
+
+def reading(q=(0.0, 0.0), age=0.0):
+    return JointReading(np.array(q, float), age)
+
+
+def test_holds_without_goal_frames_joint_states_or_fresh_inputs():
+    agent = make()
+    agent.clear_goal()
+    assert agent.plan(0.0, reading()) == Hold('no goal')
+    agent = make()
+    assert agent.plan(0.0, reading()).reason.startswith('waiting')
+    agent.observe(IMAGE, 0.0)
+    assert agent.plan(0.1, None).reason.startswith('waiting')
+    assert agent.plan(0.6, reading()).reason.startswith('stale')            # the frame is 0.6 s old
+    assert agent.plan(0.1, reading(age=0.6)).reason.startswith('stale')
+    assert isinstance(agent.plan(0.1, reading()), Plan)
+
+
+def test_a_new_goal_starts_a_new_episode():
+    agent = make()
+    agent.observe(IMAGE, 0.0)
+    agent.set_goal('another goal')
+    assert agent.plan(0.05, reading()).reason.startswith('waiting')        # the old episode's frame is gone
+    assert agent.policy.goals == ['goal', 'another goal']
+
+
+def test_the_first_command_starts_on_arrival_and_is_gated():
+    agent = make()
+    agent.observe(IMAGE, 0.0)
+    plan = agent.plan(0.0, reading())
+    command = agent.command(plan, 0.2, reading(), camera_age_s=0.2)
+    assert isinstance(command, Command)
+    # planned for 0.1, 0.2, ... after the frame; sent at 0.2 + 0.05 latency: the first two points are in the past
+    np.testing.assert_allclose(command.positions[0], [0.3, 0.0])
+    assert np.all(np.diff(command.times) > 0) and command.times[0] > 0
+    assert len(command.positions) >= 3                                     # enough to last until the next plan
+
+
+def test_plans_start_where_the_running_command_will_have_taken_the_arm():
+    agent = make(latency=0.05)
+    agent.observe(IMAGE, 0.0)
+    agent.command(agent.plan(0.0, reading()), 0.2, reading(), camera_age_s=0.2)   # starts at 0.25 from q=0
+    agent.observe(IMAGE, 0.3)
+    agent.plan(0.3, reading([0.05, 0.0]))
+    call = agent.policy.calls[-1]
+    # expected effect ~0.3 + 0.2 (last latency) + 0.05: 2-3 periods after the frame at 0.3, on the running command
+    assert 2 <= len(call['in_flight']) <= 3
+    assert np.all(np.diff(call['in_flight'][:, 0]) > 0) and call['in_flight'][0, 0] > 0.05
+    np.testing.assert_allclose(call['q'], [0.05, 0.0])
+    assert [f.t for f in call['frames']] == [0.0, 0.3]
+
+
+def test_without_latency_compensation_plans_start_from_the_measured_position():
+    agent = make(compensate_latency=False)
+    agent.observe(IMAGE, 0.0)
+    agent.command(agent.plan(0.0, reading()), 0.2, reading(), camera_age_s=0.2)
+    agent.observe(IMAGE, 0.3)
+    agent.plan(0.3, reading([0.05, 0.0]))
+    assert len(agent.policy.calls[-1]['in_flight']) == 0
+
+
+def test_a_plan_whose_points_are_all_past_is_not_sent():
+    agent = make()
+    agent.observe(IMAGE, 0.0)
+    plan = agent.plan(0.0, reading())
+    assert agent.command(plan, 2.0, reading(), camera_age_s=0.1).reason.startswith('plan came too late')
+
+
+def test_the_gate_has_the_last_word():
+    agent = make()
+    agent.observe(IMAGE, 0.0)
+    plan = agent.plan(0.0, reading())
+    assert agent.command(plan, 0.1, reading(), enabled=False) == Hold('command refused: disabled')
+    agent.observe(IMAGE, 0.2)
+    plan = agent.plan(0.2, reading())
+    assert agent.command(plan, 0.3, reading(), camera_age_s=0.9).reason.startswith('command refused: camera')
+
+
+def test_at_the_goal_the_agent_stops_the_arm_instead_of_chasing_noise():
+    """Deadband: a plan that does not beat staying put by (1 - hold_ratio) becomes a stop where the arm will be;
+    hysteresis: once stopped, only a plan below release_ratio x staying moves it again."""
+    agent = make(Scripted(cost=0.95, stay=1.0), hold_ratio=0.9, release_ratio=0.5)
+    agent.observe(IMAGE, 0.0)
+    plan = agent.plan(0.0, reading([0.4, 0.2]))
+    assert agent.at_goal and np.allclose(plan.targets, [0.4, 0.2]) and np.allclose(plan.actions, 0.0)
+    command = agent.command(plan, 0.1, reading([0.4, 0.2]), camera_age_s=0.1)
+    np.testing.assert_allclose(command.positions, np.tile([0.4, 0.2], (len(command.positions), 1)))
+    agent.policy.cost = 0.6                             # would move a moving arm, but not one stopped at the goal
+    agent.observe(IMAGE, 0.2)
+    agent.plan(0.2, reading([0.4, 0.2]))
+    assert agent.at_goal
+    agent.policy.cost = 0.3                                  # clearly better than staying (release_ratio): move
+    agent.observe(IMAGE, 0.3)
+    plan = agent.plan(0.3, reading([0.4, 0.2]))
+    assert not agent.at_goal and plan.targets[-1][0] > 0.4
+
+
+@pytest.mark.parametrize('bad', [dict(execute_steps=0), dict(stale_timeout_s=0.0), dict(hold_ratio=1.0),
+                                 dict(hold_ratio=-0.1), dict(release_ratio=0.95), dict(release_ratio=1.0, hold_ratio=0.0)])
+def test_invalid_agent_config_is_rejected(bad):
+    with pytest.raises(ValueError):
+        AgentConfig(**bad)
