@@ -117,11 +117,13 @@ class DemoSession:
                    PYTHONUNBUFFERED='1')
         env.setdefault('MUJOCO_GL', 'egl')
         os.environ.update({k: env[k] for k in ('ROS_AUTOMATIC_DISCOVERY_RANGE', 'ROS_DOMAIN_ID', 'MUJOCO_GL')})
+        from jepa_agent.resources import config_path
         params = {'sim_arm': [f'seed:={self.seed}', f'image_size:={self.image_size}'],
                   'planner': [f'checkpoint:={self.checkpoint}']}
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        for name, values in params.items():
-            cmd = [sys.executable, '-m', f'jepa_agent.nodes.{name}', '--ros-args']
+        for name, values in params.items():   # the shipped config files, as sim_demo.launch.py and eval-planner
+            cmd = [sys.executable, '-m', f'jepa_agent.nodes.{name}', '--ros-args',
+                   '--params-file', str(config_path(f'{name}.yaml'))]
             for value in values:
                 cmd += ['-p', value]
             log = open(self.log_dir / f'{name}.log', 'w')

@@ -90,6 +90,19 @@ def test_plans_start_where_the_running_command_will_have_taken_the_arm():
     assert [f.t for f in call['frames']] == [0.0, 0.3]
 
 
+def test_a_displaced_arm_is_predicted_from_where_it_is():
+    """After a reset or a push the arm is not where the commands sent would have taken it: the prediction keeps
+    the commands' motion but starts from the measured position."""
+    agent = make(latency=0.05)
+    agent.observe(IMAGE, 0.0)
+    agent.command(agent.plan(0.0, reading()), 0.2, reading(), camera_age_s=0.2)
+    agent.observe(IMAGE, 0.3)
+    agent.plan(0.3, reading([1.0, -0.5]))                          # moved 1 rad away meanwhile
+    in_flight = agent.policy.calls[-1]['in_flight']
+    assert np.all(np.abs(in_flight - [1.0, -0.5]) <= 0.35), in_flight      # near it, not near the commands
+    assert np.all(np.diff(in_flight[:, 0]) > 0)                    # still with the commands' motion
+
+
 def test_without_latency_compensation_plans_start_from_the_measured_position():
     agent = make(compensate_latency=False)
     agent.observe(IMAGE, 0.0)

@@ -190,6 +190,19 @@ def test_offset_free_mpc_settles_on_the_goal_view_despite_a_biased_predictor():
     np.testing.assert_allclose(settle(True), [0.3, 0.0, 0.0], atol=0.02)
 
 
+def test_staying_only_has_a_cost_near_the_goal():
+    """The toy model moves its latent 0.15 per largest step, so near = within 4 x 0.15 of the goal view: only there
+    is the cost of staying finite (the agent may stop the arm)."""
+    mpc = LatentMPC(ToyWorldModel(), LIMITS, CEMConfig(num_iterations=2, near_goal_steps=4.0))
+    mpc.set_goal(colour([0.8, 0.5, 0.5]))
+    assert mpc.step_distance == pytest.approx(0.15, abs=1e-6)
+    plan_from(mpc, colour([0.5] * 3), np.zeros(3))                            # 0.3 away: near
+    assert mpc.near_goal and 0 < mpc.stay_cost() < float('inf')
+    mpc.set_goal(colour([1.0, 1.0, 0.5]))
+    plan_from(mpc, colour([0.2, 0.2, 0.5]), np.zeros(3))                      # 1.13 away: far
+    assert not mpc.near_goal and mpc.stay_cost() == float('inf')
+
+
 def test_state_readout_adds_the_joint_space_distance():
     readout = torch.nn.Linear(3, 3)
     with torch.no_grad():

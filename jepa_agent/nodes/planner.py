@@ -326,7 +326,7 @@ class PlannerNode(Node):
             self.agent.observe(rgb, stamp, q)
         if image is None:                        # the newest camera message was unusable (or none came yet)
             return self._hold(fault or 'waiting for camera and joint states')
-        asked = time.monotonic()
+        asked, planned_from = time.monotonic(), image[1].stamp        # the newest frame: the one planned from
         plan = self.agent.plan(now_s(self.get_clock()), self.joint_state.reading())
         if isinstance(plan, Hold):
             return self._hold(fault if fault and plan.reason.startswith(('stale', 'waiting')) else plan.reason)
@@ -337,7 +337,7 @@ class PlannerNode(Node):
                                      enabled=self.enabled, camera_age_s=camera_age)
         if isinstance(command, Hold):
             return self._hold(command.reason)
-        self._publish(command, image[1].stamp, asked)
+        self._publish(command, planned_from, asked)
 
     def _publish(self, command: Command, stamp, asked: float) -> None:
         names = self.joints.joint_names

@@ -173,7 +173,7 @@ class Agent:
         if now - newest.t > cfg.stale_timeout_s or joints.age_s > cfg.stale_timeout_s:
             return Hold('stale camera or joint states')
         q = np.asarray(joints.positions, float)
-        in_flight = self._in_flight(newest.t, now, q)
+        in_flight = self._in_flight(newest.t, now, q, now - joints.age_s)
         origin = newest.t + len(in_flight) * dt                       # when the plan's q0 applies
         shift = 1 if self._last_origin is None else int(np.clip(round((origin - self._last_origin) / dt), 1,
                                                                 self.horizon))
@@ -189,16 +189,18 @@ class Agent:
             plan = Plan(np.zeros_like(plan.actions), np.tile(q0, (len(plan.targets), 1)), stay, plan.latency_s)
         return plan
 
-    def _in_flight(self, frame_t: float, now: float, q: np.ndarray) -> np.ndarray:
+    def _in_flight(self, frame_t: float, now: float, q: np.ndarray, measured_at: float) -> np.ndarray:
         """(k, J) where the arm will be, one control period apart after the frame, until a plan made now takes
-        effect: the commands already sent, rolled forward (the measured position where none is running)."""
+        effect: the motion of the commands already sent, re-anchored on the measured position `q` (taken at
+        `measured_at`), so an arm that was displaced (reset, pushed, lagging) is predicted from where it is."""
         if not self.config.compensate_latency:
             return np.zeros((0, q.size))
         expected_latency = float(np.median(self._latencies)) if self._latencies else 0.0
         effect = now + expected_latency + self.gate.config.command_latency_s
         k = int(np.clip(round((effect - frame_t) / self.limits.dt), 0, self.horizon - 1))
-        return np.array([self._expected_position(frame_t + i * self.limits.dt, q) for i in range(1, k + 1)]
-                        ).reshape(k, q.size)
+        offset = q - self._expected_position(measured_at, q)
+        return np.array([np.clip(self._expected_position(frame_t + i * self.limits.dt, q) + offset,
+                                 self.limits.lower, self.limits.upper) for i in range(1, k + 1)]).reshape(k, q.size)
 
     def _expected_position(self, t: float, q: np.ndarray) -> np.ndarray:
         """Where the commands sent so far put the arm at `t` (the newest one in effect by then)."""

@@ -48,6 +48,10 @@ class CEMConfig:
     state_cost_weight: float = 0.0
     """Weight of the joint-space distance (rad) between predicted and goal latents, both read out by the model's
     state head, added to the latent distance; 0 = latent distance only. It keeps far goals from looking flat."""
+    near_goal_steps: float = 4.0
+    """The view counts as near the goal when its latent distance to the goal is below this many largest steps of
+    motion (the model's latent change for one step of one joint, measured at the goal); only near the goal may the
+    agent stop the arm."""
     limit_margin: float = 0.2
     """Joint targets closer than this (rad) to a position limit cost extra, `limit_cost` × (depth / margin)² per
     joint at the limit, averaged over the horizon: the arm stays off its hard limits, where it cannot move on
@@ -76,7 +80,7 @@ class CEMConfig:
                              f'{self.min_std=}')
         if self.step_weighting not in STEP_WEIGHTINGS:
             raise ValueError(f'step_weighting must be one of {STEP_WEIGHTINGS}, got {self.step_weighting=}')
-        for name in ('smoothness', 'state_cost_weight', 'limit_margin', 'limit_cost'):
+        for name in ('smoothness', 'state_cost_weight', 'near_goal_steps', 'limit_margin', 'limit_cost'):
             if not getattr(self, name) >= 0 or not np.isfinite(getattr(self, name)):
                 raise ValueError(f'{name} must be finite and >= 0, got {getattr(self, name)=}')
         if not self.trust_region > 0:

@@ -62,6 +62,11 @@ class LatentMPC:
         self._latents: dict[float, torch.Tensor] = {}      # frame time -> (D,) latent, frames of this goal only
         self._offset: torch.Tensor | None = None            # (D,) observed minus predicted latent, smoothed
         self._stay_cost = float('inf')
+        self.near_goal_steps = config.near_goal_steps
+        self.max_step = torch.as_tensor(limits.max_step(config.trust_region), dtype=torch.float32)
+        self.step_distance = float('nan')           # latent change of one largest step, at the goal
+        self.near_goal = False
+        """Whether the newest view is within `near_goal_steps` largest steps of the goal (latent distance)."""
         self.goal_latent: torch.Tensor | None = None                               # (D,)
 
     @torch.no_grad()
@@ -76,6 +81,7 @@ class LatentMPC:
     def set_goal(self, image: np.ndarray) -> None:
         """Plan toward this view from now on, forgetting earlier frames (ValueError if it cannot be used)."""
         self.goal_latent = self.encode(image)
+        self.step_distance = self._step_distance(self.goal_latent)
         self._latents.clear()
         self._offset = None
         self.planner.reset()
@@ -103,6 +109,8 @@ class LatentMPC:
             actions = torch.as_tensor(np.diff(np.vstack([q, in_flight]), axis=0), dtype=z_hist.dtype,
                                       device=self.device)
             z_hist = torch.cat([z_hist, self.model.rollout(z_hist[None], actions[None])[0]])
+        self.near_goal = bool((self._latent(frames[-1]) - self.goal_latent).norm()
+                              <= self.near_goal_steps * self.step_distance)
         goal = self.goal_latent if self._offset is None else self.goal_latent - self._offset
         objective = LatentGoalCost(self.rollout, z_hist[-self.model.config.history:], goal,
                                    self.weights, self.model.state_head, self.state_cost_weight)
@@ -115,8 +123,19 @@ class LatentMPC:
         return plan
 
     def stay_cost(self) -> float:
-        """Predicted cost of staying where the last plan started (see `agent.Policy`)."""
-        return self._stay_cost
+        """Predicted cost of staying where the last plan started (see `agent.Policy`); infinite unless the view is
+        near the goal, so the agent never stops the arm at a flat stretch or local minimum of the model's cost far
+        from the goal (at the start of a far goal the model often sees no step that helps)."""
+        return self._stay_cost if self.near_goal else float('inf')
+
+    @torch.no_grad()
+    def _step_distance(self, z: torch.Tensor) -> float:
+        """Mean latent change the model predicts at `z` for one largest step of one joint, either way."""
+        J = self.max_step.numel()
+        actions = torch.cat([torch.diag(self.max_step), -torch.diag(self.max_step), torch.zeros(1, J)])
+        z_next = self.model.predict(z.expand(2 * J + 1, self.model.config.history, -1),
+                                    actions.to(z.device, z.dtype))
+        return float((z_next[:-1] - z_next[-1]).norm(dim=-1).mean())
 
     def _latent(self, frame) -> torch.Tensor:
         if frame.t not in self._latents:
