@@ -2,7 +2,7 @@
 
     agent = Agent(policy, limits, gate, AgentConfig())
     agent.set_goal(goal_image)                      # new goal: frame history and warm start are forgotten
-    agent.observe(image, t)                         # every camera frame, stamped on the agent's clock
+    agent.observe(image, t, q)                      # every camera frame, stamped on the agent's clock
     plan = agent.plan(now, joints)                  # Plan, or Hold(reason)
     command = agent.command(plan, later, newest_joints, camera_age_s=...)   # Command (gated), or Hold(reason)
 
@@ -10,15 +10,16 @@ The planner node, `eval-planner` (in simulated time, charging each plan's measur
 the node) all run this object, so their numbers are the node's. ROS-free: times are plain seconds on one clock.
 
 Why two calls: a plan takes 0.1–0.4 s on a CPU, and the arm keeps executing the last command meanwhile. `plan`
-therefore plans from where the arm will be when the new command takes effect (the running command, rolled forward
-by the expected plan latency + command latency, is fed to the policy as actions already in flight), and `command`
-then publishes the planned points on the plan's own timeline, dropping those already in the past, through the
-command gate with the newest joint state.
+therefore plans from where the arm will be when the new command takes effect (the motion of the commands sent,
+rolled forward by the expected plan latency + command latency from the measured position, is fed to the policy as
+actions already in flight), and `command` then sends the planned points on the plan's own timeline, dropping those
+already in the past, through the command gate with the newest joint state.
 
 Converging without oscillation: once the goal is reached the model's cost is flat within its noise, and replanning
 every period would chase that noise. `hold_ratio` is a deadband: when the best plan's predicted cost does not beat
 the predicted cost of staying where the arm will be by that factor, the agent commands the arm to stop there
-instead (`at_goal` is True) and moves again only when a plan clearly beats staying.
+instead (`at_goal` is True) and moves again only when a plan clearly beats staying (`release_ratio`). The policy
+gives staying an infinite cost while the goal is far, so the arm never stops there.
 """
 from __future__ import annotations
 
@@ -104,7 +105,8 @@ class Policy(Protocol):
         None = no usable plan."""
 
     def stay_cost(self) -> float:
-        """Predicted cost of holding the in-flight end position over the horizon, for the last `plan` call."""
+        """Predicted cost of holding the in-flight end position over the horizon, for the last `plan` call;
+        infinite where the policy does not see the goal near (the agent then never stops the arm)."""
 
 
 class _Sent:

@@ -153,8 +153,8 @@ class LatentMPC:
     def _update_offset(self, frames: list) -> None:
         """Offset-free MPC: how far the newest view's latent is from what the model predicted for it (from the
         frames before and the joint motion between), smoothed. The cost compares predictions shifted by it, so at
-        rest the planner minimises the distance of what the camera sees, not of the model's biased prediction:
-        without it the arm settles where the predictor's error is, 2-4 cm off some goals."""
+        rest the planner minimises the distance of what the camera sees, not of the model's biased prediction (a
+        consistently biased predictor otherwise leaves the arm short of the goal by its bias)."""
         K = self.model.config.history
         if len(frames) < K + 1 or any(f.q is None for f in frames[-2:]):
             return
