@@ -9,6 +9,7 @@ actions and the same CEM with the true simulator as its model (the ceiling), all
 """
 from __future__ import annotations
 
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -158,8 +159,8 @@ def run_episode(env: ArmEnv, agent: Agent, seed: int, task: str, max_steps: int,
                 command_latency_s: float = 0.05, camera_latency_s: float = 0.03) -> EpisodeResult:
     """`max_steps` control periods in simulated time on a hardware-like arm (see the module docstring); success =
     held for the last HOLD_WINDOW_S seconds. A camera frame is taken every control period and reaches the agent
-    `camera_latency_s` later; the agent plans on each fresh frame, and a plan asked for at t is sent at t + its
-    measured latency, while the arm goes on with the previous command."""
+    `camera_latency_s` later; the agent plans on each fresh frame, and a plan asked for at t is sent at t + the
+    time the agent took (encoding included), while the arm goes on with the previous command."""
     env.reset(seed, render=False)
     goal = env.sample_goal(seed, task)
     agent.set_goal(goal.image if agent.policy.needs_images else goal)
@@ -201,8 +202,10 @@ def run_episode(env: ArmEnv, agent: Agent, seed: int, task: str, max_steps: int,
         if clock['t'] >= duration - 1e-9:
             break
         used, asked = seen['frame'], clock['t']
+        started = time.perf_counter()
         plan = agent.plan(asked, joints())
-        latency = plan.latency_s if isinstance(plan, Plan) else 0.0
+        latency = time.perf_counter() - started                 # encoding and all, as the node spends it
+        latency = max(latency, plan.latency_s) if isinstance(plan, Plan) else latency
         while clock['t'] < min(asked + latency, duration) - 1e-9:                          # the arm goes on
             tick()
         if record:
