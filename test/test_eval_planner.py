@@ -67,6 +67,12 @@ def test_eval_planner_refuses_a_negative_baseline_count(tmp_path, capsys):
     assert exit_info.value.code == 2 and 'must be >= 0' in capsys.readouterr().err
 
 
+def test_eval_planner_refuses_latencies_out_of_range(tmp_path, capsys):
+    for flag in ('--command-latency', '--camera-latency'):
+        assert main(['eval-planner', flag, '-0.1', '--episodes', '1', '--out', str(tmp_path)]) == 2
+        assert 'must be in [0, 2]' in capsys.readouterr().err
+
+
 def test_eval_planner_reports_a_missing_checkpoint(tmp_path, capsys):
     assert main(['eval-planner', '--checkpoint', str(tmp_path / 'none'), '--episodes', '1', '--out',
                  str(tmp_path)]) == 1

@@ -78,6 +78,9 @@ def cmd_eval_planner(args) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if not (0.0 <= args.command_latency <= 2.0 and 0.0 <= args.camera_latency <= 2.0):
+        print('jepa-agent eval-planner: --command-latency and --camera-latency must be in [0, 2] s', file=sys.stderr)
+        return 2
     cem, agent_config = planner_settings(args.config)
     try:
         model, _ = load_checkpoint(args.checkpoint, args.device)
