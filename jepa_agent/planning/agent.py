@@ -109,6 +109,11 @@ class Policy(Protocol):
         infinite where the policy does not see the goal near (the agent then never stops the arm)."""
 
 
+def plan_start(q: np.ndarray, in_flight: np.ndarray) -> np.ndarray:
+    """Where a plan starts: the end of the positions in flight, or the measured position `q` if none are."""
+    return in_flight[-1] if len(in_flight) else q
+
+
 class _Sent:
     """A command as the arm executes it: from `anchor` at `effect`, linearly through its points."""
 
@@ -187,7 +192,7 @@ class Agent:
         ratio = cfg.release_ratio or cfg.hold_ratio if self.at_goal else cfg.hold_ratio
         self.at_goal = cfg.hold_ratio > 0 and plan.cost >= ratio * stay
         if self.at_goal:                     # stop where the arm will be: nothing better than staying is in sight
-            q0 = in_flight[-1] if len(in_flight) else q
+            q0 = plan_start(q, in_flight)
             plan = Plan(np.zeros_like(plan.actions), np.tile(q0, (len(plan.targets), 1)), stay, plan.latency_s)
         return plan
 

@@ -17,10 +17,11 @@ import numpy as np
 import torch
 
 from jepa_agent.command_gate import CommandGate, CommandGateConfig, JointReading
-from jepa_agent.planning.agent import Agent, AgentConfig, Hold, Policy
+from jepa_agent.planning.agent import Agent, AgentConfig, Hold, Policy, plan_start
 from jepa_agent.planning.cem import CEMConfig, CEMPlanner, Plan, step_weights
 from jepa_agent.planning.constraints import JointLimits
 from jepa_agent.sim import ArmEnv, Goal
+from jepa_agent.sim.camera_link import CameraLink
 from jepa_agent.sim.controlled_arm import ControlledArm
 
 #: physics ticks of the simulated controller (s), as in the sim_arm node
@@ -55,7 +56,7 @@ class RandomPolicy:
         pass
 
     def plan(self, frames, q: np.ndarray, in_flight: np.ndarray, shift: int = 1) -> Plan:
-        q0 = in_flight[-1] if len(in_flight) else q
+        q0 = plan_start(q, in_flight)
         action = self.rng.uniform(-1, 1, self.env.n_joints) * self.env.max_delta
         target = self.env.clip_targets(q0 + action, reference=q0)
         return Plan((target - q0)[None], target[None], float('nan'), 0.0)
@@ -109,7 +110,7 @@ class SimulatorPolicy:
 
     def plan(self, frames, q: np.ndarray, in_flight: np.ndarray, shift: int = 1) -> Plan | None:
         cost = self._reach_cost if self.goal.task == 'reach' else self._push_cost
-        return self.planner.plan(cost, in_flight[-1] if len(in_flight) else q, shift=shift)
+        return self.planner.plan(cost, plan_start(q, in_flight), shift=shift)
 
     def stay_cost(self) -> float:
         return float('inf')
@@ -169,17 +170,16 @@ def run_episode(env: ArmEnv, agent: Agent, seed: int, task: str, max_steps: int,
     render = agent.policy.needs_images or record
     result = EpisodeResult(False, max_steps, 0.0)
     clock = {'t': 0.0, 'first_touch': None, 'left_at': 0.0}   # left_at: last time the goal was not within tolerance
-    frames: deque[tuple[float, float, np.ndarray | None, np.ndarray]] = deque()   # (arrives, taken, image, q)
+    camera = CameraLink(camera_latency_s, jitter_s=0.0, drop_rate=0.0, seed=seed)    # the sim_arm node's camera
     joint_log: deque[tuple[float, np.ndarray]] = deque(maxlen=8)
     seen = {'frame': -1.0, 'exposures': 0}
 
     def tick() -> None:
         t = clock['t']
         if t >= seen['exposures'] * dt - 1e-9:                  # the camera takes a frame every control period
-            frames.append((t + camera_latency_s, t, env.render() if render else None, env.joint_positions()))
+            camera.push(_ns(t), (t, env.render() if render else None, env.joint_positions()))
             seen['exposures'] += 1
-        while frames and frames[0][0] <= t + 1e-9:
-            _, taken, image, q = frames.popleft()
+        for taken, image, q in camera.pop_due(_ns(t + 1e-9)):      # (simulated time sums float ticks)
             agent.observe(image, taken, q)
             seen['frame'] = taken
         joint_log.append((t, env.joint_positions()))
@@ -225,6 +225,11 @@ def run_episode(env: ArmEnv, agent: Agent, seed: int, task: str, max_steps: int,
     result.final_distance = env.distances(goal)['ee' if task == 'reach' else 'block']
     result.peak_speed_ratio = arm.monitor.max_speed_ratio
     return result
+
+
+def _ns(t: float) -> int:
+    """Simulated seconds as the camera link's integer nanoseconds."""
+    return round(t * 1e9)
 
 
 def _strip(env: ArmEnv, current: np.ndarray, goal: np.ndarray, planned: np.ndarray | None) -> np.ndarray:

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from jepa_agent.planning.agent import plan_start
 from jepa_agent.planning.cem import CEMConfig, CEMPlanner, Plan, step_weights
 from jepa_agent.planning.constraints import JointLimits
 from jepa_agent.planning.objectives import LatentGoalCost, maybe_compile
@@ -114,7 +115,7 @@ class LatentMPC:
         goal = self.goal_latent if self._offset is None else self.goal_latent - self._offset
         objective = LatentGoalCost(self.rollout, z_hist[-self.model.config.history:], goal,
                                    self.weights, self.model.state_head, self.state_cost_weight)
-        q0 = in_flight[-1] if len(in_flight) else q
+        q0 = plan_start(q, in_flight)
         plan = self.planner.plan(objective, q0, shift=shift)
         if plan is not None:
             H, J = plan.targets.shape
