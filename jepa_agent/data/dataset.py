@@ -1,6 +1,6 @@
 """Fixed-length training windows over every valid episode of a dataset, read from memory-mapped files.
 
-An action is the commanded joint target minus the measured joint position at the same frame (DESIGN.md); it is
+An action is the commanded joint target minus the measured joint position at the same frame; it is
 derived here, at load time, so the definition can change without re-recording.
 """
 from __future__ import annotations

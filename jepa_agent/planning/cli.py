@@ -4,7 +4,7 @@
     jepa-agent eval-planner --task push --episodes 20 --seed 1000 --out eval/push --baseline-episodes 10
 
 Episode i starts from `ArmEnv.reset(seed + i)` and aims at `ArmEnv.sample_goal(seed + i)`, a goal stream disjoint
-from the reset/explorer streams, so goal images are never training frames. By default episodes run in simulated time
+from the reset/explorer streams, so goal images are never training frames.
 Episodes run the planner node's agent loop in simulated time on a hardware-like arm: camera frames arrive late, each
 plan's measured latency is charged while the last command goes on, commands pass the command gate and a
 joint_trajectory_controller with command latency, and success means the goal is held for the last second (`touched`:

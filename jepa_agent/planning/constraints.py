@@ -1,8 +1,8 @@
 """Hard joint bounds for planned actions: position limits, velocity limits and a per-step trust region.
 
-An action is the joint-target delta from the measured position over one control period (DESIGN.md). Projecting
-a sequence step by step from the measured `q0` keeps every implied joint target inside the position limits and
-every step within `max_step` = min(trust region, velocity limit × dt), so whatever the sampler proposes, the
+An action is the joint-target delta from the measured position over one control period (jepa_agent/data/dataset.py).
+Projecting a sequence step by step from the measured `q0` keeps every implied joint target inside the position limits
+and every step within `max_step` = min(trust region, velocity limit × dt), so whatever the sampler proposes, the
 commands derived from a plan are safe to publish.
 """
 from __future__ import annotations
