@@ -2,9 +2,10 @@
 
 The arm is shaped like a ros2_control arm: named revolute joints with position limits, position actuators, and a
 camera. An action is the joint-target delta for one control period (jepa_agent/data/dataset.py). With
-`controller: joint_trajectory` (the default) a step does what a one-point trajectory does on joint_trajectory_controller: the setpoint moves
-linearly from the measured position to the target over the period, however fast that is (targets are only kept
-inside the joint limits); `rate_limited` clips the delta to the velocity limit and jumps the setpoint there.
+`controller: joint_trajectory` (the default) a step does what a one-point trajectory does on
+joint_trajectory_controller: the setpoint moves linearly from the measured position to the target over the period,
+however fast that is (targets are only kept inside the joint limits); `rate_limited` clips the delta to the velocity
+limit and jumps the setpoint there.
 
 Rendering uses an EGL context, which belongs to the thread that first calls `render()`; call it from one thread.
 """
