@@ -37,8 +37,8 @@ import torch
 
 from jepa_agent.data.episodes import LIMIT_MARGIN_RAD, constant_images
 from jepa_agent.model.checkpoint import save_checkpoint
+from jepa_agent.model.images import to_model_image
 from jepa_agent.model.world_model import WorldModel
-from jepa_agent.planning.mpc import to_model_image
 from jepa_agent.training.losses import JEPAObjective, LossConfig, NonFiniteBatchError, prediction_errors
 
 log = logging.getLogger(__name__)
