@@ -8,7 +8,7 @@ from builtin_interfaces.msg import Duration
 from sensor_msgs.msg import Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from jepa_agent.data.episodes import LIMIT_MARGIN_RAD
+from jepa_agent.data.quality import LIMIT_MARGIN_RAD
 from jepa_agent.data.messages import (MAX_IMAGE_PIXELS, MessageError, duration_to_sec, image_to_rgb, joint_positions,
                                       trajectory_points)
 from jepa_agent.ros.conversions import make_trajectory, rgb_to_image, sec_to_duration

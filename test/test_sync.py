@@ -134,7 +134,7 @@ def test_feeder_refuses_constant_images(value):
 
 
 def test_feeder_refuses_stamps_in_the_future_beyond_the_tolerance():
-    from jepa_agent.data.episodes import FUTURE_TOLERANCE_S
+    from jepa_agent.data.quality import FUTURE_TOLERANCE_S
     from jepa_agent.data.messages import MessageError
     from jepa_agent.ros.conversions import make_trajectory
     f, pixels = feeder(), np.arange(48, dtype=np.uint8).reshape(4, 4, 3)
@@ -151,7 +151,7 @@ def test_feeder_refuses_stamps_in_the_future_beyond_the_tolerance():
 
 
 def test_feeder_applies_the_joint_limits_to_joints_and_commands():
-    from jepa_agent.data.episodes import LIMIT_MARGIN_RAD
+    from jepa_agent.data.quality import LIMIT_MARGIN_RAD
     from jepa_agent.data.messages import MessageError
     from jepa_agent.ros.conversions import make_trajectory
     f = feeder(lower=[-1.0, -1.0], upper=[1.0, 1.0])

@@ -14,7 +14,8 @@ from pathlib import Path
 from rosbags.rosbag2 import Reader
 from rosbags.typesys import Stores, get_typestore
 
-from jepa_agent.data.episodes import DatasetMeta, EpisodeWriter, Frame
+from jepa_agent.data.episode_writer import EpisodeWriter
+from jepa_agent.data.episodes import DatasetMeta, Frame
 from jepa_agent.data.messages import MessageError
 from jepa_agent.data.recording import RecorderConfig
 from jepa_agent.data.stream import StreamFeeder

@@ -17,8 +17,10 @@ import time
 import warnings
 from pathlib import Path
 
-from jepa_agent.data.episodes import (DatasetError, EpisodeReader, episode_dirs, frame_problems, read_dataset_meta,
-                                      recover_episode)
+from jepa_agent.data.episode_reader import EpisodeReader
+from jepa_agent.data.episode_writer import recover_episode
+from jepa_agent.data.episodes import DatasetError, episode_dirs, read_dataset_meta
+from jepa_agent.data.quality import frame_problems
 from jepa_agent.sim.arm_env import CONTROLLERS
 
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from jepa_agent.data.episodes import LIMIT_MARGIN_RAD
+from jepa_agent.data.quality import LIMIT_MARGIN_RAD
 
 CHANNELS = {'rgb8': 3, 'bgr8': 3, 'mono8': 1, 'rgba8': 4, 'bgra8': 4}
 #: largest image accepted (pixels); a larger header is a corrupt or hostile message, not a camera

@@ -12,8 +12,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from jepa_agent.data.episodes import FUTURE_TOLERANCE_S, LIMIT_MARGIN_RAD, Frame, constant_images
+from jepa_agent.data.episodes import Frame
 from jepa_agent.data.messages import MessageError, duration_to_sec, image_to_rgb, joint_positions, trajectory_points
+from jepa_agent.data.quality import FUTURE_TOLERANCE_S, LIMIT_MARGIN_RAD, constant_images
 from jepa_agent.data.sync import FrameSynchronizer
 
 

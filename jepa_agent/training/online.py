@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from jepa_agent.data.episodes import LIMIT_MARGIN_RAD, constant_images
+from jepa_agent.data.quality import LIMIT_MARGIN_RAD, constant_images
 from jepa_agent.model.checkpoint import save_checkpoint
 from jepa_agent.model.images import to_model_image
 from jepa_agent.model.world_model import WorldModel
