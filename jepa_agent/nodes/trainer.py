@@ -36,7 +36,8 @@ from jepa_agent.ros.params import declare_config
 from jepa_agent.ros.qos import LATCHED, RELIABLE, SENSOR
 from jepa_agent.ros.rejections import InputRejections
 from jepa_agent.ros.run import run_node
-from jepa_agent.training.online import FrameError, OnlineLearner, OnlineLearnerConfig
+from jepa_agent.training.live_frames import FrameError
+from jepa_agent.training.online import OnlineLearner, OnlineLearnerConfig
 
 
 @dataclass
