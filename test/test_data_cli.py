@@ -13,14 +13,16 @@ from jepa_agent.data.episode_reader import EpisodeReader
 from jepa_agent.data.episode_writer import EpisodeWriter
 from jepa_agent.data.episodes import episode_dirs, frame_dtype, record_crcs
 from jepa_agent.data.quality import LIMIT_MARGIN_RAD
+from jepa_agent.ros.cli import add_data_commands
 from jepa_agent.sim.arm_env import make_env
 from test_episodes import META, make_frame, write_episode
 
 
 def cli_main(argv: list[str]) -> int:
-    """`jepa-agent data ...` as jepa_agent.cli.main runs it, without importing the other teams' commands."""
+    """`jepa-agent data ...` as jepa_agent.cli.main runs it (with the ROS-side `data record`), without importing the
+    other teams' commands."""
     parser = argparse.ArgumentParser(prog='jepa-agent')
-    add_commands(parser.add_subparsers(dest='command', required=True))
+    add_data_commands(add_commands(parser.add_subparsers(dest='command', required=True)))
     args = parser.parse_args(argv)
     return args.func(args)
 
