@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from jepa_agent.data.dataset import WindowDataset, collate_windows
-from jepa_agent.data.episodes import DatasetMeta, EpisodeWriter, Frame
+from jepa_agent.data.episode_writer import EpisodeWriter
+from jepa_agent.data.episodes import DatasetMeta, Frame
 
 
 def write_dataset(root: Path, frames: int, size: int, episode_len: int = 200) -> None:

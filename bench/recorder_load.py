@@ -31,7 +31,8 @@ from rclpy.time import Time  # noqa: E402
 from sensor_msgs.msg import Image, JointState  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
-from jepa_agent.data.episodes import EpisodeReader, episode_dirs  # noqa: E402
+from jepa_agent.data.episode_reader import EpisodeReader  # noqa: E402
+from jepa_agent.data.episodes import episode_dirs  # noqa: E402
 from jepa_agent.ros.conversions import rgb_to_image  # noqa: E402
 from jepa_agent.ros.qos import RELIABLE, SENSOR  # noqa: E402
 

@@ -10,7 +10,8 @@
 A configuration error (a bad or misspelled key or section in a --config file) ends with one line and exit code 2;
 other failures (a corrupt checkpoint, missing data) with one line and exit code 1.
 
-Each sub-command lives beside the code it drives; this file only wires them together.
+Each sub-command lives beside the code it drives; this file only wires them together, including the ROS-side
+`data record` (jepa_agent.ros.cli) into the ROS-free `data` command.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import importlib
 import sys
 
 from jepa_agent.config import ConfigError
+from jepa_agent.ros.cli import add_data_commands
 
 #: modules exposing `add_commands(subparsers)`; each registered parser sets `func(args) -> int`
 COMMAND_MODULES = ('jepa_agent.data.cli', 'jepa_agent.training.cli', 'jepa_agent.planning.cli', 'jepa_agent.demo')
@@ -35,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
             if exc.name != name:
                 raise
             continue
-        module.add_commands(sub)
+        commands = module.add_commands(sub)
+        if name == 'jepa_agent.data.cli':
+            add_data_commands(commands)
     return parser
 
 

@@ -142,7 +142,7 @@ class DemoSession:
         from sensor_msgs.msg import Image, JointState
         from std_srvs.srv import Trigger
 
-        from jepa_agent.ros.conversions import MessageError, image_to_rgb, joint_positions
+        from jepa_agent.data.messages import MessageError, image_to_rgb, joint_positions
         from jepa_agent.ros.qos import LATCHED, RELIABLE, SENSOR
         from jepa_agent.sim.arm_env import make_env
 

@@ -10,7 +10,7 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile
 from sensor_msgs.msg import JointState
 
-from jepa_agent.ros.conversions import joint_positions
+from jepa_agent.data.messages import joint_positions
 from jepa_agent.ros.qos import RELIABLE
 
 

@@ -12,7 +12,8 @@ from rosbags.typesys import Stores, get_typestore
 from sensor_msgs.msg import Image, JointState
 from trajectory_msgs.msg import JointTrajectory
 
-from jepa_agent.data.episodes import EpisodeReader, episode_dirs, open_episodes
+from jepa_agent.data.episode_reader import EpisodeReader, open_episodes
+from jepa_agent.data.episodes import episode_dirs
 from jepa_agent.data.recording import RecorderConfig
 from jepa_agent.data.stream import StreamFeeder
 from jepa_agent.data.sync import FrameSynchronizer

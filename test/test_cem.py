@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from jepa_agent.config import ConfigError, build
+from jepa_agent.model.images import to_model_image
 from jepa_agent.planning.agent import Frame
 from jepa_agent.planning.cem import CEMConfig, CEMPlanner
 from jepa_agent.planning.constraints import JointLimits, project
-from jepa_agent.planning.mpc import LatentMPC, to_model_image
+from jepa_agent.planning.mpc import LatentMPC
 from jepa_agent.planning.objectives import LatentGoalCost
 
 LIMITS = JointLimits(lower=[-2.8, -2.5, -2.5], upper=[2.8, 2.5, 2.5], velocity=[1.5, 1.5, 1.5], dt=0.1)

@@ -1,4 +1,5 @@
-"""Message <-> numpy conversion (jepa_agent.ros.conversions): encodings, row padding, bad sizes, joints by name."""
+"""Message <-> numpy conversion (jepa_agent.data.messages decodes, jepa_agent.ros.conversions builds): encodings,
+row padding, bad sizes, joints by name."""
 import math
 
 import numpy as np
@@ -7,9 +8,10 @@ from builtin_interfaces.msg import Duration
 from sensor_msgs.msg import Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from jepa_agent.ros.conversions import (LIMIT_MARGIN_RAD, MAX_IMAGE_PIXELS, MessageError, duration_to_sec,
-                                        image_to_rgb, joint_positions, make_trajectory, rgb_to_image,
-                                        sec_to_duration, trajectory_points)
+from jepa_agent.data.quality import LIMIT_MARGIN_RAD
+from jepa_agent.data.messages import (MAX_IMAGE_PIXELS, MessageError, duration_to_sec, image_to_rgb, joint_positions,
+                                      trajectory_points)
+from jepa_agent.ros.conversions import make_trajectory, rgb_to_image, sec_to_duration
 
 RGB = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
 

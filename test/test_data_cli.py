@@ -9,16 +9,20 @@ import numpy as np
 import pytest
 
 from jepa_agent.data.cli import add_commands
-from jepa_agent.data.episodes import (LIMIT_MARGIN_RAD, EpisodeReader, EpisodeWriter, _record_crcs, episode_dirs,
-                                      frame_dtype)
+from jepa_agent.data.episode_reader import EpisodeReader
+from jepa_agent.data.episode_writer import EpisodeWriter
+from jepa_agent.data.episodes import episode_dirs, frame_dtype, record_crcs
+from jepa_agent.data.quality import LIMIT_MARGIN_RAD
+from jepa_agent.ros.cli import add_data_commands
 from jepa_agent.sim.arm_env import make_env
 from test_episodes import META, make_frame, write_episode
 
 
 def cli_main(argv: list[str]) -> int:
-    """`jepa-agent data ...` as jepa_agent.cli.main runs it, without importing the other teams' commands."""
+    """`jepa-agent data ...` as jepa_agent.cli.main runs it (with the ROS-side `data record`), without importing the
+    other teams' commands."""
     parser = argparse.ArgumentParser(prog='jepa-agent')
-    add_commands(parser.add_subparsers(dest='command', required=True))
+    add_data_commands(add_commands(parser.add_subparsers(dest='command', required=True)))
     args = parser.parse_args(argv)
     return args.func(args)
 
@@ -148,7 +152,7 @@ def test_verify_fails_on_times_that_do_not_increase(tmp_path, capsys):
     records = np.fromfile(path / 'frames.bin', dtype=frame_dtype(META.n_joints))
     records['time'][3] = records['time'][2]                    # as a foreign writer could leave it, CRCs intact
     records['time'][5] = 0.0
-    records['crc'] = _record_crcs(records)
+    records['crc'] = record_crcs(records)
     records.tofile(path / 'frames.bin')
     assert cli_main(['data', 'verify', str(tmp_path)]) == 1
     out = capsys.readouterr().out

@@ -7,7 +7,8 @@ import torch
 
 from jepa_agent.data.collect import collect_sim
 from jepa_agent.data.dataset import WindowDataset, collate_windows
-from jepa_agent.data.episodes import DatasetWarning, EpisodeReader, episode_dirs
+from jepa_agent.data.episode_reader import EpisodeReader
+from jepa_agent.data.episodes import DatasetWarning, episode_dirs
 from jepa_agent.sim.arm_env import make_env
 from test_episodes import write_episode
 

@@ -10,9 +10,10 @@ import sys
 import numpy as np
 import pytest
 
+from jepa_agent.data.episode_reader import EpisodeReader, open_episodes
+from jepa_agent.data.episode_writer import EpisodeWriter, open_dataset, recover_episode
+from jepa_agent.data.episodes import DatasetError, DatasetMeta, DatasetWarning, Frame, FrameError, episode_dirs
 from jepa_agent.data.recording import EpisodeRecorder
-from jepa_agent.data.episodes import (DatasetError, DatasetMeta, DatasetWarning, EpisodeReader, EpisodeWriter,
-                                      Frame, FrameError, episode_dirs, open_dataset, open_episodes, recover_episode)
 
 META = DatasetMeta(joint_names=['a', 'b'], lower=[-1, -2], upper=[1, 2], velocity_limit=[1, 1], rate_hz=10.0,
                    image_height=8, image_width=6, source='test')
@@ -109,7 +110,7 @@ WRITER_SCRIPT = """
 import sys, time
 sys.path.insert(0, {test_dir!r})
 from test_episodes import META, make_frame
-from jepa_agent.data.episodes import EpisodeWriter
+from jepa_agent.data.episode_writer import EpisodeWriter
 w = EpisodeWriter(sys.argv[1], META, fsync_interval=0.2)
 k = 0
 while True:

@@ -8,9 +8,9 @@ from ros_helpers import Inbox, JointWatcher, steady_rates
 from sensor_msgs.msg import Image, JointState
 from trajectory_msgs.msg import JointTrajectory
 
+from jepa_agent.data.messages import trajectory_points
 from jepa_agent.joints import JointLimitsConfig
 from jepa_agent.resources import config_path
-from jepa_agent.ros.conversions import trajectory_points
 from jepa_agent.ros.qos import SENSOR
 from jepa_agent.sim import make_env
 

@@ -33,7 +33,7 @@ from test_planner_node import tiny_checkpoint
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from jepa_agent.data.cli import verify_dataset
-from jepa_agent.data.episodes import open_episodes
+from jepa_agent.data.episode_reader import open_episodes
 from jepa_agent.ros.conversions import rgb_to_image
 from jepa_agent.ros.qos import LATCHED, RELIABLE, SENSOR
 from jepa_agent.sim import make_env

@@ -14,7 +14,8 @@ from std_srvs.srv import Trigger
 
 from jepa_agent.data.cli import verify_dataset
 from jepa_agent.data.dataset import WindowDataset
-from jepa_agent.data.episodes import EpisodeReader, episode_dirs
+from jepa_agent.data.episode_reader import EpisodeReader
+from jepa_agent.data.episodes import episode_dirs
 
 pytestmark = pytest.mark.slow
 NAMES = ['shoulder', 'elbow', 'wrist']

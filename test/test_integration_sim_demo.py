@@ -16,9 +16,9 @@ from conftest import REPO, wait_for
 from ros_helpers import Inbox, JointWatcher
 from trajectory_msgs.msg import JointTrajectory
 
+from jepa_agent.data.messages import trajectory_points
 from jepa_agent.demo import write_goal_image
 from jepa_agent.resources import model_path
-from jepa_agent.ros.conversions import trajectory_points
 
 pytestmark = pytest.mark.slow
 NAMES = ['shoulder', 'elbow', 'wrist']

@@ -34,7 +34,8 @@ else:
     from std_srvs.srv import Trigger
     from trajectory_msgs.msg import JointTrajectory
 
-    from jepa_agent.data.episodes import EpisodeReader, episode_dirs
+    from jepa_agent.data.episode_reader import EpisodeReader
+    from jepa_agent.data.episodes import episode_dirs
     from jepa_agent.ros.conversions import make_trajectory
     from jepa_agent.ros.launch import share_file
     from jepa_agent.ros.qos import RELIABLE, SENSOR

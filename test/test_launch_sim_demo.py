@@ -19,14 +19,14 @@ else:
     import launch_testing.asserts
     import launch_testing.markers
     import numpy as np
-    from launch import LaunchDescription
-    from launch.actions import IncludeLaunchDescription
     from launch_testing_ros import WaitForTopics
     from sensor_msgs.msg import JointState
     from trajectory_msgs.msg import JointTrajectory
 
-    from jepa_agent.ros.conversions import trajectory_points
+    from jepa_agent.data.messages import trajectory_points
     from jepa_agent.ros.launch import share_file
+    from launch import LaunchDescription
+    from launch.actions import IncludeLaunchDescription
 
     NAMES = ['shoulder', 'elbow', 'wrist']
     LOWER, UPPER = np.array([-2.8, -2.5, -2.5]), np.array([2.8, 2.5, 2.5])

@@ -8,7 +8,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from jepa_agent.data.episodes import DatasetMeta, EpisodeWriter, open_episodes
+from jepa_agent.data.episode_reader import open_episodes
+from jepa_agent.data.episode_writer import EpisodeWriter
+from jepa_agent.data.episodes import DatasetMeta
 from test_data_cli import cli_main
 from test_episodes import make_frame
 

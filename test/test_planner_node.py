@@ -6,21 +6,22 @@ import time
 
 import numpy as np
 import pytest
-from rclpy.qos import QoSProfile
 from conftest import NodeProcess, spinning_node, wait_for
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
+from rclpy.qos import QoSProfile
 from ros_helpers import Inbox, JointWatcher
-from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from jepa_agent.data.messages import duration_to_sec, trajectory_points
 from jepa_agent.model.checkpoint import save_checkpoint
 from jepa_agent.model.world_model import ModelConfig, WorldModel
 from jepa_agent.resources import model_path
-from jepa_agent.ros.conversions import duration_to_sec, rgb_to_image, trajectory_points
+from jepa_agent.ros.conversions import rgb_to_image
 from jepa_agent.ros.qos import LATCHED, RELIABLE, SENSOR
 from jepa_agent.sim import make_env
 

@@ -20,7 +20,9 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from jepa_agent.data.cli import verify_dataset
-from jepa_agent.data.episodes import LIMIT_MARGIN_RAD, EpisodeReader, constant_images, episode_dirs
+from jepa_agent.data.episode_reader import EpisodeReader
+from jepa_agent.data.episodes import episode_dirs
+from jepa_agent.data.quality import LIMIT_MARGIN_RAD, constant_images
 from jepa_agent.ros.conversions import make_trajectory, rgb_to_image
 from jepa_agent.ros.qos import RELIABLE, SENSOR
 from test_data_cli import cli_main

@@ -16,14 +16,15 @@ from trajectory_msgs.msg import JointTrajectory
 
 from jepa_agent.command_gate import CommandGateConfig
 from jepa_agent.config import build, load_section, to_params
+from jepa_agent.data.messages import image_to_rgb
 from jepa_agent.nodes.explorer import ExplorerConfig
 from jepa_agent.nodes.sim_arm import SimArmConfig
-from jepa_agent.sim.camera_link import CameraLink
 from jepa_agent.nodes.teleop_keyboard import TeleopConfig
 from jepa_agent.resources import config_path
-from jepa_agent.ros.conversions import image_to_rgb, make_trajectory
+from jepa_agent.ros.conversions import make_trajectory
 from jepa_agent.ros.qos import SENSOR
 from jepa_agent.sim import make_env
+from jepa_agent.sim.camera_link import CameraLink
 
 pytestmark = pytest.mark.slow
 NAMES = ['shoulder', 'elbow', 'wrist']

@@ -124,7 +124,7 @@ def joint_state(t: float, position):
 
 @pytest.mark.parametrize('value', [0, 255, None])
 def test_feeder_refuses_constant_images(value):
-    from jepa_agent.ros.conversions import MessageError
+    from jepa_agent.data.messages import MessageError
     pixels = np.full((4, 4, 3), [10, 200, 30] if value is None else value, np.uint8)   # black, white, flat colour
     f = feeder()
     with pytest.raises(MessageError, match='constant image'):
@@ -134,8 +134,9 @@ def test_feeder_refuses_constant_images(value):
 
 
 def test_feeder_refuses_stamps_in_the_future_beyond_the_tolerance():
-    from jepa_agent.data.episodes import FUTURE_TOLERANCE_S
-    from jepa_agent.ros.conversions import MessageError, make_trajectory
+    from jepa_agent.data.quality import FUTURE_TOLERANCE_S
+    from jepa_agent.data.messages import MessageError
+    from jepa_agent.ros.conversions import make_trajectory
     f, pixels = feeder(), np.arange(48, dtype=np.uint8).reshape(4, 4, 3)
     receipt, late = 1000.0, 1000.0 + FUTURE_TOLERANCE_S + 0.5
     for feed in (lambda: f.image(camera(late, pixels), 0.0, receipt),
@@ -150,8 +151,9 @@ def test_feeder_refuses_stamps_in_the_future_beyond_the_tolerance():
 
 
 def test_feeder_applies_the_joint_limits_to_joints_and_commands():
-    from jepa_agent.data.episodes import LIMIT_MARGIN_RAD
-    from jepa_agent.ros.conversions import MessageError, make_trajectory
+    from jepa_agent.data.quality import LIMIT_MARGIN_RAD
+    from jepa_agent.data.messages import MessageError
+    from jepa_agent.ros.conversions import make_trajectory
     f = feeder(lower=[-1.0, -1.0], upper=[1.0, 1.0])
     with pytest.raises(MessageError, match='JointState position beyond the joint limits: a=50'):
         f.joints(joint_state(1.0, [50.0, 0.0]), 0.0, 1.0)
@@ -166,7 +168,7 @@ def test_feeder_applies_the_joint_limits_to_joints_and_commands():
 
 
 def test_feeder_enforces_the_episode_image_size_unless_told_not_to():
-    from jepa_agent.ros.conversions import MessageError
+    from jepa_agent.data.messages import MessageError
     f, pixels = feeder(), np.arange(48, dtype=np.uint8).reshape(4, 4, 3)
     f.image_shape = (8, 8, 3)
     with pytest.raises(MessageError, match='image size changed to 4x4'):

@@ -7,7 +7,7 @@ import yaml
 
 from jepa_agent.cli import main
 from jepa_agent.data.collect import collect_sim, env_dataset_meta
-from jepa_agent.data.episodes import open_dataset
+from jepa_agent.data.episode_writer import open_dataset
 from jepa_agent.model.checkpoint import load_checkpoint
 from jepa_agent.sim.arm_env import ArmEnv, ArmEnvConfig
 from jepa_agent.training.losses import JEPAObjective, LossConfig, NonFiniteBatchError, prediction_errors

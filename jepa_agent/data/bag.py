@@ -14,11 +14,12 @@ from pathlib import Path
 from rosbags.rosbag2 import Reader
 from rosbags.typesys import Stores, get_typestore
 
-from jepa_agent.data.episodes import DatasetMeta, EpisodeWriter, Frame
+from jepa_agent.data.episode_writer import EpisodeWriter
+from jepa_agent.data.episodes import DatasetMeta, Frame
+from jepa_agent.data.messages import MessageError
 from jepa_agent.data.recording import RecorderConfig
 from jepa_agent.data.stream import StreamFeeder
 from jepa_agent.data.sync import FrameSynchronizer
-from jepa_agent.ros.conversions import MessageError
 
 
 class BagError(ValueError):

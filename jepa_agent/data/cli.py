@@ -5,7 +5,8 @@
     jepa-agent data verify data/babble [--repair]
     jepa-agent data import-bag BAG --out data/from_bag [--config config/recorder.yaml] [--image-topic T ...]
     jepa-agent data export-lerobot data/babble --out data/babble_lerobot
-    jepa-agent data record start|stop|discard [--recorder /recorder]   # the recorder node's services
+    jepa-agent data record start|stop|discard [--recorder /recorder]   # the recorder node's services (ROS side:
+                                                                       # jepa_agent.ros.cli)
 """
 from __future__ import annotations
 
@@ -16,12 +17,15 @@ import time
 import warnings
 from pathlib import Path
 
-from jepa_agent.data.episodes import (DatasetError, EpisodeReader, episode_dirs, frame_problems, read_dataset_meta,
-                                      recover_episode)
+from jepa_agent.data.episode_reader import EpisodeReader
+from jepa_agent.data.episode_writer import recover_episode
+from jepa_agent.data.episodes import DatasetError, episode_dirs, read_dataset_meta
+from jepa_agent.data.quality import frame_problems
 from jepa_agent.sim.arm_env import CONTROLLERS
 
 
-def add_commands(subparsers) -> None:
+def add_commands(subparsers) -> argparse._SubParsersAction:
+    """Register `data` and its ROS-free sub-commands; returns them so `jepa_agent.cli` can add the ROS-side ones."""
     data = subparsers.add_parser('data', help='episode datasets: collect-sim | info | verify | import-bag | '
                                  'export-lerobot | record',
                                  description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -67,11 +71,7 @@ def add_commands(subparsers) -> None:
     p.add_argument('--overwrite', action='store_true', help='replace a non-empty --out')
     p.set_defaults(func=cmd_export_lerobot)
 
-    p = sub.add_parser('record', help="start/stop/discard an episode of a running recorder node (its services)")
-    p.add_argument('action', choices=('start', 'stop', 'discard'))
-    p.add_argument('--recorder', default='/recorder', help='recorder node name (default /recorder)')
-    p.add_argument('--timeout', type=float, default=10.0)
-    p.set_defaults(func=cmd_record)
+    return sub
 
 
 def cmd_collect_sim(args) -> int:
@@ -209,11 +209,3 @@ def cmd_export_lerobot(args) -> int:
     print(f'wrote LeRobot {info["codebase_version"]} dataset to {args.out}: {info["total_episodes"]} episodes, '
           f'{info["total_frames"]} frames at {info["fps"]} fps')
     return 0
-
-
-def cmd_record(args) -> int:
-    from jepa_agent.ros.services import call_trigger
-
-    ok, message = call_trigger(f'{args.recorder}/{args.action}_episode', args.timeout)
-    print(message, file=sys.stdout if ok else sys.stderr)
-    return 0 if ok else 1

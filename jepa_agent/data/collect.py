@@ -11,7 +11,8 @@ import dataclasses
 from pathlib import Path
 
 from jepa_agent.data.babble import BabbleConfig, MotorBabbler
-from jepa_agent.data.episodes import DatasetMeta, EpisodeWriter, Frame
+from jepa_agent.data.episode_writer import EpisodeWriter
+from jepa_agent.data.episodes import DatasetMeta, Frame
 from jepa_agent.sim.arm_env import ArmEnv
 
 

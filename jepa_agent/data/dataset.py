@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from jepa_agent.data.episodes import EpisodeReader, open_episodes, read_dataset_meta
+from jepa_agent.data.episode_reader import EpisodeReader, open_episodes
+from jepa_agent.data.episodes import read_dataset_meta
 
 
 class WindowDataset(Dataset):

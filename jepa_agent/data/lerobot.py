@@ -26,7 +26,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from jepa_agent.data.episodes import EpisodeReader, open_episodes, read_dataset_meta
+from jepa_agent.data.episode_reader import EpisodeReader, open_episodes
+from jepa_agent.data.episodes import read_dataset_meta
 
 CODEBASE_VERSION = 'v3.0'
 IMAGE_KEY = 'observation.images.camera'

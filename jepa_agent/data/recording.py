@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from jepa_agent.data.episodes import DatasetMeta, EpisodeWriter, Frame, FrameError
+from jepa_agent.data.episode_writer import EpisodeWriter
+from jepa_agent.data.episodes import DatasetMeta, Frame, FrameError
 from jepa_agent.data.sync import SyncConfig
 from jepa_agent.joints import JointLimitsConfig
 

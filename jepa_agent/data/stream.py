@@ -3,7 +3,7 @@ import.
 
 Works with rclpy messages and with `rosbags` deserialized messages alike (same field names); bad messages raise
 MessageError with a sentence saying what is wrong, and the caller decides how loudly to report it. Besides the
-message checks of `jepa_agent.ros.conversions` (encodings, sizes, names, NaN, joint limits), a feeder refuses
+message checks of `jepa_agent.data.messages` (encodings, sizes, names, NaN, joint limits), a feeder refuses
 constant images (a camera that is not delivering) and stamps more than FUTURE_TOLERANCE_S after the receipt time.
 """
 from __future__ import annotations
@@ -12,14 +12,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from jepa_agent.data.episodes import FUTURE_TOLERANCE_S, LIMIT_MARGIN_RAD, Frame, constant_images
+from jepa_agent.data.episodes import Frame
+from jepa_agent.data.messages import MessageError, duration_to_sec, image_to_rgb, joint_positions, trajectory_points
+from jepa_agent.data.quality import FUTURE_TOLERANCE_S, LIMIT_MARGIN_RAD, constant_images
 from jepa_agent.data.sync import FrameSynchronizer
-from jepa_agent.ros.conversions import MessageError, image_to_rgb, joint_positions, trajectory_points
 
 
 def stamp_seconds(header, receipt: float) -> float:
     """header.stamp in seconds, or `receipt` for unstamped (zero) headers."""
-    t = header.stamp.sec + header.stamp.nanosec * 1e-9
+    t = duration_to_sec(header.stamp)
     return t if t > 0 else receipt
 
 
@@ -86,7 +87,7 @@ class StreamFeeder:
     def command(self, msg, arrival: float, receipt: float | None = None) -> list[Frame]:
         """A trajectory; with `receipt` (the stamps' clock), one stamped too far in the future is refused."""
         times, positions = trajectory_points(msg, self.joint_names, lower=self.lower, upper=self.upper)
-        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        stamp = duration_to_sec(msg.header.stamp)
         if receipt is not None and stamp > 0:
             check_not_future(stamp, receipt, 'trajectory')
         return self.sync.add_command(stamp, times, positions, arrival)

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from jepa_agent.model.encoders import CNNEncoder, KeypointEncoder, ViTEncoder
+from jepa_agent.model.images import to_unit
 from jepa_agent.model.predictors import ResidualMLPPredictor, TransformerPredictor
 
 ENCODERS = ('cnn', 'keypoints', 'vit')
@@ -146,7 +147,7 @@ class WorldModel(nn.Module):
             raise ValueError(f'expected images (..., 3, {size}, {size}), got {tuple(images.shape)}')
         lead = images.shape[:-3]
         x = images.reshape(-1, 3, size, size)
-        x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+        x = to_unit(x)
         return self.projector(self.encoder(x.to(self.action_scale.device))).reshape(*lead, -1)
 
     def predict(self, z_hist: torch.Tensor, action: torch.Tensor) -> torch.Tensor:

@@ -19,8 +19,9 @@ from trajectory_msgs.msg import JointTrajectory
 
 from jepa_agent.command_gate import CommandGate, CommandGateConfig, CommandRefused
 from jepa_agent.data.babble import BabbleConfig, MotorBabbler
+from jepa_agent.data.messages import MessageError
 from jepa_agent.joints import JointLimitsConfig
-from jepa_agent.ros.conversions import MessageError, timed_trajectory
+from jepa_agent.ros.conversions import timed_trajectory
 from jepa_agent.ros.freshness import NewestJointState
 from jepa_agent.ros.params import declare_config
 from jepa_agent.ros.qos import RELIABLE

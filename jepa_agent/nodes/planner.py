@@ -36,6 +36,8 @@ from trajectory_msgs.msg import JointTrajectory
 
 from jepa_agent.command_gate import CommandGate, CommandGateConfig
 from jepa_agent.config import ConfigError
+from jepa_agent.data.messages import MAX_IMAGE_PIXELS, MessageError, image_to_rgb, truncate
+from jepa_agent.data.stream import check_not_flat, check_not_future, stamp_seconds
 from jepa_agent.joints import JointLimitsConfig
 from jepa_agent.model.checkpoint import CheckpointError, load_checkpoint
 from jepa_agent.planning.agent import Agent, AgentConfig, Command, Hold
@@ -44,14 +46,12 @@ from jepa_agent.planning.constraints import JointLimits
 from jepa_agent.planning.debug_view import DebugView
 from jepa_agent.planning.mpc import LatentMPC
 from jepa_agent.resources import model_path
-from jepa_agent.ros.conversions import (MAX_IMAGE_PIXELS, MessageError, image_to_rgb, make_trajectory,
-                                        rgb_to_image, timed_trajectory)
+from jepa_agent.ros.conversions import make_trajectory, rgb_to_image, timed_trajectory
 from jepa_agent.ros.diagnostics import publish_status
-from jepa_agent.data.stream import check_not_flat, check_not_future, stamp_seconds
 from jepa_agent.ros.freshness import NewestJointState, message_age, now_s
 from jepa_agent.ros.params import declare_config
 from jepa_agent.ros.qos import LATCHED, RELIABLE, SENSOR
-from jepa_agent.ros.rejections import InputRejections, truncate
+from jepa_agent.ros.rejections import InputRejections
 from jepa_agent.ros.run import run_node
 
 DEVICES = ('cpu', 'cuda')

@@ -20,14 +20,14 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from jepa_agent.data.episodes import DatasetError, Frame
+from jepa_agent.data.messages import MessageError, truncate
 from jepa_agent.data.recording import EpisodeRecorder, RecorderConfig
 from jepa_agent.data.stream import StreamFeeder
 from jepa_agent.data.sync import FrameSynchronizer
-from jepa_agent.ros.conversions import MessageError
 from jepa_agent.ros.diagnostics import publish_status
 from jepa_agent.ros.params import declare_config
 from jepa_agent.ros.qos import RELIABLE, SENSOR
-from jepa_agent.ros.rejections import InputRejections, truncate
+from jepa_agent.ros.rejections import InputRejections
 from jepa_agent.ros.run import run_node
 
 #: joint states can come at 500 Hz: 2 s of queue rides out executor stalls on a busy CPU (a gap = dropped frames)

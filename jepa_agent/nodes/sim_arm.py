@@ -29,11 +29,11 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from jepa_agent.ros.conversions import MessageError, rgb_to_image, trajectory_points
+from jepa_agent.data.messages import MessageError, trajectory_points, truncate
+from jepa_agent.ros.conversions import rgb_to_image
 from jepa_agent.ros.diagnostics import publish_status
 from jepa_agent.ros.params import declare_config
 from jepa_agent.ros.qos import RELIABLE, SENSOR
-from jepa_agent.ros.rejections import truncate
 from jepa_agent.ros.run import run_node
 from jepa_agent.sim.arm_env import ArmEnv, ArmEnvConfig
 from jepa_agent.sim.camera_link import CameraLink

@@ -10,36 +10,12 @@ import warnings
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from jepa_agent.model.images import to_model_image
 from jepa_agent.planning.agent import plan_start
 from jepa_agent.planning.cem import CEMConfig, CEMPlanner, Plan, step_weights
 from jepa_agent.planning.constraints import JointLimits
 from jepa_agent.planning.objectives import LatentGoalCost, maybe_compile
-
-
-def to_model_image(image: np.ndarray, size: int) -> torch.Tensor:
-    """(3, size, size) float image in [0, 1] from an (H, W, 3) or (H, W) uint8 or [0, 1] float array.
-
-    Resizes (antialiased) when the camera and the model disagree; rejects non-finite pixels and odd shapes.
-    """
-    image = np.asarray(image)
-    if image.ndim == 2:
-        image = np.repeat(image[:, :, None], 3, axis=2)
-    if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 1:
-        raise ValueError(f'expected an (H, W, 3) or (H, W) image, got shape {image.shape}')
-    if image.dtype == np.uint8:
-        x = torch.from_numpy(np.array(image)).float().div_(255)      # copy: ROS buffers are read-only
-    elif np.issubdtype(image.dtype, np.floating):
-        if not np.all(np.isfinite(image)):
-            raise ValueError('image has non-finite pixels')
-        x = torch.from_numpy(np.clip(image, 0, 1).astype(np.float32))
-    else:
-        raise ValueError(f'expected a uint8 or float image, got dtype {image.dtype}')
-    x = x.permute(2, 0, 1)                                              # (3, H, W)
-    if x.shape[1:] != (size, size):
-        x = F.interpolate(x[None], size=(size, size), mode='bilinear', antialias=True, align_corners=False)[0]
-    return x
 
 
 class LatentMPC:

@@ -15,8 +15,8 @@ from rclpy.clock import Clock
 from sensor_msgs.msg import JointState
 
 from jepa_agent.command_gate import JointReading
+from jepa_agent.data.messages import MessageError, joint_positions
 from jepa_agent.data.stream import check_not_future, stamp_seconds
-from jepa_agent.ros.conversions import MessageError, joint_positions
 
 
 def now_s(clock: Clock) -> float:

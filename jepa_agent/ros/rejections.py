@@ -5,17 +5,9 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-#: longest reason text logged; a 5000-character topic string or encoding is cut here
-MAX_REASON_CHARS = 200
+from jepa_agent.data.messages import truncate
+
 WARN_PERIOD_S = 5.0
-
-
-def truncate(text: str, max_chars: int = MAX_REASON_CHARS) -> str:
-    """`text` cut to `max_chars` characters, saying how much was left out."""
-    text = str(text)
-    if len(text) <= max_chars:
-        return text
-    return f'{text[:max_chars]}... ({len(text) - max_chars} more characters)'
 
 
 class InputRejections:

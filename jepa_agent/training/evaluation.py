@@ -3,15 +3,24 @@ the arm's configuration (what a latent-distance planner relies on).
 
 Rollout errors are mean squared latent errors divided by the latents' total variance, so 1.0 means "no better than
 guessing the mean latent" whatever the latent scale; `persistence_error` is the same for the baseline that predicts
-no change (the last seen latent), which shows how much of the motion the model predicts.
+no change (the last seen latent), which shows how much of the motion the model predicts. `held_out_error` is the
+online learner's checkpoint gate: the rollout error as a fraction of the persistence baseline's.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
 
 from jepa_agent.model.regularizers import effective_rank
 from jepa_agent.model.world_model import WorldModel
+from jepa_agent.training.losses import prediction_errors
+
+#: windows encoded at once by `held_out_error` (bounds the memory of the evaluation)
+HOLDOUT_CHUNK = 8
+#: a model whose latents move less than this share of their variance over the held-out windows cannot be judged
+MIN_MOTION = 1e-6
 
 
 def latent_statistics(z: torch.Tensor) -> dict:
@@ -92,3 +101,25 @@ def evaluate(model: WorldModel, dataset, horizon: int = 10, max_windows: int = 5
             'rollout_error': errors.tolist(), 'rollout_error_ratio': float(errors[-1] / errors[0]),
             'persistence_error': baseline.tolist(), **readout,
             'windows': len(indices), **distance_correlations(z_all.numpy(), q_all, ee, np.array(episodes))}
+
+
+@torch.no_grad()
+def held_out_error(model: WorldModel, images: torch.Tensor, actions: torch.Tensor) -> float:
+    """Rollout error of `model` over windows images (B, K+H, 3, S, S), actions (B, K+H-1, J) as a fraction of the
+    persistence baseline's (the last seen latent) on the same windows, in the model's own latent space: 0 = perfect,
+    1 = no better than "nothing moves". inf when its latents hardly move over the windows (collapsed or blind)."""
+    model.eval()
+    k = model.config.history
+    rollout = persistence = 0.0
+    latents = []
+    for chunk in range(0, len(images), HOLDOUT_CHUNK):
+        z = model.encode(images[chunk:chunk + HOLDOUT_CHUNK]).float()                   # (B, K+H, D)
+        _, per_step = prediction_errors(model, z, z[:, k:], actions[chunk:chunk + HOLDOUT_CHUNK])   # (H,)
+        rollout += float(per_step.mean()) * len(z)
+        persistence += float((z[:, k - 1:k] - z[:, k:]).square().mean()) * len(z)
+        latents.append(z.flatten(0, 1))
+    variance = float(torch.cat(latents).var(0).mean())
+    if not persistence / len(images) > MIN_MOTION * variance:
+        return math.inf
+    error = rollout / persistence
+    return error if math.isfinite(error) else math.inf

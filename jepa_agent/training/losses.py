@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from jepa_agent.model.images import to_unit
 from jepa_agent.model.regularizers import SIGReg, gather_with_grad, vicreg, world_size
 from jepa_agent.model.world_model import WorldModel
 
@@ -141,8 +142,7 @@ class JEPAObjective(nn.Module):
         if self.target is None:
             return z
         with torch.no_grad():
-            x = images.flatten(0, 1)
-            x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+            x = to_unit(images.flatten(0, 1))
             return self.target['projector'](self.target['encoder'](x)).view_as(z)
 
     def _state_probe(self, z: torch.Tensor, qpos: torch.Tensor | None) -> torch.Tensor:

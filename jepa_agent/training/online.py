@@ -18,7 +18,8 @@ Surprise is the world model's error on the newest transition: the latent it pred
 the previous K views and the action taken, against the latent it actually sees, divided by the latent variance so
 that values stay comparable while the model trains (≈ 1 means "no better than guessing the mean view").
 The training loss is the offline trainer's `JEPAObjective`; the learner adds only the buffer, the schedule and the
-bookkeeping. ROS-free: the `trainer` node feeds it and publishes what it reports.
+bookkeeping (the buffer: replay.py; frame checks: live_frames.py; the held-out error: evaluation.py). ROS-free:
+the `trainer` node feeds it and publishes what it reports.
 """
 from __future__ import annotations
 
@@ -35,28 +36,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from jepa_agent.data.episodes import LIMIT_MARGIN_RAD, constant_images
 from jepa_agent.model.checkpoint import save_checkpoint
 from jepa_agent.model.world_model import WorldModel
-from jepa_agent.planning.mpc import to_model_image
-from jepa_agent.training.losses import JEPAObjective, LossConfig, NonFiniteBatchError, prediction_errors
+from jepa_agent.training.evaluation import held_out_error
+from jepa_agent.training.live_frames import FrameError, LiveFrameCheck
+from jepa_agent.training.losses import JEPAObjective, LossConfig, NonFiniteBatchError
+from jepa_agent.training.replay import ReplayBuffer
 
 log = logging.getLogger(__name__)
 
-#: a time step longer than this many frame periods starts a new sequence (windows never span the gap)
-GAP_PERIODS = 1.5
 #: latents encoded to estimate the latent variance before the first training step
 VARIANCE_SAMPLE = 64
 #: fewest held-out windows a checkpoint is judged on (fewer: it is withheld)
 MIN_HOLDOUT_WINDOWS = 4
-#: held-out windows encoded at once when judging a checkpoint (bounds the memory of the evaluation)
-HOLDOUT_CHUNK = 8
-#: a model whose latents move less than this share of their variance over the held-out windows cannot be judged
-MIN_MOTION = 1e-6
-
-
-class FrameError(ValueError):
-    """A live frame is unusable (wrong shape, non-finite or out-of-limit joints, a constant image); skip it."""
 
 
 @dataclass
@@ -141,121 +133,6 @@ class OnlineLearnerConfig:
             raise ValueError(f'announce_margin must be finite and > -1, got {self.announce_margin=}')
 
 
-class ReplayBuffer:
-    """Ring buffer of frames (image, qpos, target) with sequence ids, so training windows never span a gap.
-
-    With `holdout_every` = n, absolute frames of every n-th stretch of `holdout_stretch` frames (the last of each n)
-    are held out: `window_starts` (training) never returns a window touching one, `holdout_starts` only windows
-    inside one stretch, so training and held-out windows never share a frame.
-    """
-
-    def __init__(self, capacity: int, image_size: int, n_joints: int, period_s: float, *,
-                 holdout_stretch: int = 1, holdout_every: int = 0):
-        self.capacity, self.period_s = capacity, period_s
-        self.holdout_stretch, self.holdout_every = holdout_stretch, holdout_every
-        self.images = np.zeros((capacity, 3, image_size, image_size), np.uint8)
-        self.qpos = np.zeros((capacity, n_joints), np.float32)
-        self.target = np.zeros((capacity, n_joints), np.float32)
-        self.sequence = np.zeros(capacity, np.int64)
-        self.total = 0
-        """Frames ever added; frame n (absolute) lives at slot n % capacity while n >= total - capacity."""
-        self._last_time: float | None = None
-        self._sequence = 0
-        self.lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return min(self.total, self.capacity)
-
-    def add(self, image: np.ndarray, qpos: np.ndarray, target: np.ndarray, stamp: float) -> None:
-        """Append one frame (image (3, S, S) uint8); a time gap or backwards step starts a new sequence."""
-        with self.lock:
-            if self._last_time is not None and not 0 < stamp - self._last_time <= GAP_PERIODS * self.period_s:
-                self._sequence += 1
-            self._last_time = stamp
-            slot = self.total % self.capacity
-            self.images[slot], self.qpos[slot], self.target[slot] = image, qpos, target
-            self.sequence[slot] = self._sequence
-            self.total += 1
-
-    def break_sequence(self) -> None:
-        """The next frame does not follow the previous one (e.g. frames were skipped)."""
-        with self.lock:
-            self._sequence += 1
-
-    def held_out(self, frames: np.ndarray) -> np.ndarray:
-        """Whether each absolute frame number lies in a held-out stretch."""
-        frames = np.asarray(frames)
-        if not self.holdout_every:
-            return np.zeros(frames.shape, bool)
-        return (frames // self.holdout_stretch) % self.holdout_every == self.holdout_every - 1
-
-    def window_starts(self, length: int, count: int, rng: np.random.Generator) -> np.ndarray:
-        """Up to `count` random absolute start frames of `length`-frame training windows inside one sequence that
-        touch no held-out frame."""
-        with self.lock:
-            first, last = max(0, self.total - self.capacity), self.total - length
-            if last < first:
-                return np.zeros(0, np.int64)
-            starts = rng.integers(first, last + 1, size=4 * count)
-            same = self.sequence[starts % self.capacity] == self.sequence[(starts + length - 1) % self.capacity]
-            usable = same & ~self.held_out(starts[:, None] + np.arange(length)).any(1)
-            return starts[usable][:count]
-
-    def holdout_starts(self, length: int, count: int) -> np.ndarray:
-        """Up to `count` absolute start frames of `length`-frame windows inside one held-out stretch and sequence,
-        spread evenly over those in the buffer (oldest first; the same buffer gives the same windows)."""
-        with self.lock:
-            first, last = max(0, self.total - self.capacity), self.total - length
-            starts = np.arange(first, max(first, last + 1))
-            ends = starts + length - 1
-            inside = self.held_out(starts) & (starts // self.holdout_stretch == ends // self.holdout_stretch) & \
-                (self.sequence[starts % self.capacity] == self.sequence[ends % self.capacity])
-            starts = starts[inside]
-        if len(starts) > count:
-            starts = starts[np.linspace(0, len(starts) - 1, count).round().astype(int)]
-        return starts
-
-    def windows(self, starts: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(images (B, T, 3, S, S) uint8, actions (B, T-1, J), qpos (B, T, J)) of the windows starting at `starts`."""
-        with self.lock:
-            slots = (starts[:, None] + np.arange(length)[None]) % self.capacity       # (B, T)
-            images, qpos = self.images[slots], self.qpos[slots]
-            actions = self.target[slots[:, :-1]] - qpos[:, :-1]
-        return images, actions, qpos
-
-    def newest(self, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """The newest `length` frames as one window (see `windows`), or None if they are not one unbroken sequence."""
-        if self.total < length:
-            return None
-        start = np.array([self.total - length])
-        with self.lock:
-            if self.sequence[start[0] % self.capacity] != self.sequence[(self.total - 1) % self.capacity]:
-                return None
-        return tuple(part[0] for part in self.windows(start, length))
-
-
-@torch.no_grad()
-def held_out_error(model: WorldModel, images: torch.Tensor, actions: torch.Tensor) -> float:
-    """Rollout error of `model` over windows images (B, K+H, 3, S, S), actions (B, K+H-1, J) as a fraction of the
-    persistence baseline's (the last seen latent) on the same windows, in the model's own latent space: 0 = perfect,
-    1 = no better than "nothing moves". inf when its latents hardly move over the windows (collapsed or blind)."""
-    model.eval()
-    k = model.config.history
-    rollout = persistence = 0.0
-    latents = []
-    for chunk in range(0, len(images), HOLDOUT_CHUNK):
-        z = model.encode(images[chunk:chunk + HOLDOUT_CHUNK]).float()                   # (B, K+H, D)
-        _, per_step = prediction_errors(model, z, z[:, k:], actions[chunk:chunk + HOLDOUT_CHUNK])   # (H,)
-        rollout += float(per_step.mean()) * len(z)
-        persistence += float((z[:, k - 1:k] - z[:, k:]).square().mean()) * len(z)
-        latents.append(z.flatten(0, 1))
-    variance = float(torch.cat(latents).var(0).mean())
-    if not persistence / len(images) > MIN_MOTION * variance:
-        return math.inf
-    error = rollout / persistence
-    return error if math.isfinite(error) else math.inf
-
-
 class OnlineLearner:
     """Trains a WorldModel on the live stream in a background thread; reports surprise, and announces checkpoints
     that are no worse than the announced model on held-out live windows."""
@@ -275,7 +152,6 @@ class OnlineLearner:
         self.metadata = dict(metadata)
         self.rate_hz = float(rate_hz or self.metadata.get('rate_hz') or 10.0)
         self.on_surprise, self.on_checkpoint, self.on_withheld = on_surprise, on_checkpoint, on_withheld
-        self.lower, self.upper = self._joint_limits()
         state_weight = self.config.state_weight if self.model.state_head is not None else 0.0
         self.objective = JEPAObjective(self.model, LossConfig(rollout_steps=self.config.rollout_steps,
                                                               state_weight=state_weight))
@@ -291,6 +167,7 @@ class OnlineLearner:
         if self.window > (c.holdout_every - 1) * c.holdout_stretch:
             raise ValueError(f'a training window of {self.window} frames does not fit between held-out stretches '
                              f'({c.holdout_every - 1} x holdout_stretch {c.holdout_stretch} frames)')
+        self.frame_check = LiveFrameCheck(mc.image_size, mc.action_dim, self.metadata)
         self.buffer = ReplayBuffer(c.buffer_frames, mc.image_size, mc.action_dim, 1.0 / self.rate_hz,
                                    holdout_stretch=c.holdout_stretch, holdout_every=c.holdout_every)
         self.seed_data = self._open_seed_dataset(self.config.seed_dataset)
@@ -332,61 +209,16 @@ class OnlineLearner:
             raise ValueError(f'seed dataset {root} has no window of {self.window} frames')
         return data
 
-    def _joint_limits(self) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """The checkpoint's joint limits (metadata 'lower'/'upper'), or None where it has none."""
-        j = self.model.config.action_dim
-        limits = []
-        for key in ('lower', 'upper'):
-            value = self.metadata.get(key)
-            if value is not None:
-                value = np.asarray(value, np.float32)
-                if value.shape != (j,) or not np.all(np.isfinite(value)):
-                    raise ValueError(f'checkpoint metadata {key} must hold {j} finite joint limits, got {value}')
-            limits.append(value)
-        return limits[0], limits[1]
-
     # -- input -----------------------------------------------------------------------------------------------
     def observe(self, image: np.ndarray, qpos: np.ndarray, target: np.ndarray, stamp: float) -> None:
         """Add one live frame: camera image (H, W, 3) uint8, measured and commanded joint positions (radians),
         time in seconds. Raises FrameError (the frame is dropped and the sequence broken) if it is unusable."""
-        j = self.model.config.action_dim
-        qpos, target = np.asarray(qpos, np.float32), np.asarray(target, np.float32)
         try:
-            if qpos.shape != (j,) or target.shape != (j,):
-                raise FrameError(f'expected {j} joint positions and targets, got {qpos.shape} and {target.shape}')
-            if not (np.all(np.isfinite(qpos)) and np.all(np.isfinite(target)) and np.isfinite(stamp)):
-                raise FrameError('frame has non-finite joint positions, targets or time')
-            self._check_limits(qpos, target)
-            chw = self._model_image(image)
-            if constant_images(chw.transpose(1, 2, 0)[None])[0]:
-                raise FrameError(f'constant image (every pixel {chw[:, 0, 0].tolist()})')
+            chw, qpos, target = self.frame_check(image, qpos, target, stamp)
         except FrameError:
             self.buffer.break_sequence()
             raise
         self.buffer.add(chw, qpos, target, float(stamp))
-
-    def _check_limits(self, qpos: np.ndarray, target: np.ndarray) -> None:
-        """FrameError if joint positions or targets lie beyond the checkpoint's limits by more than the tolerance."""
-        def listed(values):
-            return None if values is None else np.round(values, 3).tolist()
-        for name, values in (('joint positions', qpos), ('targets', target)):
-            low = self.lower is not None and np.any(values < self.lower - LIMIT_MARGIN_RAD)
-            high = self.upper is not None and np.any(values > self.upper + LIMIT_MARGIN_RAD)
-            if low or high:
-                raise FrameError(f'{name} {listed(values)} beyond the joint limits of the model (lower '
-                                 f'{listed(self.lower)}, upper {listed(self.upper)}) by more than '
-                                 f'{LIMIT_MARGIN_RAD} rad')
-
-    def _model_image(self, image: np.ndarray) -> np.ndarray:
-        """(3, S, S) uint8 at the model's image size."""
-        size = self.model.config.image_size
-        image = np.asarray(image)
-        if image.dtype == np.uint8 and image.shape == (size, size, 3):
-            return image.transpose(2, 0, 1)
-        try:
-            return (to_model_image(image, size) * 255).round().to(torch.uint8).numpy()
-        except ValueError as exc:
-            raise FrameError(str(exc)) from exc
 
     # -- learning --------------------------------------------------------------------------------------------
     @property

@@ -14,6 +14,7 @@ import torch
 from jepa_agent.data.dataset import WindowDataset
 from jepa_agent.model.world_model import WorldModel
 from jepa_agent.training.losses import LossConfig, prediction_errors
+from jepa_agent.training.schedule import cosine_with_warmup
 
 
 @torch.no_grad()
@@ -55,7 +56,6 @@ def refit_predictor(model: WorldModel, dataset: WindowDataset, loss_config: Loss
     """Train `model.predictor` alone for `steps` (>= 1) on windows of frozen latents; returns the last loss terms."""
     from tqdm import tqdm
 
-    from jepa_agent.training.trainer import cosine_with_warmup
     latents, actions, starts = encode_dataset(model, dataset)
     if len(starts) == 0:
         raise ValueError('predictor refit: the dataset has no window with finite actions')

@@ -29,6 +29,7 @@ from jepa_agent.model.world_model import ModelConfig, WorldModel
 from jepa_agent.training.evaluation import latent_statistics
 from jepa_agent.training.losses import JEPAObjective, LossConfig, NonFiniteBatchError
 from jepa_agent.training.refit import refit_predictor
+from jepa_agent.training.schedule import cosine_with_warmup
 
 STATE_FILE = 'train_state.pt'
 CONFIG_SECTION = 'train'
@@ -102,14 +103,6 @@ def load_configs(path: str | Path | None, overrides: dict | None = None
     model = build(ModelConfig, params.pop('model', None), section=f'{CONFIG_SECTION}.model')
     loss = build(LossConfig, params.pop('loss', None), section=f'{CONFIG_SECTION}.loss')
     return build(TrainConfig, params, section=CONFIG_SECTION), model, loss
-
-
-def cosine_with_warmup(step: int, total: int, warmup: int, floor: float = 0.05) -> float:
-    """Learning-rate multiplier: linear warm-up, then cosine decay to `floor`."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 # -- process setup ----------------------------------------------------------------------------------------------
