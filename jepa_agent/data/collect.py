@@ -19,9 +19,8 @@ from jepa_agent.sim.arm_env import ArmEnv
 def env_dataset_meta(env: ArmEnv, source: str) -> DatasetMeta:
     """Dataset metadata describing frames from `env` at its control rate."""
     size = env.config.image_size
-    return DatasetMeta(joint_names=list(env.joint_names), lower=env.lower.tolist(), upper=env.upper.tolist(),
-                       velocity_limit=env.velocity_limit.tolist(), rate_hz=1.0 / env.control_dt,
-                       image_height=size, image_width=size, source=source)
+    return DatasetMeta(**dataclasses.asdict(env.robot), rate_hz=1.0 / env.control_dt, image_height=size,
+                       image_width=size, source=source)
 
 
 def collect_episode(env: ArmEnv, writer: EpisodeWriter, steps: int, seed: int,

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jepa_agent.robot import RobotDescription
+
 FORMAT_VERSION = 1
 DATASET_FILE = 'dataset.json'
 META_FILE = 'meta.json'
@@ -51,7 +53,9 @@ class DatasetWarning(UserWarning):
 
 @dataclass
 class DatasetMeta:
-    """What every episode of a dataset shares; stored in DIR/dataset.json."""
+    """What every episode of a dataset shares, stored in DIR/dataset.json and in the metadata of every checkpoint
+    trained on it: the robot description (joints and limits, `jepa_agent.robot`), the frame rate and the camera
+    image."""
 
     joint_names: list[str]
     """Joint order of every qpos/qvel/target vector."""
@@ -62,7 +66,7 @@ class DatasetMeta:
     velocity_limit: list[float]
     """Joint velocity limits (rad/s)."""
     rate_hz: float
-    """Frame rate of the episodes."""
+    """Frame rate of the episodes: one world-model step per frame."""
     image_height: int
     image_width: int
     encoding: str = 'rgb8'
@@ -71,22 +75,18 @@ class DatasetMeta:
     """Where the data came from, e.g. 'sim:collect-sim', 'ros:recorder', 'bag:/path/to/bag'."""
 
     def __post_init__(self):
-        n = len(self.joint_names)
-        if n == 0 or len(set(self.joint_names)) != n:
-            raise ValueError(f'joint_names must be non-empty and unique, got {self.joint_names=}')
-        for name in ('lower', 'upper', 'velocity_limit'):
-            values = [float(v) for v in getattr(self, name)]
-            if len(values) != n or not np.all(np.isfinite(values)):
-                raise ValueError(f'{name} must hold {n} finite values, got {getattr(self, name)!r}')
-            setattr(self, name, values)
-        if np.any(np.array(self.lower) >= np.array(self.upper)):
-            raise ValueError(f'lower must be below upper, got {self.lower=} {self.upper=}')
+        robot = RobotDescription.of(self)          # validates joints and limits, as floats
+        self.lower, self.upper, self.velocity_limit = robot.lower, robot.upper, robot.velocity_limit
         if not self.rate_hz > 0:
             raise ValueError(f'rate_hz must be > 0, got {self.rate_hz=}')
         if self.image_height <= 0 or self.image_width <= 0:
             raise ValueError(f'image size must be positive, got {self.image_height=} {self.image_width=}')
         if self.encoding != 'rgb8':
             raise ValueError(f'stored encoding must be rgb8, got {self.encoding=}')
+
+    @property
+    def robot(self) -> RobotDescription:
+        return RobotDescription.of(self)
 
     @property
     def n_joints(self) -> int:
@@ -111,8 +111,13 @@ class DatasetMeta:
 
     @classmethod
     def from_dict(cls, data: dict) -> DatasetMeta:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        """The description held in `data` (dataset.json, a checkpoint's metadata), other keys ignored; ValueError
+        naming missing keys: nothing about the arm is guessed."""
+        fields = dataclasses.fields(cls)
+        missing = [f.name for f in fields if f.default is dataclasses.MISSING and f.name not in data]
+        if missing:
+            raise ValueError(f'dataset description lacks {missing}')
+        return cls(**{f.name: data[f.name] for f in fields if f.name in data})
 
 
 @dataclass

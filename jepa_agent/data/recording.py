@@ -7,6 +7,7 @@ caller's thread.
 """
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 from collections import Counter
@@ -17,7 +18,7 @@ from pathlib import Path
 from jepa_agent.data.episode_writer import EpisodeWriter
 from jepa_agent.data.episodes import DatasetMeta, Frame, FrameError
 from jepa_agent.data.sync import SyncConfig
-from jepa_agent.joints import JointLimitsConfig
+from jepa_agent.robot import RobotDescription
 
 
 class EpisodeRecorder:
@@ -144,9 +145,9 @@ class EpisodeRecorder:
 
 
 @dataclass
-class RecorderConfig(JointLimitsConfig):
-    """recorder node parameters (also read by `jepa-agent data import-bag --config`); the joints and limits
-    (JointLimitsConfig, defaults: the sim arm) go into the dataset metadata."""
+class RecorderConfig(RobotDescription):
+    """recorder node parameters (also read by `jepa-agent data import-bag --config`); the robot description
+    (defaults: the sim arm) goes into the dataset metadata."""
 
     dataset_dir: str = 'data/recorded'
     """Dataset directory; created if missing, appended to if it holds a compatible dataset."""
@@ -181,6 +182,5 @@ class RecorderConfig(JointLimitsConfig):
         return SyncConfig(rate_hz=self.rate_hz, max_joint_gap=self.max_joint_gap, max_wait=self.max_wait)
 
     def dataset_meta(self, image_height: int, image_width: int, source: str) -> DatasetMeta:
-        return DatasetMeta(joint_names=list(self.joint_names), lower=self.lower, upper=self.upper,
-                           velocity_limit=self.velocity_limit, rate_hz=self.rate_hz, image_height=image_height,
-                           image_width=image_width, source=source)
+        return DatasetMeta(**dataclasses.asdict(RobotDescription.of(self)), rate_hz=self.rate_hz,
+                           image_height=image_height, image_width=image_width, source=source)

@@ -33,7 +33,7 @@ JOINT_STATE_AGE_S = 0.02
 
 
 def env_limits(env: ArmEnv) -> JointLimits:
-    return JointLimits(env.lower, env.upper, env.velocity_limit, env.control_dt)
+    return JointLimits.of(env.robot, env.control_dt)
 
 
 def make_agent(policy: Policy, env: ArmEnv, horizon: int, config: AgentConfig | None = None,

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from jepa_agent.robot import RobotDescription
+
 
 @dataclass(frozen=True)
 class JointLimits:
@@ -37,6 +39,11 @@ class JointLimits:
         object.__setattr__(self, 'lower', lower)
         object.__setattr__(self, 'upper', upper)
         object.__setattr__(self, 'velocity', velocity)
+
+    @classmethod
+    def of(cls, robot: RobotDescription, dt: float) -> JointLimits:
+        """The bounds of a described arm, one action per `dt` seconds."""
+        return cls(robot.lower, robot.upper, robot.velocity_limit, dt)
 
     @property
     def n_joints(self) -> int:

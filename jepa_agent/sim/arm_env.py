@@ -21,6 +21,8 @@ import numpy as np
 os.environ.setdefault('MUJOCO_GL', 'egl')
 import mujoco  # noqa: E402  (MUJOCO_GL must be set before import)
 
+from jepa_agent.robot import RobotDescription  # noqa: E402
+
 ASSET = Path(__file__).parent / 'assets' / 'arm.xml'
 TASKS = ('reach', 'push')
 CONTROLLERS = ('joint_trajectory', 'rate_limited')
@@ -115,6 +117,12 @@ class ArmEnv:
         """Fastest joint speed seen during `step()` since the last reset, as a multiple of its velocity limit."""
 
     # -- properties ------------------------------------------------------------------------------------------
+    @property
+    def robot(self) -> RobotDescription:
+        """The arm's description (actuated joints in actuator order, their limits)."""
+        return RobotDescription(list(self.joint_names), self.lower.tolist(), self.upper.tolist(),
+                                self.velocity_limit.tolist())
+
     @property
     def n_joints(self) -> int:
         return len(self.joint_names)
