@@ -12,10 +12,10 @@ import torch
 
 from conftest import wait_for
 from jepa_agent.model.checkpoint import load_checkpoint, save_checkpoint
-from jepa_agent.data.episodes import LIMIT_MARGIN_RAD
+from jepa_agent.data.episodes import LIMIT_MARGIN_RAD, FrameError
 from jepa_agent.model.world_model import ModelConfig, WorldModel
 from jepa_agent.sim.arm_env import make_env
-from jepa_agent.training.online import FrameError, OnlineLearner, OnlineLearnerConfig, ReplayBuffer
+from jepa_agent.training.online import OnlineLearner, OnlineLearnerConfig, ReplayBuffer
 
 SIZE = 32
 #: a small held-out split for short streams: frames 40-59, 100-119, ... held out; windows of K=2 + 6 frames

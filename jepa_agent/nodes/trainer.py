@@ -27,7 +27,7 @@ from trajectory_msgs.msg import JointTrajectory
 from jepa_agent import resources
 from jepa_agent.config import ConfigError
 from jepa_agent.model.checkpoint import CheckpointError, load_checkpoint
-from jepa_agent.data.episodes import Frame
+from jepa_agent.data.episodes import Frame, FrameError
 from jepa_agent.data.stream import StreamFeeder
 from jepa_agent.data.sync import FrameSynchronizer, SyncConfig
 from jepa_agent.ros.conversions import MessageError
@@ -36,7 +36,7 @@ from jepa_agent.ros.params import declare_config
 from jepa_agent.ros.qos import LATCHED, RELIABLE, SENSOR
 from jepa_agent.ros.rejections import InputRejections
 from jepa_agent.ros.run import run_node
-from jepa_agent.training.online import FrameError, OnlineLearner, OnlineLearnerConfig
+from jepa_agent.training.online import OnlineLearner, OnlineLearnerConfig
 
 @dataclass
 class TrainerConfig(OnlineLearnerConfig):

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from jepa_agent.data.episodes import LIMIT_MARGIN_RAD, constant_images
+from jepa_agent.data.episodes import LIMIT_MARGIN_RAD, FrameError, constant_images
 from jepa_agent.model.checkpoint import save_checkpoint
 from jepa_agent.model.world_model import WorldModel
 from jepa_agent.planning.mpc import to_model_image
@@ -53,10 +53,6 @@ MIN_HOLDOUT_WINDOWS = 4
 HOLDOUT_CHUNK = 8
 #: a model whose latents move less than this share of their variance over the held-out windows cannot be judged
 MIN_MOTION = 1e-6
-
-
-class FrameError(ValueError):
-    """A live frame is unusable (wrong shape, non-finite or out-of-limit joints, a constant image); skip it."""
 
 
 @dataclass
