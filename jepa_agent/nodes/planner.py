@@ -38,6 +38,7 @@ from jepa_agent.command_gate import CommandGate, CommandGateConfig
 from jepa_agent.config import ConfigError
 from jepa_agent.joints import JointLimitsConfig
 from jepa_agent.model.checkpoint import CheckpointError, load_checkpoint
+from jepa_agent.model.devices import check_device, resolve_device
 from jepa_agent.planning.agent import Agent, AgentConfig, Command, Hold
 from jepa_agent.planning.cem import CEMConfig
 from jepa_agent.planning.constraints import JointLimits
@@ -54,9 +55,6 @@ from jepa_agent.ros.qos import LATCHED, RELIABLE, SENSOR
 from jepa_agent.ros.rejections import InputRejections, truncate
 from jepa_agent.ros.run import run_node
 
-DEVICES = ('cpu', 'cuda')
-
-
 @dataclass
 class PlannerNodeConfig:
     """Planner node parameters (CEM search parameters are `cem.*`, joints and limits as in the explorer)."""
@@ -67,7 +65,7 @@ class PlannerNodeConfig:
     goal_image_path: str = ''
     """Image file (png/jpg) to use as the goal at start-up or when this parameter is set."""
     device: str = 'cpu'
-    """'cpu' or 'cuda'."""
+    """Torch device for inference: 'auto' (CUDA if available, else CPU), 'cpu', 'cuda' or 'cuda:N'."""
     threads: int = 1
     """CPU threads for inference (torch.set_num_threads); 0 = torch's default. One avoids OpenMP spinning
     against the sim's render thread and other processes on small CPUs."""
@@ -86,8 +84,7 @@ class PlannerNodeConfig:
     model_updated_topic: str = '/jepa_agent/model_updated'
 
     def __post_init__(self):
-        if self.device not in DEVICES:
-            raise ValueError(f'device must be one of {DEVICES}, got {self.device=}')
+        check_device(self.device)
         if not 0 < self.rate_hz <= 100:
             raise ValueError(f'rate_hz must be in (0, 100], got {self.rate_hz=}')
         if self.threads < 0:
@@ -169,8 +166,8 @@ class PlannerNode(Node):
     # -- model ---------------------------------------------------------------------------------------------
     def _load_model(self, path: str):
         try:
-            model, metadata = load_checkpoint(path, self.config.device)
-        except CheckpointError as exc:
+            model, metadata = load_checkpoint(path, resolve_device(self.config.device))
+        except (CheckpointError, ValueError) as exc:
             raise ConfigError(f'cannot load the world model: {exc}') from exc
         names = metadata.get('joint_names', self.joints.joint_names)
         if list(names) != list(self.joints.joint_names) or model.config.action_dim != len(names):

@@ -37,6 +37,7 @@ import torch
 
 from jepa_agent.data.episodes import LIMIT_MARGIN_RAD, FrameError, constant_images
 from jepa_agent.model.checkpoint import save_checkpoint
+from jepa_agent.model.devices import check_device, resolve_device
 from jepa_agent.model.world_model import WorldModel
 from jepa_agent.planning.mpc import to_model_image
 from jepa_agent.training.losses import JEPAObjective, LossConfig, NonFiniteBatchError, prediction_errors
@@ -80,7 +81,7 @@ class OnlineLearnerConfig:
     duty_cycle: float = 0.5
     """Largest fraction of wall time spent training; the rest is left to the other nodes on the machine."""
     device: str = 'cpu'
-    """Torch device for the learner ('cpu', 'cuda', 'cuda:1', ...)."""
+    """Torch device for the learner: 'auto', 'cpu', 'cuda' or 'cuda:N'."""
     # outputs
     checkpoint_dir: str = ''
     """Where checkpoints are written ('' = never)."""
@@ -122,6 +123,7 @@ class OnlineLearnerConfig:
             raise ValueError(f'duty_cycle must be in (0, 1], got {self.duty_cycle=}')
         if not self.checkpoint_every_s > 0:
             raise ValueError(f'checkpoint_every_s must be > 0, got {self.checkpoint_every_s=}')
+        check_device(self.device)
         if self.keep_checkpoints < 1:
             raise ValueError(f'keep_checkpoints must be >= 1, got {self.keep_checkpoints=}')
         if self.holdout_every < 2:
@@ -266,7 +268,7 @@ class OnlineLearner:
         `on_checkpoint(path)` is called for each announced checkpoint, `on_withheld(message)` (default: a logged
         warning) for each withheld one."""
         self.config = config or OnlineLearnerConfig()
-        self.device = torch.device(self.config.device)
+        self.device = resolve_device(self.config.device)
         self.model = model.to(self.device)
         self.metadata = dict(metadata)
         self.rate_hz = float(rate_hz or self.metadata.get('rate_hz') or 10.0)
