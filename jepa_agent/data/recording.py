@@ -158,7 +158,7 @@ class RecorderConfig(JointLimitsConfig):
     # topics
     image_topic: str = '/camera/image_raw'
     joint_states_topic: str = '/joint_states'
-    command_topic: str = '/arm_controller/joint_trajectory'
+    trajectory_topic: str = '/arm_controller/joint_trajectory'
     # synchronization and buffering
     max_joint_gap: float = 0.1
     """Largest time (s) between an image and the joint states used for it."""

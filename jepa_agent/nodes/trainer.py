@@ -48,8 +48,9 @@ class TrainerConfig(OnlineLearnerConfig):
     """Frame rate; 0 = the rate the checkpoint was trained at (its metadata rate_hz)."""
     max_joint_gap: float = 0.1
     """Largest time (s) between an image and the joint states used for its frame (as in the recorder)."""
-    torch_threads: int = 1
-    """CPU threads torch may use (leave cores for the sim, recorder and planner)."""
+    threads: int = 1
+    """CPU threads torch may use (torch.set_num_threads); 0 = torch's default. Leave cores for the sim, recorder
+    and planner."""
     # topics
     image_topic: str = '/camera/image_raw'
     joint_states_topic: str = '/joint_states'
@@ -59,9 +60,9 @@ class TrainerConfig(OnlineLearnerConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.rate_hz < 0 or self.max_joint_gap <= 0 or self.torch_threads < 1:
-            raise ValueError(f'need rate_hz >= 0, max_joint_gap > 0, torch_threads >= 1, got {self.rate_hz=} '
-                             f'{self.max_joint_gap=} {self.torch_threads=}')
+        if self.rate_hz < 0 or self.max_joint_gap <= 0 or self.threads < 0:
+            raise ValueError(f'need rate_hz >= 0, max_joint_gap > 0, threads >= 0, got {self.rate_hz=} '
+                             f'{self.max_joint_gap=} {self.threads=}')
 
     def learner_config(self) -> OnlineLearnerConfig:
         return OnlineLearnerConfig(**{f.name: getattr(self, f.name) for f in fields(OnlineLearnerConfig)})
@@ -71,7 +72,8 @@ class TrainerNode(Node):
     def __init__(self):
         super().__init__('trainer')
         cfg = self.config = declare_config(self, TrainerConfig)
-        torch.set_num_threads(cfg.torch_threads)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
         path = cfg.checkpoint or str(resources.model_path('reach_64px'))
         try:
             model, metadata = load_checkpoint(path)
