@@ -35,7 +35,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from jepa_agent.command_gate import CommandGate, CommandGateConfig
-from jepa_agent.config import ConfigError
+from jepa_agent.config import ConfigError, bounded, check_ranges
 from jepa_agent.joints import JointLimitsConfig
 from jepa_agent.model.checkpoint import CheckpointError, load_checkpoint
 from jepa_agent.model.devices import check_device, resolve_device
@@ -66,29 +66,34 @@ class PlannerNodeConfig:
     """Image file (png/jpg) to use as the goal at start-up or when this parameter is set."""
     device: str = 'cpu'
     """Torch device for inference: 'auto' (CUDA if available, else CPU), 'cpu', 'cuda' or 'cuda:N'."""
-    threads: int = 1
+    threads: int = bounded(1, ge=0)
     """CPU threads for inference (torch.set_num_threads); 0 = torch's default. One avoids OpenMP spinning
     against the sim's render thread and other processes on small CPUs."""
     # control
     enabled: bool = True
     """False = publish nothing (settable at run time; checked right before every command is published)."""
-    rate_hz: float = 10.0
+    rate_hz: float = bounded(10.0, gt=0, le=100)
     """Largest replanning rate; plans are made on fresh camera frames."""
     # topics
     image_topic: str = '/camera/image_raw'
+    """Camera images planned from (sensor_msgs/Image; sensor-data QoS)."""
     joint_states_topic: str = '/joint_states'
+    """Measured joint states (sensor_msgs/JointState; joints matched by name)."""
     trajectory_topic: str = '/arm_controller/joint_trajectory'
+    """Arm commands out (trajectory_msgs/JointTrajectory): the joint_trajectory_controller's topic."""
     goal_topic: str = '/jepa_agent/goal_image'
+    """Goal images in (sensor_msgs/Image, transient local: a goal sent before start-up counts)."""
     plan_topic: str = '/jepa_agent/plan'
+    """The whole planned horizon, for visualization (trajectory_msgs/JointTrajectory)."""
     debug_image_topic: str = '~/debug_image'
+    """Current view | goal | cost history image, published only while subscribed."""
     model_updated_topic: str = '/jepa_agent/model_updated'
+    """Checkpoint directories announced by the trainer (std_msgs/String); each is loaded and swapped in between
+    plans."""
 
     def __post_init__(self):
+        check_ranges(self)
         check_device(self.device)
-        if not 0 < self.rate_hz <= 100:
-            raise ValueError(f'rate_hz must be in (0, 100], got {self.rate_hz=}')
-        if self.threads < 0:
-            raise ValueError(f'threads must be >= 0, got {self.threads=}')
 
 
 def read_image_file(path: str) -> np.ndarray:
