@@ -33,14 +33,16 @@ def bench_cem(args) -> dict:
     import torch
 
     from jepa_agent.model.checkpoint import load_checkpoint
+    from jepa_agent.model.devices import resolve_device
     from jepa_agent.planning.cli import planner_settings
     from jepa_agent.planning.constraints import JointLimits
     from jepa_agent.planning.agent import Frame
     from jepa_agent.planning.mpc import LatentMPC
 
-    if args.device == 'cpu':
+    device = resolve_device(args.device)
+    if device.type == 'cpu':
         torch.set_num_threads(args.threads)
-    model, meta = load_checkpoint(args.checkpoint, args.device)
+    model, meta = load_checkpoint(args.checkpoint, device)
     limits = JointLimits(meta['lower'], meta['upper'], meta['velocity_limit'], 1.0 / meta.get('rate_hz', 10.0))
     # the search size from the command line, everything else (cost terms, bounds) as the planner node uses it
     config = dataclasses.replace(planner_settings(None)[0], num_samples=args.samples,
@@ -61,8 +63,8 @@ def bench_cem(args) -> dict:
         if i >= args.warmup:
             act_ms.append(elapsed * 1e3)
             plan_ms.append(plan.latency_s * 1e3)
-    device = torch.cuda.get_device_name() if args.device == 'cuda' else f'CPU, {torch.get_num_threads()} threads'
-    return {'device': device, 'model': repr(model), 'samples': args.samples, 'iterations': args.iterations,
+    name = torch.cuda.get_device_name(device) if device.type == 'cuda' else f'CPU, {torch.get_num_threads()} threads'
+    return {'device': name, 'model': repr(model), 'samples': args.samples, 'iterations': args.iterations,
             'horizon': args.horizon, 'compile': args.compile, 'state_cost_weight': config.state_cost_weight,
             'plan_ms': percentiles(plan_ms),
             'encode_and_plan_ms': percentiles(act_ms)}
@@ -133,10 +135,11 @@ def bench_ros(args) -> dict:
 
 
 def main() -> int:
+    from jepa_agent.model.devices import DEVICE_HELP, check_device
     from jepa_agent.resources import model_path
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--checkpoint', default=str(model_path('reach_64px')))
-    parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
+    parser.add_argument('--device', type=check_device, default='cpu', help=DEVICE_HELP)
     parser.add_argument('--threads', type=int, default=2, help='CPU threads for inference (also the ROS planner\'s)')
     parser.add_argument('--samples', type=int, default=300)
     parser.add_argument('--iterations', type=int, default=5)

@@ -20,6 +20,7 @@ import time
 
 import torch
 
+from jepa_agent.model.devices import DEVICE_HELP, check_device
 from jepa_agent.resources import config_path
 from jepa_agent.training.evaluation import evaluate
 from jepa_agent.training.trainer import Trainer, load_configs, make_loader, open_windows
@@ -114,7 +115,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--data', required=True, help='training dataset directory')
     parser.add_argument('--config', default=str(config_path('train.yaml')))
-    parser.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default=None)
+    parser.add_argument('--device', type=check_device, default=None, help=DEVICE_HELP)
     parser.add_argument('--batch-size', type=int, default=None)
     parser.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: the config)')
     parser.add_argument('--steps', type=int, default=30, help='timed steps for the throughput measurement')

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from jepa_agent.config import bounded, check_ranges
+
 
 class CommandRefused(RuntimeError):
     """Nothing may be published now; the text says why (stale state, disabled, non-finite, bad shape)."""
@@ -28,22 +30,18 @@ class CommandRefused(RuntimeError):
 class CommandGateConfig:
     """Command gate parameters (the `command_gate.*` parameters of every node that commands the arm)."""
 
-    command_latency_s: float = 0.05
+    command_latency_s: float = bounded(0.05, ge=0, le=1)
     """Time (s) from publishing a command until the controller starts executing it (transport + controller
     cycle). The arm may keep moving that long; the first point is given time for it."""
-    velocity_fraction: float = 0.9
+    velocity_fraction: float = bounded(0.9, gt=0, le=1)
     """Fraction of each joint's velocity limit that commanded motion may use; the rest covers servo overshoot at
     direction reversals (measured on the sim arm: 6 % above a setpoint moving at the limit)."""
-    max_acceleration: float = 0.0
+    max_acceleration: float = bounded(0.0, ge=0)
     """Optional acceleration limit (rad/s², every joint; 0 = none): each segment lasts at least as long as a
     rest-to-rest move over it at this acceleration (2·sqrt(distance / max_acceleration))."""
+
     def __post_init__(self):
-        if not 0.0 <= self.command_latency_s <= 1.0:
-            raise ValueError(f'command_latency_s must be in [0, 1], got {self.command_latency_s=}')
-        if not 0.0 < self.velocity_fraction <= 1.0:
-            raise ValueError(f'velocity_fraction must be in (0, 1], got {self.velocity_fraction=}')
-        if not 0.0 <= self.max_acceleration < float('inf'):
-            raise ValueError(f'max_acceleration must be >= 0 and finite, got {self.max_acceleration=}')
+        check_ranges(self)
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,19 @@ Files are strict, so a typo never silently leaves a default in place:
 - `build` rejects keys that are not fields of the config dataclass.
 Each error names the file, the section and, for a typo, the closest valid name. Dotted keys (`cem.horizon: 20`,
 the ROS way to write a nested parameter) are read as the nested form (`cem: {horizon: 20}`).
+
+Numeric fields declare their allowed values once, with `bounded` (`rate_hz: float = bounded(10.0, gt=0, le=100)`):
+each dataclass's `__post_init__` calls `check_ranges`, and the nodes put the same range into the parameter's
+descriptor, so `ros2 param describe` shows it.
 """
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import typing
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import yaml
@@ -34,6 +40,62 @@ PARAMETERS_KEY = 'ros__parameters'
 
 class ConfigError(ValueError):
     """A configuration file or value is invalid; the message says which key and why."""
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric field allows: lo..hi, each bound included unless open (the infinities never are)."""
+
+    lo: float = -math.inf
+    hi: float = math.inf
+    open_lo: bool = True
+    open_hi: bool = True
+
+    def __contains__(self, value: Any) -> bool:
+        """False for NaN and for non-numbers too."""
+        try:
+            above = self.lo < value if self.open_lo else self.lo <= value
+            return bool(above and (value < self.hi if self.open_hi else value <= self.hi))
+        except TypeError:
+            return False
+
+    def __str__(self) -> str:
+        """Interval notation, e.g. '(0, 1]' or '[1, inf)'."""
+        return f'{"([" [not self.open_lo]}{self.lo:g}, {self.hi:g}{")]" [not self.open_hi]}'
+
+    def check(self, name: str, value: Any) -> None:
+        """ValueError naming `name` unless `value` lies in the range."""
+        if value not in self:
+            raise ValueError(f'{name} must be in {self}, got {name}={value!r}')
+
+
+def bounded(default: Any, *, ge: float | None = None, gt: float | None = None, le: float | None = None,
+            lt: float | None = None) -> Any:
+    """A dataclass field with a default and a Range (ge/gt: lowest value, included/excluded; le/lt: highest),
+    kept in the field's metadata: the one place that `check_ranges` and the ROS descriptors read it from."""
+    span = Range(lo=-math.inf if ge is None and gt is None else (ge if ge is not None else gt),
+                 hi=math.inf if le is None and lt is None else (le if le is not None else lt),
+                 open_lo=ge is None, open_hi=le is None)
+    return dataclasses.field(default=default, metadata={'range': span})
+
+
+def same_range(cls: type, name: str, default: Any) -> Any:
+    """A field with `default` and the Range of field `name` of `cls`: for a parameter that one config passes on to
+    another (the recorder's `rate_hz` is its synchronizer's), so the range is still written once."""
+    return dataclasses.field(default=default, metadata=cls.__dataclass_fields__[name].metadata)
+
+
+def field_range(field: dataclasses.Field) -> Range | None:
+    """The Range a field was declared with (`bounded`), or None."""
+    return field.metadata.get('range')
+
+
+def check_ranges(config: Any) -> None:
+    """ValueError for the first field of a config dataclass outside its declared Range."""
+    for field in dataclasses.fields(config):
+        span = field_range(field)
+        if span is not None:
+            span.check(field.name, getattr(config, field.name))
 
 
 def load_yaml(path: str | Path) -> dict:

@@ -114,9 +114,8 @@ class DemoSession:
 
     def __enter__(self) -> DemoSession:
         env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST', ROS_DOMAIN_ID=str(self.domain),
-                   PYTHONUNBUFFERED='1')
+                   PYTHONUNBUFFERED='1')   # the children's environment; this process's own is left as it is
         env.setdefault('MUJOCO_GL', 'egl')
-        os.environ.update({k: env[k] for k in ('ROS_AUTOMATIC_DISCOVERY_RANGE', 'ROS_DOMAIN_ID', 'MUJOCO_GL')})
         from jepa_agent.resources import config_path
         params = {'sim_arm': [f'seed:={self.seed}', f'image_size:={self.image_size}'],
                   'planner': [f'checkpoint:={self.checkpoint}']}
@@ -149,7 +148,7 @@ class DemoSession:
         self.env = make_env(image_size=self.image_size)
         names = self.env.joint_names
         self.context = rclpy.Context()
-        rclpy.init(context=self.context)
+        rclpy.init(context=self.context, domain_id=self.domain)   # finds the LOCALHOST-only children too
         self.node = rclpy.create_node('demo', context=self.context)
 
         def on_joints(msg):

@@ -11,7 +11,7 @@ Camera: `parameter_bridge` bridges gz.msgs.Image → sensor_msgs/msg/Image (and 
 (gz → ROS), remapped to `camera_topic`. Control:
   control:=ros2_control (default) — the arm runs gz_ros2_control; its controller_manager lives inside Gazebo and
     already speaks ROS: joint_state_broadcaster publishes /joint_states and the joint_trajectory_controller
-    listens on `command_topic`. Spawn those controllers in your robot bringup; nothing else to bridge.
+    listens on `trajectory_topic`. Spawn those controllers in your robot bringup; nothing else to bridge.
   control:=gz — the arm uses Gazebo's own JointStatePublisher and JointTrajectoryController systems: their topics
     are bridged too (gz.msgs.Model → sensor_msgs/msg/JointState, trajectory_msgs/msg/JointTrajectory →
     gz.msgs.JointTrajectory).
@@ -26,8 +26,8 @@ from launch_ros.actions import Node
 from jepa_agent.ros.launch import argument, share_file
 
 #: real_arm.launch.py arguments passed through unchanged
-PASSED_ON = ('joint_states_topic', 'command_topic', 'camera_topic', 'params_file', 'checkpoint', 'goal_image', 'plan',
-             'record', 'dataset_dir', 'episode_frames', 'learn', 'checkpoint_dir')
+PASSED_ON = ('joint_states_topic', 'trajectory_topic', 'camera_topic', 'params_file', 'checkpoint', 'goal_image',
+             'plan', 'record', 'dataset_dir', 'episode_frames', 'learn', 'checkpoint_dir')
 
 
 def bridge(name: str, topics: list, remappings: list, **kwargs) -> Node:
@@ -49,7 +49,7 @@ def generate_launch_description():
         argument('gz_trajectory_topic', '/model/arm/joint_trajectory',
                  'control:=gz — JointTrajectoryController topic (gz.msgs.JointTrajectory).'),
         argument('joint_states_topic', '/joint_states', 'ROS joint state topic.'),
-        argument('command_topic', '/arm_controller/joint_trajectory', 'ROS JointTrajectory command topic.'),
+        argument('trajectory_topic', '/arm_controller/joint_trajectory', 'ROS JointTrajectory command topic.'),
         argument('params_file', '', 'ROS parameter file with your joint_names, lower, upper, velocity_limit.'),
         argument('checkpoint', '', "World model for planner/trainer; '' = the shipped sim model."),
         argument('goal_image', '', 'Goal image file for the planner (optional).'),
@@ -69,7 +69,7 @@ def generate_launch_description():
                [[gz('gz_joint_state_topic'), '@sensor_msgs/msg/JointState[gz.msgs.Model'],
                 [gz('gz_trajectory_topic'), '@trajectory_msgs/msg/JointTrajectory]gz.msgs.JointTrajectory']],
                [(gz('gz_joint_state_topic'), gz('joint_states_topic')),
-                (gz('gz_trajectory_topic'), gz('command_topic'))],
+                (gz('gz_trajectory_topic'), gz('trajectory_topic'))],
                condition=IfCondition(EqualsSubstitution(gz('control'), 'gz'))),
         IncludeLaunchDescription(
             share_file('launch', 'real_arm.launch.py'),

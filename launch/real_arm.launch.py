@@ -1,7 +1,7 @@
 """Your arm (no sim): planner, and optionally recorder and online trainer, on your camera/joint/controller topics.
 
     ros2 launch jepa_agent real_arm.launch.py params_file:=my_arm.yaml checkpoint:=runs/my_arm \\
-        camera_topic:=/wrist_camera/image_raw command_topic:=/joint_trajectory_controller/joint_trajectory \\
+        camera_topic:=/wrist_camera/image_raw trajectory_topic:=/joint_trajectory_controller/joint_trajectory \\
         goal_image:=goal.png
     ros2 launch jepa_agent real_arm.launch.py params_file:=my_arm.yaml plan:=false record:=true   # log data
 
@@ -30,7 +30,7 @@ def nodes(context):
     return [GroupAction([
         SetRemap('/camera/image_raw', LaunchConfiguration('camera_topic')),
         SetRemap('/joint_states', LaunchConfiguration('joint_states_topic')),
-        SetRemap('/arm_controller/joint_trajectory', LaunchConfiguration('command_topic')),
+        SetRemap('/arm_controller/joint_trajectory', LaunchConfiguration('trajectory_topic')),
         jepa_node('planner', [*extra, sim_time, {'checkpoint': text('checkpoint'),
                                                  'goal_image_path': text('goal_image')}],
                   condition=enabled('plan')),
@@ -47,7 +47,7 @@ def generate_launch_description():
     return LaunchDescription([
         argument('camera_topic', '/camera/image_raw', 'Camera image topic (sensor_msgs/Image, rgb8/bgr8/mono8).'),
         argument('joint_states_topic', '/joint_states', 'Joint state topic (sensor_msgs/JointState).'),
-        argument('command_topic', '/arm_controller/joint_trajectory',
+        argument('trajectory_topic', '/arm_controller/joint_trajectory',
                  "Your joint_trajectory_controller's command topic (trajectory_msgs/JointTrajectory)."),
         argument('params_file', '', 'ROS parameter file with your joint_names, lower, upper, velocity_limit.'),
         argument('checkpoint', '', "World model trained on your arm's data; '' = the shipped sim model."),

@@ -2,7 +2,7 @@
 
     ros2 launch jepa_agent record_teleop.launch.py dataset_dir:=data/teleop
     ros2 launch jepa_agent record_teleop.launch.py sim:=false camera_topic:=/wrist_cam/image_raw \\
-        command_topic:=/my_arm_controller/joint_trajectory params_file:=my_arm.yaml
+        trajectory_topic:=/my_arm_controller/joint_trajectory params_file:=my_arm.yaml
 
 The keyboard node needs a terminal: it opens in `teleop_terminal` (xterm by default). Where that program or a
 display is missing, the launch says so in one log line and records without it: run the `ros2 run jepa_agent
@@ -39,7 +39,8 @@ def teleop(context, extra: list) -> list:
 def second_shell_command(context, extra: list) -> str:
     """`ros2 run` of teleop_keyboard on this launch's topics, with its parameter file."""
     ros_args = []
-    for topic, name in (('/joint_states', 'joint_states_topic'), ('/arm_controller/joint_trajectory', 'command_topic')):
+    for topic, name in (('/joint_states', 'joint_states_topic'),
+                        ('/arm_controller/joint_trajectory', 'trajectory_topic')):
         value = LaunchConfiguration(name).perform(context)
         if value != topic:
             ros_args += ['-r', f'{topic}:={value}']
@@ -54,7 +55,7 @@ def nodes(context):
     return [GroupAction([
         SetRemap('/camera/image_raw', LaunchConfiguration('camera_topic')),
         SetRemap('/joint_states', LaunchConfiguration('joint_states_topic')),
-        SetRemap('/arm_controller/joint_trajectory', LaunchConfiguration('command_topic')),
+        SetRemap('/arm_controller/joint_trajectory', LaunchConfiguration('trajectory_topic')),
         jepa_node('sim_arm', extra, condition=IfCondition(LaunchConfiguration('sim'))),
         *teleop(context, extra),
         jepa_node('recorder', [*extra, {'dataset_dir': text('dataset_dir'),
@@ -74,7 +75,7 @@ def generate_launch_description():
         argument('episode_frames', '0', '0 = start/stop episodes with the recorder services; N = auto episodes.'),
         argument('camera_topic', '/camera/image_raw', 'Camera image topic (sensor_msgs/Image).'),
         argument('joint_states_topic', '/joint_states', 'Joint state topic (sensor_msgs/JointState).'),
-        argument('command_topic', '/arm_controller/joint_trajectory',
+        argument('trajectory_topic', '/arm_controller/joint_trajectory',
                  "The controller's JointTrajectory topic (what teleop publishes and the recorder logs)."),
         argument('params_file', '', 'Optional ROS parameter file for all nodes (your arm: joints and limits).'),
         OpaqueFunction(function=nodes),

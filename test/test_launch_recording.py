@@ -172,7 +172,7 @@ else:
     def test_without_a_terminal_program_teleop_is_one_log_line_not_a_failed_process(monkeypatch):
         monkeypatch.setenv('DISPLAY', ':0')
         actions = teleop_actions(teleop_terminal='jepa-agent-no-such-terminal -e',
-                                 command_topic='/my_arm/joint_trajectory')
+                                 trajectory_topic='/my_arm/joint_trajectory')
         assert executables(actions) == ['sim_arm', 'recorder']
         (line,) = log_lines(actions)
         assert "'jepa-agent-no-such-terminal' is not installed" in line

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from conftest import wait_for
+from jepa_agent.data.episodes import FrameError
 from jepa_agent.data.quality import LIMIT_MARGIN_RAD
 from jepa_agent.model.checkpoint import load_checkpoint, save_checkpoint
 from jepa_agent.model.world_model import ModelConfig, WorldModel
 from jepa_agent.sim.arm_env import make_env
-from jepa_agent.training.live_frames import FrameError
 from jepa_agent.training.online import OnlineLearner, OnlineLearnerConfig
 from jepa_agent.training.replay import ReplayBuffer
 

@@ -9,27 +9,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from jepa_agent.config import bounded, check_ranges
+
 
 @dataclass
 class BabbleConfig:
     """Explorer parameters."""
 
-    amplitude: float = 1.0
+    amplitude: float = bounded(1.0, gt=0, le=1)
     """Fraction (0..1] of each joint's range that waypoints may span, around the range centre."""
-    waypoint_interval: float = 1.5
+    waypoint_interval: float = bounded(1.5, gt=0)
     """Mean seconds between new random waypoints."""
-    speed_fraction_min: float = 0.3
+    speed_fraction_min: float = bounded(0.3, gt=0, le=1)
     """Slowest approach speed as a fraction of the velocity limit."""
     seed: int = 0
     """Random seed (explorer runs are reproducible)."""
 
     def __post_init__(self):
-        if not 0 < self.amplitude <= 1:
-            raise ValueError(f'amplitude must be in (0, 1], got {self.amplitude=}')
-        if self.waypoint_interval <= 0:
-            raise ValueError(f'waypoint_interval must be > 0, got {self.waypoint_interval=}')
-        if not 0 < self.speed_fraction_min <= 1:
-            raise ValueError(f'speed_fraction_min must be in (0, 1], got {self.speed_fraction_min=}')
+        check_ranges(self)
 
 
 class MotorBabbler:

@@ -84,7 +84,7 @@ class BagImporter:
 def import_bag(bag: str | Path, out: str | Path, config: RecorderConfig) -> BagImporter:
     """Import `bag` into dataset `out` using `config`'s topics, joints, limits, rate and tolerances."""
     bag = Path(bag)
-    topics = {config.image_topic: 'image', config.joint_states_topic: 'joints', config.command_topic: 'command'}
+    topics = {config.image_topic: 'image', config.joint_states_topic: 'joints', config.trajectory_topic: 'command'}
     try:
         reader = Reader(bag)
         reader.open()

@@ -58,7 +58,7 @@ def add_commands(subparsers) -> argparse._SubParsersAction:
     p.add_argument('--out', required=True, type=Path, help='dataset directory (created or appended to)')
     p.add_argument('--config', type=Path, help="recorder YAML (joints, limits, rate, topics); default: recorder's "
                    'defaults (the sim arm)')
-    for name in ('image_topic', 'joint_states_topic', 'command_topic', 'task'):
+    for name in ('image_topic', 'joint_states_topic', 'trajectory_topic', 'task'):
         p.add_argument('--' + name.replace('_', '-'), dest=name)
     p.add_argument('--rate-hz', dest='rate_hz', type=float)
     p.add_argument('--episode-frames', dest='episode_frames', type=int, help='split into episodes of N frames')
@@ -180,7 +180,7 @@ def cmd_import_bag(args) -> int:
     from jepa_agent.data.bag import BagError, import_bag
     from jepa_agent.data.recording import RecorderConfig
 
-    overrides = {k: getattr(args, k) for k in ('image_topic', 'joint_states_topic', 'command_topic', 'task',
+    overrides = {k: getattr(args, k) for k in ('image_topic', 'joint_states_topic', 'trajectory_topic', 'task',
                                                'rate_hz', 'episode_frames') if getattr(args, k) is not None}
     config = load(RecorderConfig, args.config, 'recorder', overrides)
     try:

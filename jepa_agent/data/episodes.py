@@ -44,7 +44,8 @@ class DatasetError(ValueError):
 
 
 class FrameError(ValueError):
-    """A frame cannot be appended (wrong shape, non-finite joints, time going backwards)."""
+    """A frame is unusable (wrong shape, non-finite or out-of-limit joints, time going backwards, a constant image):
+    it cannot be appended to an episode or learned from; skip it."""
 
 
 class DatasetWarning(UserWarning):

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from jepa_agent.config import bounded, check_ranges, same_range
 from jepa_agent.data.episode_writer import EpisodeWriter
 from jepa_agent.data.episodes import DatasetMeta, Frame, FrameError
 from jepa_agent.data.sync import SyncConfig
@@ -151,32 +152,33 @@ class RecorderConfig(RobotDescription):
 
     dataset_dir: str = 'data/recorded'
     """Dataset directory; created if missing, appended to if it holds a compatible dataset."""
-    rate_hz: float = 10.0
+    rate_hz: float = same_range(SyncConfig, 'rate_hz', 10.0)
     """Frame rate of the recorded episodes."""
-    episode_frames: int = 0
+    episode_frames: int = bounded(0, ge=0)
     """Auto mode when > 0: record from start-up in episodes of this many frames. 0 = use the services."""
     task: str = ''
     """Task label stored with each episode (e.g. 'babble', 'teleop: push the block left')."""
     # topics
     image_topic: str = '/camera/image_raw'
+    """Camera images recorded (sensor_msgs/Image; sensor-data QoS)."""
     joint_states_topic: str = '/joint_states'
-    command_topic: str = '/arm_controller/joint_trajectory'
+    """Measured joint states (sensor_msgs/JointState; joints matched by name)."""
+    trajectory_topic: str = '/arm_controller/joint_trajectory'
+    """Arm commands recorded as each frame's target (trajectory_msgs/JointTrajectory)."""
     # synchronization and buffering
-    max_joint_gap: float = 0.1
+    max_joint_gap: float = same_range(SyncConfig, 'max_joint_gap', 0.1)
     """Largest time (s) between an image and the joint states used for it."""
-    max_wait: float = 0.25
+    max_wait: float = same_range(SyncConfig, 'max_wait', 0.25)
     """How long (s) an image waits for a later joint state before the last earlier one is used."""
-    max_queued_frames: int = 64
+    max_queued_frames: int = bounded(64, ge=1)
     """Frames buffered for the writer thread; more are dropped (and counted) rather than growing memory."""
 
     def __post_init__(self):
         super().__post_init__()
-        if self.episode_frames < 0 or self.max_queued_frames < 1:
-            raise ValueError(f'need episode_frames >= 0 and max_queued_frames >= 1, got '
-                             f'{self.episode_frames=} {self.max_queued_frames=}')
+        check_ranges(self)
         if not self.dataset_dir:
             raise ValueError(f'dataset_dir must be a directory path, got {self.dataset_dir=}')
-        self.sync_config()   # validates rate and tolerances
+        self.sync_config()   # validates the tolerances together
 
     def sync_config(self) -> SyncConfig:
         return SyncConfig(rate_hz=self.rate_hz, max_joint_gap=self.max_joint_gap, max_wait=self.max_wait)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from jepa_agent.config import bounded, check_ranges
 from jepa_agent.data.episodes import Frame
 
 
@@ -34,21 +35,19 @@ from jepa_agent.data.episodes import Frame
 class SyncConfig:
     """Synchronization tolerances (recorder and import-bag parameters)."""
 
-    rate_hz: float = 10.0
+    rate_hz: float = bounded(10.0, gt=0, le=1000)
     """Dataset frame rate."""
-    max_joint_gap: float = 0.1
+    max_joint_gap: float = bounded(0.1, gt=0)
     """Largest time (s) between an image and the joint states used for it (interpolation bracket or hold)."""
-    max_wait: float = 0.25
+    max_wait: float = bounded(0.25, ge=0)
     """How long (s, arrival clock) an image waits for a joint state stamped after it before holding the last one."""
-    history: float = 2.0
+    history: float = bounded(2.0, gt=0)
     """Seconds of joint states and commands kept for lookup."""
 
     def __post_init__(self):
-        if not 0 < self.rate_hz <= 1000:
-            raise ValueError(f'rate_hz must be in (0, 1000], got {self.rate_hz=}')
-        if self.max_joint_gap <= 0 or self.max_wait < 0 or self.history < 2 * self.max_joint_gap:
-            raise ValueError(f'need max_joint_gap > 0, max_wait >= 0, history >= 2*max_joint_gap, got '
-                             f'{self.max_joint_gap=} {self.max_wait=} {self.history=}')
+        check_ranges(self)
+        if self.history < 2 * self.max_joint_gap:
+            raise ValueError(f'history must be >= 2 * max_joint_gap, got {self.history=} {self.max_joint_gap=}')
 
 
 @dataclass

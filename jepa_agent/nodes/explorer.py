@@ -18,6 +18,7 @@ from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory
 
 from jepa_agent.command_gate import CommandGate, CommandGateConfig, CommandRefused
+from jepa_agent.config import bounded
 from jepa_agent.data.babble import BabbleConfig, MotorBabbler
 from jepa_agent.data.messages import MessageError
 from jepa_agent.joints import JointLimitsConfig
@@ -33,20 +34,18 @@ from jepa_agent.ros.run import run_node
 class ExplorerConfig(JointLimitsConfig, BabbleConfig):
     """explorer node parameters: the babbling policy's (BabbleConfig), the arm's joints, rate and topics."""
 
-    rate_hz: float = 10.0
+    rate_hz: float = bounded(10.0, gt=0, le=100)
     """Control rate: one trajectory per period, reaching its target at the end of the period."""
-    state_timeout: float = 0.5
+    state_timeout: float = bounded(0.5, gt=0)
     """Seconds without /joint_states after which the explorer pauses (it never commands from stale state)."""
     joint_states_topic: str = '/joint_states'
+    """Measured joint states (sensor_msgs/JointState; joints matched by name)."""
     trajectory_topic: str = '/arm_controller/joint_trajectory'
+    """Arm commands out (trajectory_msgs/JointTrajectory): the joint_trajectory_controller's topic."""
 
     def __post_init__(self):
-        BabbleConfig.__post_init__(self)
+        BabbleConfig.__post_init__(self)       # checks the ranges of every field, these included
         JointLimitsConfig.__post_init__(self)
-        if not 0 < self.rate_hz <= 100:
-            raise ValueError(f'rate_hz must be in (0, 100], got {self.rate_hz=}')
-        if self.state_timeout <= 0:
-            raise ValueError(f'state_timeout must be > 0, got {self.state_timeout=}')
 
 
 class ExplorerNode(Node):

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,27 +34,26 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from jepa_agent.command_gate import CommandGate, CommandGateConfig
-from jepa_agent.config import ConfigError
+from jepa_agent.config import ConfigError, bounded, check_ranges
 from jepa_agent.data.messages import MAX_IMAGE_PIXELS, MessageError, image_to_rgb, truncate
 from jepa_agent.data.stream import check_not_flat, check_not_future, stamp_seconds
 from jepa_agent.joints import JointLimitsConfig
 from jepa_agent.model.checkpoint import CheckpointError, load_checkpoint
+from jepa_agent.model.devices import check_device, resolve_device
 from jepa_agent.planning.agent import Agent, AgentConfig, Command, Hold
 from jepa_agent.planning.cem import CEMConfig
 from jepa_agent.planning.constraints import JointLimits
 from jepa_agent.planning.debug_view import DebugView
 from jepa_agent.planning.mpc import LatentMPC
+from jepa_agent.planning.plan_stats import PlanStats
 from jepa_agent.resources import model_path
 from jepa_agent.ros.conversions import make_trajectory, rgb_to_image, timed_trajectory
 from jepa_agent.ros.diagnostics import publish_status
-from jepa_agent.ros.freshness import NewestJointState, message_age, now_s
+from jepa_agent.ros.freshness import NewestJointState, message_age, now_s, stamp_age_ms
 from jepa_agent.ros.params import declare_config
 from jepa_agent.ros.qos import LATCHED, RELIABLE, SENSOR
 from jepa_agent.ros.rejections import InputRejections
 from jepa_agent.ros.run import run_node
-
-DEVICES = ('cpu', 'cuda')
-
 
 @dataclass
 class PlannerNodeConfig:
@@ -67,31 +65,35 @@ class PlannerNodeConfig:
     goal_image_path: str = ''
     """Image file (png/jpg) to use as the goal at start-up or when this parameter is set."""
     device: str = 'cpu'
-    """'cpu' or 'cuda'."""
-    threads: int = 1
+    """Torch device for inference: 'auto' (CUDA if available, else CPU), 'cpu', 'cuda' or 'cuda:N'."""
+    threads: int = bounded(1, ge=0)
     """CPU threads for inference (torch.set_num_threads); 0 = torch's default. One avoids OpenMP spinning
     against the sim's render thread and other processes on small CPUs."""
     # control
     enabled: bool = True
     """False = publish nothing (settable at run time; checked right before every command is published)."""
-    rate_hz: float = 10.0
+    rate_hz: float = bounded(10.0, gt=0, le=100)
     """Largest replanning rate; plans are made on fresh camera frames."""
     # topics
     image_topic: str = '/camera/image_raw'
+    """Camera images planned from (sensor_msgs/Image; sensor-data QoS)."""
     joint_states_topic: str = '/joint_states'
+    """Measured joint states (sensor_msgs/JointState; joints matched by name)."""
     trajectory_topic: str = '/arm_controller/joint_trajectory'
+    """Arm commands out (trajectory_msgs/JointTrajectory): the joint_trajectory_controller's topic."""
     goal_topic: str = '/jepa_agent/goal_image'
+    """Goal images in (sensor_msgs/Image, transient local: a goal sent before start-up counts)."""
     plan_topic: str = '/jepa_agent/plan'
+    """The whole planned horizon, for visualization (trajectory_msgs/JointTrajectory)."""
     debug_image_topic: str = '~/debug_image'
+    """Current view | goal | cost history image, published only while subscribed."""
     model_updated_topic: str = '/jepa_agent/model_updated'
+    """Checkpoint directories announced by the trainer (std_msgs/String); each is loaded and swapped in between
+    plans."""
 
     def __post_init__(self):
-        if self.device not in DEVICES:
-            raise ValueError(f'device must be one of {DEVICES}, got {self.device=}')
-        if not 0 < self.rate_hz <= 100:
-            raise ValueError(f'rate_hz must be in (0, 100], got {self.rate_hz=}')
-        if self.threads < 0:
-            raise ValueError(f'threads must be >= 0, got {self.threads=}')
+        check_ranges(self)
+        check_device(self.device)
 
 
 def read_image_file(path: str) -> np.ndarray:
@@ -140,11 +142,7 @@ class PlannerNode(Node):
         self._stop = threading.Event()
         self._loader: threading.Thread | None = None
         self.state = 'idle: no goal'
-        self.last_cost = float('nan')
-        self.latencies_ms: deque[float] = deque(maxlen=100)
-        self.frame_to_command_ms: deque[float] = deque(maxlen=100)
-        self.plan_times: deque[float] = deque(maxlen=50)
-        self.at_goal_since: float | None = None
+        self.stats = PlanStats()
         self.debug_view = DebugView()
 
         cfg = self.config
@@ -169,8 +167,8 @@ class PlannerNode(Node):
     # -- model ---------------------------------------------------------------------------------------------
     def _load_model(self, path: str):
         try:
-            model, metadata = load_checkpoint(path, self.config.device)
-        except CheckpointError as exc:
+            model, metadata = load_checkpoint(path, resolve_device(self.config.device))
+        except (CheckpointError, ValueError) as exc:
             raise ConfigError(f'cannot load the world model: {exc}') from exc
         names = metadata.get('joint_names', self.joints.joint_names)
         if list(names) != list(self.joints.joint_names) or model.config.action_dim != len(names):
@@ -344,11 +342,8 @@ class PlannerNode(Node):
         self.command_pub.publish(timed_trajectory(names, command.positions, command.times))
         self.plan_pub.publish(make_trajectory(names, command.plan.targets, self.limits.dt, stamp=stamp))
         done = time.monotonic()
-        self.state, self.last_cost = ('at goal' if self.agent.at_goal else 'planning'), command.plan.cost
-        self.at_goal_since = (self.at_goal_since or done) if self.agent.at_goal else None
-        self.latencies_ms.append((done - asked) * 1e3)          # encoding + planning + publishing
-        self.frame_to_command_ms.append(_age_ms(self, stamp))
-        self.plan_times.append(done)
+        self.state = 'at goal' if self.agent.at_goal else 'planning'
+        self.stats.planned(asked, done, stamp_age_ms(stamp, self.get_clock()), command.plan.cost, self.agent.at_goal)
         self.debug_view.add(done, command.plan.cost, self.agent.at_goal)
         if self.debug_pub.get_subscription_count() and self._goal_image is not None:
             with self._lock:
@@ -363,7 +358,7 @@ class PlannerNode(Node):
         if self.state != f'holding: {reason}' and not reason.startswith('no goal'):
             self.get_logger().warning(f'holding position: {reason}', throttle_duration_sec=2.0)
         self.state = 'idle: no goal' if reason == 'no goal' else f'holding: {reason}'
-        self.at_goal_since = None
+        self.stats.holding()
 
     def _hold_if_stale(self) -> None:
         with self._lock:
@@ -376,19 +371,8 @@ class PlannerNode(Node):
     def publish_diagnostics(self) -> None:
         level = DiagnosticStatus.OK if self.state in ('planning', 'at goal', 'idle: no goal', 'disabled') else \
             DiagnosticStatus.WARN
-        times = list(self.plan_times)
-        rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
-        if times and time.monotonic() - times[-1] > 2.0:
-            rate = 0.0
-        values = {'state': self.state, 'plan_rate_hz': f'{rate:.2f}', 'cost': f'{self.last_cost:.4f}',
-                  'plan_latency_ms_p50': _percentile(self.latencies_ms, 50),
-                  'plan_latency_ms_p95': _percentile(self.latencies_ms, 95),
-                  'frame_to_command_ms_p50': _percentile(self.frame_to_command_ms, 50),
-                  'frame_to_command_ms_p95': _percentile(self.frame_to_command_ms, 95),
-                  'at_goal': str(self.at_goal_since is not None),
-                  'at_goal_s': f'{time.monotonic() - self.at_goal_since:.1f}' if self.at_goal_since else '0.0',
-                  'checkpoint': self.checkpoint, 'has_goal': str(self.agent.has_goal),
-                  'enabled': str(self.enabled), **self.rejections.diagnostics()}
+        values = {'state': self.state, **self.stats.values(time.monotonic()), 'checkpoint': self.checkpoint,
+                  'has_goal': str(self.agent.has_goal), 'enabled': str(self.enabled), **self.rejections.diagnostics()}
         publish_status(self, self.diag_pub, 'planner', level, self.state, values, hardware_id='jepa_agent')
 
     def destroy_node(self) -> None:
@@ -402,15 +386,6 @@ class PlannerNode(Node):
 def _usable_image(msg: Image) -> np.ndarray:
     """RGB of a camera or goal image; MessageError if it breaks the Image contract or is one flat colour."""
     return check_not_flat(image_to_rgb(msg))
-
-
-def _percentile(values, q: int) -> str:
-    return f'{np.percentile(list(values), q):.1f}' if values else 'nan'
-
-
-def _age_ms(node: Node, stamp) -> float:
-    """Milliseconds from a header stamp to now on the node's clock (camera frame to published command)."""
-    return (node.get_clock().now().nanoseconds - (stamp.sec * 1_000_000_000 + stamp.nanosec)) / 1e6
 
 
 def main(args: list[str] | None = None) -> int:

@@ -57,7 +57,7 @@ class RecorderNode(Node):
 
         self.create_subscription(Image, cfg.image_topic, self.on_image, IMAGE_QOS)
         self.create_subscription(JointState, cfg.joint_states_topic, self.on_joint_state, JOINT_QOS)
-        self.create_subscription(JointTrajectory, cfg.command_topic, self.on_command, RELIABLE)
+        self.create_subscription(JointTrajectory, cfg.trajectory_topic, self.on_command, RELIABLE)
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
         self.create_service(Trigger, '~/start_episode', self.on_start)
         self.create_service(Trigger, '~/stop_episode', self.on_stop)
@@ -66,7 +66,7 @@ class RecorderNode(Node):
         self.create_timer(1.0, self.publish_diagnostics)
         mode = f'auto mode, episodes of {cfg.episode_frames} frames' if cfg.episode_frames else \
             'waiting for ~/start_episode'
-        self.get_logger().info(f'recording {cfg.image_topic} + {cfg.joint_states_topic} + {cfg.command_topic} '
+        self.get_logger().info(f'recording {cfg.image_topic} + {cfg.joint_states_topic} + {cfg.trajectory_topic} '
                                f'at {cfg.rate_hz} Hz into {cfg.dataset_dir} ({mode})')
 
     def receipt(self) -> float:

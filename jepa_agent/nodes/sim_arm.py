@@ -29,6 +29,7 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from jepa_agent.config import bounded
 from jepa_agent.data.messages import MessageError, trajectory_points, truncate
 from jepa_agent.ros.conversions import rgb_to_image
 from jepa_agent.ros.diagnostics import publish_status
@@ -48,44 +49,39 @@ MAX_LAG_S = 0.25
 class SimArmConfig(ArmEnvConfig):
     """sim_arm node parameters: the env's (ArmEnvConfig) plus rates, topic names and the seed."""
 
-    command_latency_s: float = 0.05
+    command_latency_s: float = bounded(0.05, ge=0, le=2)
     """Delay (s) between receiving a trajectory and starting it (transport and controller latency of a real arm)."""
-    control_hz: float = 100.0
+    control_hz: float = bounded(100.0, ge=1, le=100)
     """Setpoint update rate of the simulated controller."""
     seed: int = 0
     """Scene seed of the first reset; the k-th ~/reset call uses seed + k."""
     # rates
-    joint_state_hz: float = 50.0
+    joint_state_hz: float = bounded(50.0, gt=0, le=1000)
     """/joint_states publishing rate."""
-    camera_hz: float = 10.0
+    camera_hz: float = bounded(10.0, gt=0, le=1000)
     """Camera image + camera_info rendering rate (frames exposed per second)."""
     # camera realism (on by default, like hardware; 0 = off): a real camera delivers frames late, with jitter, and
     # drops some
-    camera_latency_s: float = 0.03
+    camera_latency_s: float = bounded(0.03, ge=0, le=2)
     """Delay (s) from a frame's exposure (its header stamp) to its publication (transport and processing)."""
-    camera_jitter_s: float = 0.01
+    camera_jitter_s: float = bounded(0.01, ge=0, le=2)
     """Extra delay per frame, uniform in [0, camera_jitter_s] s (seeded); frames still leave in stamp order."""
-    camera_drop_rate: float = 0.02
+    camera_drop_rate: float = bounded(0.02, ge=0, lt=1)
     """Fraction in [0, 1) of frames rendered but never published (seeded)."""
     # topics
     joint_states_topic: str = '/joint_states'
+    """Where the measured joint states are published (sensor_msgs/JointState)."""
     image_topic: str = '/camera/image_raw'
+    """Where the rendered camera images are published (sensor_msgs/Image, rgb8)."""
     camera_info_topic: str = '/camera/camera_info'
+    """Where the camera intrinsics are published (sensor_msgs/CameraInfo)."""
     trajectory_topic: str = '/arm_controller/joint_trajectory'
+    """Arm commands followed, like a joint_trajectory_controller (trajectory_msgs/JointTrajectory)."""
     camera_frame_id: str = 'camera'
+    """frame_id of the camera images and camera_info."""
 
     def __post_init__(self):
-        super().__post_init__()
-        for name in ('joint_state_hz', 'camera_hz'):
-            if not 0 < getattr(self, name) <= 1000:
-                raise ValueError(f'{name} must be in (0, 1000], got {getattr(self, name)}')
-        if not 0.0 <= self.command_latency_s <= 2.0:
-            raise ValueError(f'command_latency_s must be in [0, 2], got {self.command_latency_s=}')
-        for name in ('camera_latency_s', 'camera_jitter_s'):
-            if not 0.0 <= getattr(self, name) <= 2.0:
-                raise ValueError(f'{name} must be in [0, 2] s, got {getattr(self, name)}')
-        if not 0.0 <= self.camera_drop_rate < 1.0:
-            raise ValueError(f'camera_drop_rate must be in [0, 1), got {self.camera_drop_rate=}')
+        super().__post_init__()     # checks the ranges of every field, these included
         for name in ('joint_states_topic', 'image_topic', 'camera_info_topic', 'trajectory_topic'):
             if not getattr(self, name):
                 raise ValueError(f'{name} must be a topic name, got {getattr(self, name)!r}')

@@ -21,6 +21,7 @@ from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory
 
 from jepa_agent.command_gate import CommandGate, CommandGateConfig, CommandRefused
+from jepa_agent.config import bounded, check_ranges
 from jepa_agent.data.messages import MessageError
 from jepa_agent.joints import JointLimitsConfig
 from jepa_agent.ros.conversions import timed_trajectory
@@ -39,30 +40,25 @@ LINGER_S = 0.5
 class TeleopConfig(JointLimitsConfig):
     """teleop_keyboard node parameters: the arm's joints (JointLimitsConfig), jog step, motion time, topics."""
 
-    step: float = 0.1
+    step: float = bounded(0.1, ge=MIN_STEP, le=MAX_STEP)
     """Initial jog step (rad); +/- change it at run time."""
-    min_move_time: float = 0.3
+    min_move_time: float = bounded(0.3, gt=0)
     """Shortest time_from_start of a jog; larger jogs take as long as the velocity limits need."""
-    stale_timeout_s: float = 0.5
+    stale_timeout_s: float = bounded(0.5, gt=0)
     """Joint states older than this refuse every jog (the arm's position is unknown)."""
-    min_subscribers: int = 1
+    min_subscribers: int = bounded(1, ge=1)
     """Keys wait until this many subscribers listen on the command topic: 2 when a recorder must see every jog
     besides the controller (publishing before it is matched would lose the first commands)."""
     joint_states_topic: str = '/joint_states'
+    """Measured joint states (sensor_msgs/JointState; joints matched by name)."""
     trajectory_topic: str = '/arm_controller/joint_trajectory'
+    """Arm commands out (trajectory_msgs/JointTrajectory): the joint_trajectory_controller's topic."""
 
     def __post_init__(self):
         super().__post_init__()
+        check_ranges(self)
         if len(self.joint_names) > len(JOG_KEYS):
             raise ValueError(f'keyboard jogging supports at most {len(JOG_KEYS)} joints, got {self.joint_names=}')
-        if not MIN_STEP <= self.step <= MAX_STEP:
-            raise ValueError(f'step must be in [{MIN_STEP}, {MAX_STEP}] rad, got {self.step=}')
-        if self.min_move_time <= 0:
-            raise ValueError(f'min_move_time must be > 0, got {self.min_move_time=}')
-        if self.stale_timeout_s <= 0:
-            raise ValueError(f'stale_timeout_s must be > 0, got {self.stale_timeout_s=}')
-        if self.min_subscribers < 1:
-            raise ValueError(f'min_subscribers must be >= 1, got {self.min_subscribers=}')
 
 
 class TeleopKeyboardNode(Node):

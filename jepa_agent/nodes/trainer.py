@@ -25,8 +25,8 @@ from std_msgs.msg import Float32, String
 from trajectory_msgs.msg import JointTrajectory
 
 from jepa_agent import resources
-from jepa_agent.config import ConfigError
-from jepa_agent.data.episodes import Frame
+from jepa_agent.config import ConfigError, bounded, same_range
+from jepa_agent.data.episodes import Frame, FrameError
 from jepa_agent.data.messages import MessageError
 from jepa_agent.data.stream import StreamFeeder
 from jepa_agent.data.sync import FrameSynchronizer, SyncConfig
@@ -36,7 +36,6 @@ from jepa_agent.ros.params import declare_config
 from jepa_agent.ros.qos import LATCHED, RELIABLE, SENSOR
 from jepa_agent.ros.rejections import InputRejections
 from jepa_agent.ros.run import run_node
-from jepa_agent.training.live_frames import FrameError
 from jepa_agent.training.online import OnlineLearner, OnlineLearnerConfig
 
 
@@ -46,24 +45,27 @@ class TrainerConfig(OnlineLearnerConfig):
 
     checkpoint: str = ''
     """Starting world model (checkpoint directory); '' = the shipped model reach_64px."""
-    rate_hz: float = 0.0
+    rate_hz: float = bounded(0.0, ge=0, le=1000)
     """Frame rate; 0 = the rate the checkpoint was trained at (its metadata rate_hz)."""
-    max_joint_gap: float = 0.1
+    max_joint_gap: float = same_range(SyncConfig, 'max_joint_gap', 0.1)
     """Largest time (s) between an image and the joint states used for its frame (as in the recorder)."""
-    torch_threads: int = 1
-    """CPU threads torch may use (leave cores for the sim, recorder and planner)."""
+    threads: int = bounded(1, ge=0)
+    """CPU threads torch may use (torch.set_num_threads); 0 = torch's default. Leave cores for the sim, recorder
+    and planner."""
     # topics
     image_topic: str = '/camera/image_raw'
+    """Camera images learned from (sensor_msgs/Image; sensor-data QoS)."""
     joint_states_topic: str = '/joint_states'
+    """Measured joint states (sensor_msgs/JointState; joints matched by name)."""
     trajectory_topic: str = '/arm_controller/joint_trajectory'
+    """Arm commands, each frame's action target (trajectory_msgs/JointTrajectory)."""
     surprise_topic: str = '/jepa_agent/surprise'
+    """World-model prediction error on the newest live step (std_msgs/Float32)."""
     model_updated_topic: str = '/jepa_agent/model_updated'
+    """Where each checkpoint that passed the held-out check is announced (std_msgs/String, transient local)."""
 
     def __post_init__(self):
-        super().__post_init__()
-        if self.rate_hz < 0 or self.max_joint_gap <= 0 or self.torch_threads < 1:
-            raise ValueError(f'need rate_hz >= 0, max_joint_gap > 0, torch_threads >= 1, got {self.rate_hz=} '
-                             f'{self.max_joint_gap=} {self.torch_threads=}')
+        super().__post_init__()     # checks the ranges of every field, these included
 
     def learner_config(self) -> OnlineLearnerConfig:
         return OnlineLearnerConfig(**{f.name: getattr(self, f.name) for f in fields(OnlineLearnerConfig)})
@@ -73,7 +75,8 @@ class TrainerNode(Node):
     def __init__(self):
         super().__init__('trainer')
         cfg = self.config = declare_config(self, TrainerConfig)
-        torch.set_num_threads(cfg.torch_threads)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
         path = cfg.checkpoint or str(resources.model_path('reach_64px'))
         try:
             model, metadata = load_checkpoint(path)

@@ -30,6 +30,7 @@ from typing import Protocol
 import numpy as np
 
 from jepa_agent.command_gate import CommandGate, CommandRefused, JointReading
+from jepa_agent.config import bounded, check_ranges
 from jepa_agent.planning.cem import Plan
 from jepa_agent.planning.constraints import JointLimits
 
@@ -38,30 +39,25 @@ from jepa_agent.planning.constraints import JointLimits
 class AgentConfig:
     """When the agent plans, what it sends, and when it holds (the planner node's top-level parameters)."""
 
-    execute_steps: int = 1
+    execute_steps: int = bounded(1, ge=1)
     """Fewest planned control periods published per plan (receding horizon)."""
     cover_latency: bool = True
     """Publish enough steps to last until the next plan (the longest recent interval between plans, plus one
     period), at most the horizon."""
-    stale_timeout_s: float = 0.5
+    stale_timeout_s: float = bounded(0.5, gt=0)
     """Camera frames or joint states older than this make the agent hold (the gate checks again at publish)."""
     compensate_latency: bool = True
     """Plan from where the arm will be when the command takes effect, not from where the frame saw it."""
-    hold_ratio: float = 0.9
+    hold_ratio: float = bounded(0.9, ge=0, lt=1)
     """Deadband: send a plan only if its predicted cost is below hold_ratio × the predicted cost of staying put,
     else stop the arm where it will be (at the goal); 0 = always send."""
-    release_ratio: float = 0.5
+    release_ratio: float = bounded(0.5, ge=0, lt=1)
     """Hysteresis: once stopped at the goal, move again only for a plan below release_ratio × the cost of staying
     (<= hold_ratio; 0 = same as hold_ratio; unused when hold_ratio is 0)."""
 
     def __post_init__(self):
-        if self.execute_steps < 1:
-            raise ValueError(f'execute_steps must be >= 1, got {self.execute_steps=}')
-        if not self.stale_timeout_s > 0:
-            raise ValueError(f'stale_timeout_s must be > 0, got {self.stale_timeout_s=}')
-        if not 0.0 <= self.hold_ratio < 1.0:
-            raise ValueError(f'hold_ratio must be in [0, 1), got {self.hold_ratio=}')
-        if not 0.0 <= self.release_ratio < 1.0 or (self.hold_ratio and self.release_ratio > self.hold_ratio):
+        check_ranges(self)
+        if self.hold_ratio and self.release_ratio > self.hold_ratio:
             raise ValueError(f'release_ratio must be in [0, hold_ratio], got {self.release_ratio=} '
                              f'{self.hold_ratio=}')
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from jepa_agent.config import bounded, check_ranges
 from jepa_agent.planning.constraints import JointLimits, project, start_is_feasible
 
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -26,40 +27,40 @@ class CEMConfig:
     """CEM planner parameters (the planner node's `cem.*` parameters)."""
 
     # search
-    num_samples: int = 300
+    num_samples: int = bounded(300, ge=1)
     """Action sequences scored per iteration (one batch)."""
-    num_iterations: int = 6
+    num_iterations: int = bounded(6, ge=1)
     """Sample / score / refit rounds per plan."""
-    horizon: int = 5
+    horizon: int = bounded(5, ge=1)
     """Planned steps H (one control period each)."""
-    num_elites: int = 30
+    num_elites: int = bounded(30, ge=1)
     """Best samples the sampling distribution is refit to."""
-    num_retained: int = 10
+    num_retained: int = bounded(10, ge=0)
     """Elites carried unchanged into the next iteration's batch (elite retention)."""
-    init_std: float = 0.5
+    init_std: float = bounded(0.5, gt=0, le=10)
     """Initial sampling std, as a fraction of the per-step bound."""
-    min_std: float = 0.05
+    min_std: float = bounded(0.05, ge=0, le=10)
     """Floor of the sampling std (fraction of the per-step bound), so the search never freezes."""
     # cost
     step_weighting: str = 'linear'
     """How latent distances over the horizon are weighted: 'final', 'linear' (later steps count more), 'uniform'."""
-    smoothness: float = 0.0
+    smoothness: float = bounded(0.0, ge=0)
     """Weight of the squared change between consecutive actions (rad²)."""
-    state_cost_weight: float = 0.0
+    state_cost_weight: float = bounded(0.0, ge=0)
     """Weight of the joint-space distance (rad) between predicted and goal latents, both read out by the model's
     state head, added to the latent distance; 0 = latent distance only. It keeps far goals from looking flat."""
-    near_goal_steps: float = 4.0
+    near_goal_steps: float = bounded(4.0, ge=0)
     """The view counts as near the goal when its latent distance to the goal is below this many largest steps of
     motion (the model's latent change for one step of one joint, measured at the goal); only near the goal may the
     agent stop the arm."""
-    limit_margin: float = 0.2
+    limit_margin: float = bounded(0.2, ge=0)
     """Joint targets closer than this (rad) to a position limit cost extra, `limit_cost` × (depth / margin)² per
     joint at the limit, averaged over the horizon: the arm stays off its hard limits, where it cannot move on
     and where poses are rare in training data (0 = off)."""
-    limit_cost: float = 1.0
+    limit_cost: float = bounded(1.0, ge=0)
     """Weight of that cost, in units of the objective."""
     # bounds
-    trust_region: float = 0.15
+    trust_region: float = bounded(0.15, gt=0)
     """Largest |action| per joint and step (rad), on top of the velocity limit."""
     # execution
     seed: int = 0
@@ -68,23 +69,15 @@ class CEMConfig:
     """torch.compile the model rollout (used on GPU only)."""
 
     def __post_init__(self):
-        for name in ('num_samples', 'num_iterations', 'horizon', 'num_elites'):
-            if getattr(self, name) < 1:
-                raise ValueError(f'{name} must be >= 1, got {getattr(self, name)=}')
+        check_ranges(self)
         if self.num_elites > self.num_samples:
             raise ValueError(f'num_elites must be <= num_samples, got {self.num_elites=} {self.num_samples=}')
-        if not 0 <= self.num_retained <= self.num_elites or self.num_retained >= self.num_samples:
+        if self.num_retained > self.num_elites or self.num_retained >= self.num_samples:
             raise ValueError(f'num_retained must be in 0..num_elites and < num_samples, got {self.num_retained=}')
-        if not 0 < self.init_std <= 10 or not 0 <= self.min_std <= self.init_std:
-            raise ValueError(f'need 0 < init_std <= 10 and 0 <= min_std <= init_std, got {self.init_std=} '
-                             f'{self.min_std=}')
+        if self.min_std > self.init_std:
+            raise ValueError(f'min_std must be <= init_std, got {self.init_std=} {self.min_std=}')
         if self.step_weighting not in STEP_WEIGHTINGS:
             raise ValueError(f'step_weighting must be one of {STEP_WEIGHTINGS}, got {self.step_weighting=}')
-        for name in ('smoothness', 'state_cost_weight', 'near_goal_steps', 'limit_margin', 'limit_cost'):
-            if not getattr(self, name) >= 0 or not np.isfinite(getattr(self, name)):
-                raise ValueError(f'{name} must be finite and >= 0, got {getattr(self, name)=}')
-        if not self.trust_region > 0:
-            raise ValueError(f'trust_region must be > 0, got {self.trust_region=}')
 
 
 @dataclass

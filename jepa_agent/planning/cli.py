@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from jepa_agent.config import ConfigError, build, load_section
+from jepa_agent.model.devices import DEVICE_HELP, check_device, resolve_device
 from jepa_agent.planning.agent import AgentConfig
 from jepa_agent.planning.cem import CEMConfig
 from jepa_agent.resources import config_path, model_path
@@ -44,7 +45,7 @@ def add_commands(subparsers) -> None:
     parser.add_argument('--record', type=int, default=3, help='episodes to put in the GIF')
     parser.add_argument('--baseline-episodes', type=_non_negative, default=None,
                         help='episodes per baseline (default: all; 0 skips the baselines)')
-    parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
+    parser.add_argument('--device', type=check_device, default='cpu', help=DEVICE_HELP)
     parser.add_argument('--threads', type=int, default=1, help='CPU threads for inference (0 = torch default)')
     parser.set_defaults(func=cmd_eval_planner)
 
@@ -83,8 +84,8 @@ def cmd_eval_planner(args) -> int:
         return 2
     cem, agent_config = planner_settings(args.config)
     try:
-        model, _ = load_checkpoint(args.checkpoint, args.device)
-    except CheckpointError as exc:
+        model, _ = load_checkpoint(args.checkpoint, resolve_device(args.device))
+    except (CheckpointError, ValueError) as exc:
         print(f'jepa-agent eval-planner: {exc}', file=sys.stderr)
         return 1
     env = make_env(image_size=model.config.image_size, task=args.task)

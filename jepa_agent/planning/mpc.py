@@ -63,10 +63,6 @@ class LatentMPC:
         self._offset = None
         self.planner.reset()
 
-    def distance_to_goal(self, image: np.ndarray) -> float:
-        """Latent distance of a view to the goal (for diagnostics and demos)."""
-        return float((self.encode(image) - self.goal_latent).norm())
-
     @torch.no_grad()
     def plan(self, frames: list, q: np.ndarray, in_flight: np.ndarray, shift: int = 1) -> Plan | None:
         """Plan (see `agent.Policy`): encode the frames, roll the model over the actions in flight, CEM from

@@ -23,6 +23,11 @@ def now_s(clock: Clock) -> float:
     return clock.now().nanoseconds * 1e-9
 
 
+def stamp_age_ms(stamp, clock: Clock) -> float:
+    """Milliseconds from a header stamp to now on `clock` (e.g. camera frame to published command)."""
+    return (clock.now().nanoseconds - (stamp.sec * 1_000_000_000 + stamp.nanosec)) / 1e6
+
+
 def message_age(receipt: float, stamp: float, clock: Clock) -> float:
     """Seconds since the message arrived (`receipt`, monotonic) or was stamped, whichever is longer ago."""
     age = time.monotonic() - receipt

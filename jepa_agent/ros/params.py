@@ -20,14 +20,17 @@ import ast
 import dataclasses
 import functools
 import inspect
+import math
 import textwrap
+import typing
 from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
-from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import InvalidParameterValueException
 from rclpy.node import Node
 
-from jepa_agent.config import ConfigError, build, check_sections, did_you_mean, load_yaml
+from jepa_agent.config import ConfigError, Range, build, check_sections, did_you_mean, field_range, load_yaml
 
 T = TypeVar('T')
 
@@ -36,32 +39,65 @@ def declare_config(node: Node, cls: type[T], prefix: str = '', dynamic: Iterable
     """Declare every field of `cls` (defaults from the dataclass) and return the validated config.
 
     Fields named in `dynamic` (field names, without `prefix`) may be set at run time, and the node must apply them;
-    every other parameter is read-only. Each parameter's description is the field's docstring. Parameters are
-    dynamically typed so YAML `2` for a float field is accepted; `config.build` does the type checking with one
-    clear ConfigError naming the node and parameter. Nodes let that error stop start-up.
+    every other parameter is read-only. Each parameter's description is the field's docstring, and a field declared
+    with `config.bounded` shows its range (`ros2 param describe`). Parameters are dynamically typed so YAML `2` for
+    a float field is accepted (rclpy applies a range only to values of the range's type; `config.build` checks
+    every value); errors are one clear ConfigError naming the node and parameter. Nodes let it stop start-up.
     """
     names = {field.name for field in dataclasses.fields(cls)}
     dynamic = set(dynamic)
     if not dynamic <= names:
         raise ValueError(f'dynamic names {sorted(dynamic - names)} are not fields of {cls.__name__}')
-    docs = field_docs(cls)
     values = {}
-    for field in dataclasses.fields(cls):
-        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
-        if isinstance(default, tuple):
-            default = list(default)
-        descriptor = ParameterDescriptor(dynamic_typing=True, read_only=field.name not in dynamic,
-                                         description=docs.get(field.name, field.name))
-        value = node.declare_parameter(prefix + field.name, default if default != [] else None, descriptor).value
-        values[field.name] = [] if value is None and default == [] else value
-        if isinstance(values[field.name], (tuple,)) or type(values[field.name]).__name__ == 'array':
-            values[field.name] = list(values[field.name])
     try:
+        for field in dataclasses.fields(cls):
+            values[field.name] = _declare(node, prefix, field, describe(cls, field, field.name in dynamic))
         return build(cls, values, section=node.get_name())
     except ConfigError:
         raise
     except (TypeError, ValueError) as exc:
         raise ConfigError(f'[{node.get_name()}] {exc}') from exc
+
+
+def describe(cls: type, field: dataclasses.Field, dynamic: bool) -> ParameterDescriptor:
+    """What `ros2 param describe` shows for `field`: its docstring, read-only unless dynamic, its range."""
+    descriptor = ParameterDescriptor(dynamic_typing=True, read_only=not dynamic,
+                                     description=field_docs(cls).get(field.name, field.name))
+    span = field_range(field)
+    if span is None:
+        return descriptor
+    if typing.get_type_hints(cls)[field.name] is int:
+        descriptor.integer_range = [_integer_range(span)]
+    else:
+        descriptor.floating_point_range = [FloatingPointRange(from_value=float(span.lo), to_value=float(span.hi))]
+    if any(open_ and math.isfinite(bound) for open_, bound in ((span.open_lo, span.lo), (span.open_hi, span.hi))):
+        descriptor.additional_constraints = f'must be in {span}'    # the ROS ranges are closed
+    return descriptor
+
+
+def _integer_range(span: Range) -> IntegerRange:
+    """The closed int64 range of the integers in `span`."""
+    lo = -2 ** 63 if span.lo == -math.inf else math.floor(span.lo) + 1 if span.open_lo else math.ceil(span.lo)
+    hi = 2 ** 63 - 1 if span.hi == math.inf else math.ceil(span.hi) - 1 if span.open_hi else math.floor(span.hi)
+    return IntegerRange(from_value=lo, to_value=hi, step=0)
+
+
+def _declare(node: Node, prefix: str, field: dataclasses.Field, descriptor: ParameterDescriptor):
+    """The value of the declared parameter (lists as lists); a value rclpy refuses for its range is reported in
+    the words of `config.check_ranges`."""
+    default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+    if isinstance(default, tuple):
+        default = list(default)
+    try:
+        value = node.declare_parameter(prefix + field.name, default if default != [] else None, descriptor).value
+    except InvalidParameterValueException as exc:
+        given = getattr(node, '_parameter_overrides', {}).get(prefix + field.name)   # rclpy: the value refused
+        if field_range(field) is not None:
+            field_range(field).check(field.name, given.value if given is not None else default)
+        raise ValueError(str(exc)) from exc
+    if value is None and default == []:
+        return []
+    return list(value) if isinstance(value, tuple) or type(value).__name__ == 'array' else value
 
 
 @functools.cache

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jepa_agent.config import bounded, check_ranges
+
 os.environ.setdefault('MUJOCO_GL', 'egl')
 import mujoco  # noqa: E402  (MUJOCO_GL must be set before import)
 
@@ -35,39 +37,32 @@ class ArmEnvConfig:
     """Sim parameters (the `sim_arm` node's parameters share these names)."""
 
     # camera
-    image_size: int = 64
-    """Square camera image side in pixels (16..224)."""
+    image_size: int = bounded(64, ge=16, le=224)
+    """Square camera image side in pixels."""
     camera: str = 'top'
     """MJCF camera name."""
     # control
     controller: str = 'joint_trajectory'
     """'joint_trajectory': like ros2_control's joint_trajectory_controller, no speed limiting (the default, what a
     real arm does); 'rate_limited': setpoints also move at most max_joint_velocity (hides unsafe commands)."""
-    control_hz: float = 10.0
+    control_hz: float = bounded(10.0, ge=1, le=100)
     """Rate of `step()`; one action spans 1/control_hz seconds."""
-    max_joint_velocity: float = 1.5
+    max_joint_velocity: float = bounded(1.5, gt=0)
     """Joint velocity limit (rad/s); bounds the per-step action to max_joint_velocity / control_hz."""
     # task
     task: str = 'reach'
     """Goal kind for sample_goal(): 'reach' (end-effector pose) or 'push' (block position)."""
-    reach_tolerance: float = 0.03
+    reach_tolerance: float = bounded(0.03, gt=0)
     """Success radius (m) of the end effector around the goal."""
-    push_tolerance: float = 0.04
+    push_tolerance: float = bounded(0.04, gt=0)
     """Success radius (m) of the block around its goal."""
 
     def __post_init__(self):
-        if not 16 <= self.image_size <= 224:
-            raise ValueError(f'image_size must be in 16..224, got {self.image_size=}')
-        if not 1.0 <= self.control_hz <= 100.0:
-            raise ValueError(f'control_hz must be in 1..100, got {self.control_hz=}')
-        if self.max_joint_velocity <= 0:
-            raise ValueError(f'max_joint_velocity must be > 0, got {self.max_joint_velocity=}')
+        check_ranges(self)
         if self.controller not in CONTROLLERS:
             raise ValueError(f'controller must be one of {CONTROLLERS}, got {self.controller=}')
         if self.task not in TASKS:
             raise ValueError(f'task must be one of {TASKS}, got {self.task=}')
-        if self.reach_tolerance <= 0 or self.push_tolerance <= 0:
-            raise ValueError(f'tolerances must be > 0, got {self.reach_tolerance=} {self.push_tolerance=}')
 
 
 @dataclass

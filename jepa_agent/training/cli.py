@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from jepa_agent.config import ConfigError
+from jepa_agent.model.devices import DEVICE_HELP, check_device, resolve_device
 from jepa_agent.resources import config_path
 
 HORIZON = 10
@@ -28,7 +29,7 @@ def add_commands(subparsers) -> None:
                        '(default: config/train.yaml)')
     train.add_argument('--max-minutes', type=float, default=None, help='stop after this much training time')
     train.add_argument('--steps', type=int, default=None, help='override the configured number of steps')
-    train.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default=None, help='override the device')
+    train.add_argument('--device', type=check_device, default=None, help=f'override the device: {DEVICE_HELP}')
     train.add_argument('--resume', action='store_true', help='continue the run in --out')
     train.add_argument('--no-progress', action='store_true', help='no progress bar')
     train.set_defaults(func=cmd_train)
@@ -40,7 +41,7 @@ def add_commands(subparsers) -> None:
     evaluate.add_argument('--json', default=None, help='write the metrics here as JSON')
     evaluate.add_argument('--plot', default=None, help='PNG plot path (default: next to --json, else none)')
     evaluate.add_argument('--windows', type=int, default=512, help='number of evaluation windows')
-    evaluate.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default='auto')
+    evaluate.add_argument('--device', type=check_device, default='auto', help=DEVICE_HELP)
     evaluate.set_defaults(func=cmd_eval_model)
 
     seal = subparsers.add_parser('seal-checkpoint', help="record the weights' sha256 in a checkpoint's config.json",
@@ -83,14 +84,11 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval_model(args) -> int:
-    import torch
-
     from jepa_agent.model.checkpoint import load_checkpoint
     from jepa_agent.training.evaluation import evaluate
     from jepa_agent.training.trainer import open_windows
-    device = 'cuda' if args.device == 'cuda' or (args.device == 'auto' and torch.cuda.is_available()) else 'cpu'
     try:
-        model, metadata = load_checkpoint(args.checkpoint, device)
+        model, metadata = load_checkpoint(args.checkpoint, resolve_device(args.device))
         dataset = open_windows(args.data, model.config.history + HORIZON, stride=1)
         if list(dataset.meta['joint_names']) != list(metadata.get('joint_names', dataset.meta['joint_names'])):
             raise ValueError(f"dataset joints {dataset.meta['joint_names']} differ from the checkpoint's "

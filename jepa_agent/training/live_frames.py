@@ -8,12 +8,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from jepa_agent.data.episodes import FrameError
 from jepa_agent.data.quality import LIMIT_MARGIN_RAD, constant_images
 from jepa_agent.model.images import to_model_image
-
-
-class FrameError(ValueError):
-    """A live frame is unusable (wrong shape, non-finite or out-of-limit joints, a constant image); skip it."""
 
 
 class LiveFrameCheck:

@@ -36,10 +36,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from jepa_agent.config import bounded, check_ranges
 from jepa_agent.model.checkpoint import save_checkpoint
+from jepa_agent.model.devices import check_device, resolve_device
 from jepa_agent.model.world_model import WorldModel
 from jepa_agent.training.evaluation import held_out_error
-from jepa_agent.training.live_frames import FrameError, LiveFrameCheck
+from jepa_agent.data.episodes import FrameError
+from jepa_agent.training.live_frames import LiveFrameCheck
 from jepa_agent.training.losses import JEPAObjective, LossConfig, NonFiniteBatchError
 from jepa_agent.training.replay import ReplayBuffer
 
@@ -56,81 +59,59 @@ class OnlineLearnerConfig:
     """Online learner parameters (the `trainer` node's learning parameters share these names)."""
 
     # replay buffer
-    buffer_frames: int = 3000
+    buffer_frames: int = bounded(3000, ge=8)
     """Live frames kept in memory; the oldest are dropped first (3000 × 64 px ≈ 37 MB)."""
-    min_frames: int = 30
+    min_frames: int = bounded(30, ge=1)
     """Live frames needed before training starts."""
     seed_dataset: str = ''
     """Optional recorded dataset directory mixed into every batch (keeps old experience from being forgotten)."""
-    seed_fraction: float = 0.5
+    seed_fraction: float = bounded(0.5, ge=0, le=1)
     """Share of each batch drawn from `seed_dataset` when one is given."""
     # optimisation
-    batch_size: int = 16
-    """Windows per training step."""
-    learning_rate: float = 1e-4
-    rollout_steps: int = 2
+    batch_size: int = bounded(16, ge=2)
+    """Windows per training step (at least 2: the projector has BatchNorm)."""
+    learning_rate: float = bounded(1e-4, gt=0)
+    """AdamW learning rate."""
+    rollout_steps: int = bounded(2, ge=1)
     """Rollout horizon trained per window (windows hold history K + this many frames)."""
-    state_weight: float = 1.0
+    state_weight: float = bounded(1.0, ge=0)
     """Weight of the state-head term (latent → measured joints) for models that have a state head, as in offline
     training: it keeps the latent's joint geometry, which the planner's cost relies on, from drifting."""
-    duty_cycle: float = 0.5
+    duty_cycle: float = bounded(0.5, gt=0, le=1)
     """Largest fraction of wall time spent training; the rest is left to the other nodes on the machine."""
     device: str = 'cpu'
-    """Torch device for the learner ('cpu', 'cuda', 'cuda:1', ...)."""
+    """Torch device for the learner: 'auto', 'cpu', 'cuda' or 'cuda:N'."""
     # outputs
     checkpoint_dir: str = ''
     """Where checkpoints are written ('' = never)."""
-    checkpoint_every_s: float = 60.0
+    checkpoint_every_s: float = bounded(60.0, gt=0)
     """Seconds between checkpoints (only written after new training steps)."""
-    keep_checkpoints: int = 3
+    keep_checkpoints: int = bounded(3, ge=1)
     """Newest checkpoints kept in `checkpoint_dir`; older ones are deleted."""
     # announce gate (held-out live windows)
-    holdout_every: int = 5
-    """Every n-th stretch of live frames is held out: never trained on, used to judge checkpoints (5 = 20 %)."""
-    holdout_stretch: int = 40
+    holdout_every: int = bounded(5, ge=2)
+    """Every n-th stretch of live frames is held out: never trained on, used to judge checkpoints (5 = 20 %; 1 would
+    hold out every frame)."""
+    holdout_stretch: int = bounded(40, ge=2)
     """Frames per stretch (>= model history + holdout_horizon); held-out windows lie inside one stretch."""
-    holdout_horizon: int = 10
+    holdout_horizon: int = bounded(10, ge=1)
     """Prediction steps of the held-out error (the planner rolls the model out this far)."""
-    holdout_windows: int = 32
+    holdout_windows: int = bounded(32, ge=MIN_HOLDOUT_WINDOWS)
     """Most held-out windows a checkpoint is judged on, spread evenly over those in the buffer (at least 4 needed)."""
-    announce_margin: float = 0.0
+    announce_margin: float = bounded(0.0, gt=-1)
     """A checkpoint is announced only if its held-out error <= (1 + margin) x the announced model's: 0 = no worse,
     0.02 = at most 2 % worse (small slips can then add up over checkpoints), -0.05 = at least 5 % better."""
     seed: int = 0
     """Seed of the batch sampler."""
 
     def __post_init__(self):
-        if self.buffer_frames < 8:
-            raise ValueError(f'buffer_frames must be >= 8, got {self.buffer_frames=}')
-        if not 1 <= self.min_frames <= self.buffer_frames:
-            raise ValueError(f'min_frames must be in 1..buffer_frames, got {self.min_frames=}')
-        if not 0.0 <= self.seed_fraction <= 1.0:
-            raise ValueError(f'seed_fraction must be in [0, 1], got {self.seed_fraction=}')
-        if self.batch_size < 2:
-            raise ValueError(f'batch_size must be >= 2 (the projector has BatchNorm), got {self.batch_size=}')
-        if not self.learning_rate > 0:
-            raise ValueError(f'learning_rate must be > 0, got {self.learning_rate=}')
-        if self.rollout_steps < 1:
-            raise ValueError(f'rollout_steps must be >= 1, got {self.rollout_steps=}')
-        if not self.state_weight >= 0:
-            raise ValueError(f'state_weight must be >= 0, got {self.state_weight=}')
-        if not 0.0 < self.duty_cycle <= 1.0:
-            raise ValueError(f'duty_cycle must be in (0, 1], got {self.duty_cycle=}')
-        if not self.checkpoint_every_s > 0:
-            raise ValueError(f'checkpoint_every_s must be > 0, got {self.checkpoint_every_s=}')
-        if self.keep_checkpoints < 1:
-            raise ValueError(f'keep_checkpoints must be >= 1, got {self.keep_checkpoints=}')
-        if self.holdout_every < 2:
-            raise ValueError(f'holdout_every must be >= 2 (1 would hold out every frame), got {self.holdout_every=}')
-        if self.holdout_horizon < 1:
-            raise ValueError(f'holdout_horizon must be >= 1, got {self.holdout_horizon=}')
+        check_ranges(self)
+        check_device(self.device)
+        if self.min_frames > self.buffer_frames:
+            raise ValueError(f'min_frames must be <= buffer_frames, got {self.min_frames=} {self.buffer_frames=}')
         if self.holdout_stretch <= self.holdout_horizon:
             raise ValueError(f'holdout_stretch must be > holdout_horizon, got {self.holdout_stretch=} '
                              f'{self.holdout_horizon=}')
-        if self.holdout_windows < MIN_HOLDOUT_WINDOWS:
-            raise ValueError(f'holdout_windows must be >= {MIN_HOLDOUT_WINDOWS}, got {self.holdout_windows=}')
-        if not -1.0 < self.announce_margin < math.inf:
-            raise ValueError(f'announce_margin must be finite and > -1, got {self.announce_margin=}')
 
 
 class OnlineLearner:
@@ -147,7 +128,7 @@ class OnlineLearner:
         `on_checkpoint(path)` is called for each announced checkpoint, `on_withheld(message)` (default: a logged
         warning) for each withheld one."""
         self.config = config or OnlineLearnerConfig()
-        self.device = torch.device(self.config.device)
+        self.device = resolve_device(self.config.device)
         self.model = model.to(self.device)
         self.metadata = dict(metadata)
         self.rate_hz = float(rate_hz or self.metadata.get('rate_hz') or 10.0)

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from jepa_agent.config import build, load_section
 from jepa_agent.data.dataset import WindowDataset, collate_windows
 from jepa_agent.model.checkpoint import CONFIG_FILE, load_checkpoint, save_checkpoint
+from jepa_agent.model.devices import check_device, resolve_device
 from jepa_agent.model.world_model import ModelConfig, WorldModel
 from jepa_agent.training.evaluation import latent_statistics
 from jepa_agent.training.losses import JEPAObjective, LossConfig, NonFiniteBatchError
@@ -59,7 +60,8 @@ class TrainConfig:
     # runtime
     seed: int = 0
     device: str = 'auto'
-    """'auto' (CUDA if available, else CPU), 'cpu', or 'cuda'; under torchrun each rank takes cuda:LOCAL_RANK."""
+    """'auto' (CUDA if available, else CPU), 'cpu', 'cuda' or 'cuda:N'; under torchrun each rank given 'auto' or
+    'cuda' takes cuda:LOCAL_RANK."""
     bf16: bool = True
     """bfloat16 autocast on CUDA (ignored on CPU)."""
     threads: int = 0
@@ -89,8 +91,7 @@ class TrainConfig:
         if self.stride < 1 or self.log_every < 1 or self.checkpoint_every < 1:
             raise ValueError(f'need stride, log_every, checkpoint_every >= 1, got {self.stride=} '
                              f'{self.log_every=} {self.checkpoint_every=}')
-        if self.device not in ('auto', 'cpu', 'cuda'):
-            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device=}")
+        check_device(self.device)
 
 
 def load_configs(path: str | Path | None, overrides: dict | None = None
@@ -125,13 +126,13 @@ def setup_runtime(config: TrainConfig) -> Runtime:
     """Device choice and, under torchrun (WORLD_SIZE > 1), the process group: NCCL on GPUs, gloo on CPU."""
     if config.threads:
         torch.set_num_threads(config.threads)
-    want_cuda = config.device == 'cuda' or (config.device == 'auto' and torch.cuda.is_available())
-    if config.device == 'cuda' and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but CUDA is not available")
+    device = resolve_device(config.device)
+    want_cuda = device.type == 'cuda'
     world = int(os.environ.get('WORLD_SIZE', '1'))
     rank = int(os.environ.get('RANK', '0'))
     local_rank = int(os.environ.get('LOCAL_RANK', '0'))
-    device = torch.device('cuda', local_rank) if want_cuda else torch.device('cpu')
+    if want_cuda and device.index is None:
+        device = torch.device('cuda', local_rank)
     if want_cuda:
         torch.cuda.set_device(device)
     if world > 1 and not dist.is_initialized():
