@@ -32,6 +32,7 @@ def percentiles(values_ms: list[float]) -> dict[str, float]:
 def bench_cem(args) -> dict:
     import torch
 
+    from jepa_agent.data.episodes import DatasetMeta
     from jepa_agent.model.checkpoint import load_checkpoint
     from jepa_agent.model.devices import resolve_device
     from jepa_agent.planning.cli import planner_settings
@@ -43,7 +44,8 @@ def bench_cem(args) -> dict:
     if device.type == 'cpu':
         torch.set_num_threads(args.threads)
     model, meta = load_checkpoint(args.checkpoint, device)
-    limits = JointLimits(meta['lower'], meta['upper'], meta['velocity_limit'], 1.0 / meta.get('rate_hz', 10.0))
+    trained_on = DatasetMeta.from_dict(meta)
+    limits = JointLimits.of(trained_on.robot, 1.0 / trained_on.rate_hz)
     # the search size from the command line, everything else (cost terms, bounds) as the planner node uses it
     config = dataclasses.replace(planner_settings(None)[0], num_samples=args.samples,
                                  num_iterations=args.iterations, horizon=args.horizon, compile=args.compile)

@@ -37,7 +37,7 @@ class RobotDescription:
         for name in ('lower', 'upper', 'velocity_limit'):
             values = [float(v) for v in getattr(self, name)]
             if len(values) != n or not np.all(np.isfinite(values)):
-                raise ValueError(f'{name} must hold one finite value per joint ({n}), got {getattr(self, name)!r}')
+                raise ValueError(f'{name} needs one value per joint ({n}), each finite, got {getattr(self, name)!r}')
             setattr(self, name, values)
         if np.any(np.array(self.lower) >= np.array(self.upper)):
             raise ValueError(f'each lower limit must be below its upper limit, got {self.lower=} {self.upper=}')

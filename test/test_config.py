@@ -12,7 +12,7 @@ from rcl_interfaces.srv import SetParameters
 
 from jepa_agent.cli import main
 from jepa_agent.config import ConfigError, build, load, load_section
-from jepa_agent.joints import JointLimitsConfig
+from jepa_agent.robot import RobotDescription
 from jepa_agent.ros.params import declare_config, field_docs, node_name, params_files, ros_arguments
 
 PARAMS = '  ros__parameters:\n'
@@ -72,9 +72,9 @@ def test_unknown_key_names_the_file_section_and_closest_key(tmp_path):
     path = write(tmp_path, 'explorer:\n' + PARAMS + '    joint_nmes: [a]\n')
     with pytest.raises(ConfigError, match=rf"{path}: \[explorer\] unknown parameter\(s\) \['joint_nmes'\] "
                                           r"\(did you mean 'joint_names'\?\)"):
-        load(JointLimitsConfig, path, 'explorer')
+        load(RobotDescription, path, 'explorer')
     with pytest.raises(ConfigError, match=r'\[planner.cem\] must be a mapping'):
-        build(JointLimitsConfig, 5, section='planner.cem')
+        build(RobotDescription, 5, section='planner.cem')
 
 
 @pytest.mark.parametrize('text, message', [
@@ -115,7 +115,7 @@ def test_ros_argument_parsing():
 
 
 def test_field_docstrings_become_descriptions():
-    docs = field_docs(JointLimitsConfig)
+    docs = field_docs(RobotDescription)
     assert docs['lower'] == 'Lower position limits (rad).'
 
 
@@ -131,8 +131,8 @@ def node():
 
 def test_parameters_are_read_only_unless_dynamic(node):
     from rclpy.parameter import Parameter
-    config = declare_config(node, JointLimitsConfig, prefix='arm.', dynamic=('lower',))
-    assert config == JointLimitsConfig()
+    config = declare_config(node, RobotDescription, prefix='arm.', dynamic=('lower',))
+    assert config == RobotDescription()
     assert node.describe_parameter('arm.upper').read_only
     assert node.describe_parameter('arm.upper').description == 'Upper position limits (rad).'
     assert not node.describe_parameter('arm.lower').read_only
@@ -140,7 +140,7 @@ def test_parameters_are_read_only_unless_dynamic(node):
     assert not result.successful and 'read-only' in result.reason
     assert node.set_parameters([Parameter('arm.lower', value=[-1.0, -1.0, -1.0])])[0].successful
     with pytest.raises(ValueError, match=r"\['colour'\] are not fields"):
-        declare_config(node, JointLimitsConfig, prefix='x.', dynamic=('colour',))
+        declare_config(node, RobotDescription, prefix='x.', dynamic=('colour',))
 
 
 # -- node processes -----------------------------------------------------------------------------------------------

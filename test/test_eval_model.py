@@ -26,7 +26,9 @@ def dataset(tmp_path_factory):
 @pytest.fixture
 def checkpoint(tmp_path):
     torch.manual_seed(0)
-    return save_checkpoint(WorldModel(TINY), tmp_path / 'ckpt', {'joint_names': ['shoulder', 'elbow', 'wrist']})
+    trained_on = {'joint_names': ['shoulder', 'elbow', 'wrist'], 'lower': [-2.8, -2.5, -2.5], 'upper': [2.8, 2.5, 2.5],
+                  'velocity_limit': [1.5] * 3, 'rate_hz': 10.0, 'image_height': 32, 'image_width': 32}
+    return save_checkpoint(WorldModel(TINY), tmp_path / 'ckpt', trained_on)
 
 
 def test_eval_model_writes_metrics_and_plot(dataset, checkpoint, tmp_path, capsys):

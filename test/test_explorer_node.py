@@ -9,7 +9,7 @@ from sensor_msgs.msg import Image, JointState
 from trajectory_msgs.msg import JointTrajectory
 
 from jepa_agent.data.messages import trajectory_points
-from jepa_agent.joints import JointLimitsConfig
+from jepa_agent.robot import RobotDescription
 from jepa_agent.resources import config_path
 from jepa_agent.ros.qos import SENSOR
 from jepa_agent.sim import make_env
@@ -20,7 +20,7 @@ TOPIC = '/arm_controller/joint_trajectory'
 
 
 def test_default_joint_limits_are_the_sim_arms():
-    env, limits = make_env(), JointLimitsConfig()
+    env, limits = make_env(), RobotDescription()
     assert limits.joint_names == env.joint_names
     np.testing.assert_array_equal(limits.lower, env.lower)
     np.testing.assert_array_equal(limits.upper, env.upper)
@@ -50,7 +50,7 @@ def test_sim_and_explorer_run_together_at_rate_within_limits(start_node, ros_pro
 
 
 def test_explorer_drives_another_arm_by_parameters(start_node, ros_probe):
-    limits = JointLimitsConfig(joint_names=['j1', 'j2'], lower=[-0.5, 0.0], upper=[0.5, 1.0],
+    limits = RobotDescription(joint_names=['j1', 'j2'], lower=[-0.5, 0.0], upper=[0.5, 1.0],
                                velocity_limit=[0.5, 2.0])
     explorer = start_node('explorer', params={**dataclasses.asdict(limits), 'rate_hz': 20.0,
                                               'joint_states_topic': '/other/joint_states'})

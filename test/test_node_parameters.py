@@ -18,7 +18,7 @@ from rclpy.parameter import Parameter
 from jepa_agent.command_gate import CommandGateConfig
 from jepa_agent.config import ConfigError, field_range
 from jepa_agent.data.recording import RecorderConfig
-from jepa_agent.joints import JointLimitsConfig
+from jepa_agent.robot import RobotDescription
 from jepa_agent.nodes.explorer import ExplorerConfig
 from jepa_agent.nodes.planner import PlannerNodeConfig
 from jepa_agent.nodes.sim_arm import SimArmConfig
@@ -31,11 +31,11 @@ from jepa_agent.ros.params import declare_config, field_docs
 GATE = (CommandGateConfig, 'command_gate.')
 #: node -> (config class, parameter prefix) it declares; the planner's `enabled` and `goal_image_path` are dynamic
 NODES = {
-    'planner': [(PlannerNodeConfig, ''), (CEMConfig, 'cem.'), (JointLimitsConfig, ''), (AgentConfig, ''), GATE],
+    'planner': [(PlannerNodeConfig, ''), (CEMConfig, 'cem.'), (RobotDescription, ''), (AgentConfig, ''), GATE],
     'sim_arm': [(SimArmConfig, '')],
     'explorer': [(ExplorerConfig, ''), GATE],
     'recorder': [(RecorderConfig, '')],
-    'trainer': [(TrainerConfig, '')],
+    'trainer': [(TrainerConfig, ''), (RobotDescription, '')],
     'teleop_keyboard': [(TeleopConfig, ''), GATE],
 }
 DYNAMIC = {'planner': {'enabled', 'goal_image_path'}}

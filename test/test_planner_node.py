@@ -38,7 +38,8 @@ def tiny_checkpoint(directory, seed=0):
     model = WorldModel(ModelConfig(action_scale=[0.15] * 3, encoder_width=8, feature_dim=32, projector_hidden=32,
                                    latent_dim=16, predictor_width=32, predictor_depth=1))
     metadata = {'joint_names': NAMES, 'lower': LOWER.tolist(), 'upper': UPPER.tolist(),
-                'velocity_limit': [1.5] * 3, 'rate_hz': 10.0}
+                'velocity_limit': [1.5] * 3, 'rate_hz': 10.0, 'image_height': model.config.image_size,
+                'image_width': model.config.image_size}
     return str(save_checkpoint(model.eval(), directory, metadata))
 
 

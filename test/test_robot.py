@@ -11,7 +11,7 @@ from jepa_agent.sim import make_env
 
 @pytest.mark.parametrize('change, message', [
     ({'joint_names': ['a', 'a', 'b']}, 'unique'),
-    ({'lower': [-1.0, 0.0]}, 'one finite value per joint'),
+    ({'lower': [-1.0, 0.0]}, 'one value per joint'),
     ({'upper': [2.8, -3.0, 2.5]}, 'below its upper'),
     ({'velocity_limit': [1.0, 0.0, 1.0]}, '> 0'),
     ({'lower': [float('nan'), -2.5, -2.5]}, 'finite'),

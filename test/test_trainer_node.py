@@ -36,7 +36,7 @@ def tiny_checkpoint(directory) -> str:
                                    encoder_width=8, feature_dim=32, projector_hidden=64, predictor_width=64,
                                    predictor_depth=2))
     meta = {'joint_names': NAMES, 'lower': [-2.8, -2.5, -2.5], 'upper': [2.8, 2.5, 2.5],
-            'velocity_limit': [1.5] * 3, 'rate_hz': 10.0}
+            'velocity_limit': [1.5] * 3, 'rate_hz': 10.0, 'image_height': SIZE, 'image_width': SIZE}
     return str(save_checkpoint(model, directory, meta))
 
 

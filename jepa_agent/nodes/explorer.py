@@ -21,7 +21,7 @@ from jepa_agent.command_gate import CommandGate, CommandGateConfig, CommandRefus
 from jepa_agent.config import bounded
 from jepa_agent.data.babble import BabbleConfig, MotorBabbler
 from jepa_agent.data.messages import MessageError
-from jepa_agent.joints import JointLimitsConfig
+from jepa_agent.robot import RobotDescription
 from jepa_agent.ros.conversions import timed_trajectory
 from jepa_agent.ros.freshness import NewestJointState
 from jepa_agent.ros.params import declare_config
@@ -31,7 +31,7 @@ from jepa_agent.ros.run import run_node
 
 
 @dataclass
-class ExplorerConfig(JointLimitsConfig, BabbleConfig):
+class ExplorerConfig(RobotDescription, BabbleConfig):
     """explorer node parameters: the babbling policy's (BabbleConfig), the arm's joints, rate and topics."""
 
     rate_hz: float = bounded(10.0, gt=0, le=100)
@@ -45,7 +45,7 @@ class ExplorerConfig(JointLimitsConfig, BabbleConfig):
 
     def __post_init__(self):
         BabbleConfig.__post_init__(self)       # checks the ranges of every field, these included
-        JointLimitsConfig.__post_init__(self)
+        RobotDescription.__post_init__(self)
 
 
 class ExplorerNode(Node):

@@ -35,9 +35,9 @@ from trajectory_msgs.msg import JointTrajectory
 
 from jepa_agent.command_gate import CommandGate, CommandGateConfig
 from jepa_agent.config import ConfigError, bounded, check_ranges
+from jepa_agent.data.episodes import DatasetMeta
 from jepa_agent.data.messages import MAX_IMAGE_PIXELS, MessageError, image_to_rgb, truncate
 from jepa_agent.data.stream import check_not_flat, check_not_future, stamp_seconds
-from jepa_agent.joints import JointLimitsConfig
 from jepa_agent.model.checkpoint import CheckpointError, load_checkpoint
 from jepa_agent.model.devices import check_device, resolve_device
 from jepa_agent.planning.agent import Agent, AgentConfig, Command, Hold
@@ -47,6 +47,7 @@ from jepa_agent.planning.debug_view import DebugView
 from jepa_agent.planning.mpc import LatentMPC
 from jepa_agent.planning.plan_stats import PlanStats
 from jepa_agent.resources import model_path
+from jepa_agent.robot import RobotDescription
 from jepa_agent.ros.conversions import make_trajectory, rgb_to_image, timed_trajectory
 from jepa_agent.ros.diagnostics import publish_status
 from jepa_agent.ros.freshness import NewestJointState, message_age, now_s, stamp_age_ms
@@ -114,19 +115,18 @@ class PlannerNode(Node):
         super().__init__('planner')
         self.config = declare_config(self, PlannerNodeConfig, dynamic=('enabled', 'goal_image_path'))
         self.cem_config = declare_config(self, CEMConfig, prefix='cem.')
-        self.joints = declare_config(self, JointLimitsConfig)
+        self.robot = declare_config(self, RobotDescription)
         self.agent_config = declare_config(self, AgentConfig)
-        gate = CommandGate(self.joints.lower, self.joints.upper, self.joints.velocity_limit,
+        gate = CommandGate(self.robot.lower, self.robot.upper, self.robot.velocity_limit,
                            self.agent_config.stale_timeout_s, declare_config(self, CommandGateConfig, 'command_gate.'))
         self.enabled = self.config.enabled
         self.rejections = InputRejections(self.get_logger())
-        self.joint_state = NewestJointState(self.joints.joint_names, self.joints.lower, self.joints.upper,
+        self.joint_state = NewestJointState(self.robot.joint_names, self.robot.lower, self.robot.upper,
                                             self.get_clock())
         if self.config.threads:
             torch.set_num_threads(self.config.threads)
-        model, metadata = self._load_model(self.config.checkpoint or str(model_path('reach_64px')))
-        self.limits = JointLimits(self.joints.lower, self.joints.upper, self.joints.velocity_limit,
-                                  1.0 / float(metadata.get('rate_hz', 10.0)))
+        model, trained_on = self._load_model(self.config.checkpoint or str(model_path('reach_64px')))
+        self.limits = JointLimits.of(self.robot, 1.0 / trained_on.rate_hz)
         self.agent = Agent(LatentMPC(model, self.limits, self.cem_config), self.limits, gate, self.agent_config,
                            self.cem_config.horizon)
         self.checkpoint = self.config.checkpoint or str(model_path('reach_64px'))
@@ -162,19 +162,23 @@ class PlannerNode(Node):
         self._thread = threading.Thread(target=self._planning_loop, name='planning', daemon=True)
         self._thread.start()
         self.get_logger().info(f'planning with {model} from {self.checkpoint} on {cfg.device}, '
-                               f'joints {self.joints.joint_names}, dt {self.limits.dt:.3f} s')
+                               f'joints {self.robot.joint_names}, dt {self.limits.dt:.3f} s')
 
     # -- model ---------------------------------------------------------------------------------------------
-    def _load_model(self, path: str):
+    def _load_model(self, path: str, period: float | None = None) -> tuple[torch.nn.Module, DatasetMeta]:
+        """The model and the description of the data it was trained on; ConfigError unless it acts on this arm's
+        joints and, when `period` is given (a model swapped in), steps that many seconds like the running one."""
         try:
             model, metadata = load_checkpoint(path, resolve_device(self.config.device))
+            trained_on = DatasetMeta.from_dict(metadata)
+            self.robot.check_matches(trained_on.robot, f'checkpoint {path}')
         except (CheckpointError, ValueError) as exc:
             raise ConfigError(f'cannot load the world model: {exc}') from exc
-        names = metadata.get('joint_names', self.joints.joint_names)
-        if list(names) != list(self.joints.joint_names) or model.config.action_dim != len(names):
-            raise ConfigError(f'checkpoint {path} acts on joints {names}, this planner drives '
-                              f'{self.joints.joint_names}')
-        return model, metadata
+        if model.config.action_dim != self.robot.n_joints:
+            raise ConfigError(f'checkpoint {path} acts on {model.config.action_dim} joints, not {self.robot.n_joints}')
+        if period is not None and abs(1.0 / trained_on.rate_hz - period) > 1e-9:
+            raise ConfigError(f'checkpoint {path} steps at {trained_on.rate_hz} Hz, the running model at {1/period:g}')
+        return model, trained_on
 
     def on_model_updated(self, msg: String) -> None:
         if self._loader is not None and self._loader.is_alive():
@@ -186,7 +190,7 @@ class PlannerNode(Node):
     def _load_in_background(self, path: str) -> None:
         """Load off the planning thread; the swap happens between two plans, so control never pauses."""
         try:
-            model, _ = self._load_model(path)
+            model, _ = self._load_model(path, self.limits.dt)
         except Exception as exc:  # noqa: BLE001  any unusable announcement (bad path, corrupt file) keeps the model
             self.rejections.reject('model_update', f'new model {path!r} not used, keeping {self.checkpoint}: {exc}')
             return
@@ -338,7 +342,7 @@ class PlannerNode(Node):
         self._publish(command, planned_from, asked)
 
     def _publish(self, command: Command, stamp, asked: float) -> None:
-        names = self.joints.joint_names
+        names = self.robot.joint_names
         self.command_pub.publish(timed_trajectory(names, command.positions, command.times))
         self.plan_pub.publish(make_trajectory(names, command.plan.targets, self.limits.dt, stamp=stamp))
         done = time.monotonic()

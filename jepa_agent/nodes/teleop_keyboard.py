@@ -23,7 +23,7 @@ from trajectory_msgs.msg import JointTrajectory
 from jepa_agent.command_gate import CommandGate, CommandGateConfig, CommandRefused
 from jepa_agent.config import bounded, check_ranges
 from jepa_agent.data.messages import MessageError
-from jepa_agent.joints import JointLimitsConfig
+from jepa_agent.robot import RobotDescription
 from jepa_agent.ros.conversions import timed_trajectory
 from jepa_agent.ros.freshness import NewestJointState
 from jepa_agent.ros.params import declare_config
@@ -37,8 +37,8 @@ LINGER_S = 0.5
 
 
 @dataclass
-class TeleopConfig(JointLimitsConfig):
-    """teleop_keyboard node parameters: the arm's joints (JointLimitsConfig), jog step, motion time, topics."""
+class TeleopConfig(RobotDescription):
+    """teleop_keyboard node parameters: the robot description, jog step, motion time, topics."""
 
     step: float = bounded(0.1, ge=MIN_STEP, le=MAX_STEP)
     """Initial jog step (rad); +/- change it at run time."""

@@ -26,11 +26,12 @@ from trajectory_msgs.msg import JointTrajectory
 
 from jepa_agent import resources
 from jepa_agent.config import ConfigError, bounded, same_range
-from jepa_agent.data.episodes import Frame, FrameError
+from jepa_agent.data.episodes import DatasetMeta, Frame, FrameError
 from jepa_agent.data.messages import MessageError
 from jepa_agent.data.stream import StreamFeeder
 from jepa_agent.data.sync import FrameSynchronizer, SyncConfig
 from jepa_agent.model.checkpoint import CheckpointError, load_checkpoint
+from jepa_agent.robot import RobotDescription
 from jepa_agent.ros.diagnostics import publish_status
 from jepa_agent.ros.params import declare_config
 from jepa_agent.ros.qos import LATCHED, RELIABLE, SENSOR
@@ -78,13 +79,14 @@ class TrainerNode(Node):
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         path = cfg.checkpoint or str(resources.model_path('reach_64px'))
+        self.robot = declare_config(self, RobotDescription)
         try:
             model, metadata = load_checkpoint(path)
-        except CheckpointError as exc:
+            self.robot.check_matches(DatasetMeta.from_dict(metadata).robot, f'checkpoint {path}')
+        except (CheckpointError, ValueError) as exc:
             raise ConfigError(f'[trainer] checkpoint: {exc}') from exc
-        self.joint_names = list(metadata.get('joint_names') or [])
-        if len(self.joint_names) != model.config.action_dim:
-            raise ConfigError(f'[trainer] checkpoint {path} metadata names {self.joint_names} but the model acts '
+        if self.robot.n_joints != model.config.action_dim:
+            raise ConfigError(f'[trainer] checkpoint {path} names {self.robot.joint_names} but the model acts '
                               f'on {model.config.action_dim} joints')
         try:
             self.learner = OnlineLearner(model, metadata, cfg.learner_config(), rate_hz=cfg.rate_hz or None,
@@ -92,10 +94,9 @@ class TrainerNode(Node):
                                          on_withheld=self.withhold)
         except (ValueError, RuntimeError) as exc:   # unusable seed_dataset or device
             raise ConfigError(f'[trainer] {exc}') from exc
-        self.sync = FrameSynchronizer(len(self.joint_names), SyncConfig(rate_hz=self.learner.rate_hz,
-                                                                        max_joint_gap=cfg.max_joint_gap))
-        self.feeder = StreamFeeder(self.sync, self.joint_names, lower=metadata.get('lower'),
-                                   upper=metadata.get('upper'))
+        self.sync = FrameSynchronizer(self.robot.n_joints, SyncConfig(rate_hz=self.learner.rate_hz,
+                                                                      max_joint_gap=cfg.max_joint_gap))
+        self.feeder = StreamFeeder(self.sync, self.robot.joint_names, lower=self.robot.lower, upper=self.robot.upper)
         self.rejections = InputRejections(self.get_logger())
         self._frames = 0
 
@@ -109,7 +110,7 @@ class TrainerNode(Node):
         self.create_timer(1.0, self.publish_diagnostics)
         self.learner.start()
         self.get_logger().info(
-            f'online learning from {path}: joints {self.joint_names} at {self.learner.rate_hz:.1f} Hz, '
+            f'online learning from {path}: joints {self.robot.joint_names} at {self.learner.rate_hz:.1f} Hz, '
             f'duty cycle {cfg.duty_cycle:.0%}, checkpoints '
             f'{"every %.0f s in %s" % (cfg.checkpoint_every_s, cfg.checkpoint_dir) if cfg.checkpoint_dir else "off"}')
 

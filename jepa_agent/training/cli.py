@@ -84,15 +84,14 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval_model(args) -> int:
+    from jepa_agent.data.episodes import DatasetMeta
     from jepa_agent.model.checkpoint import load_checkpoint
     from jepa_agent.training.evaluation import evaluate
     from jepa_agent.training.trainer import open_windows
     try:
         model, metadata = load_checkpoint(args.checkpoint, resolve_device(args.device))
         dataset = open_windows(args.data, model.config.history + HORIZON, stride=1)
-        if list(dataset.meta['joint_names']) != list(metadata.get('joint_names', dataset.meta['joint_names'])):
-            raise ValueError(f"dataset joints {dataset.meta['joint_names']} differ from the checkpoint's "
-                             f"{metadata['joint_names']}")
+        DatasetMeta.from_dict(dataset.meta).robot.check_matches(DatasetMeta.from_dict(metadata).robot, 'the checkpoint')
         metrics = evaluate(model, dataset, HORIZON, args.windows, end_effector=sim_end_effector(dataset.meta))
     except ConfigError:
         raise

@@ -124,14 +124,17 @@ class OnlineLearner:
                  on_checkpoint: Callable[[Path], None] | None = None,
                  on_withheld: Callable[[str], None] | None = None):
         """`metadata` is the checkpoint metadata (joint names, limits, rate) carried into new checkpoints;
-        `rate_hz` (default: metadata['rate_hz'], else 10) is the frame rate the model was trained at.
+        `rate_hz` (default: metadata['rate_hz']; ValueError if neither says) is the frame rate the model was trained at.
         `on_checkpoint(path)` is called for each announced checkpoint, `on_withheld(message)` (default: a logged
         warning) for each withheld one."""
         self.config = config or OnlineLearnerConfig()
         self.device = resolve_device(self.config.device)
         self.model = model.to(self.device)
         self.metadata = dict(metadata)
-        self.rate_hz = float(rate_hz or self.metadata.get('rate_hz') or 10.0)
+        self.rate_hz = float(rate_hz or self.metadata.get('rate_hz') or 0.0)
+        if not self.rate_hz > 0:
+            raise ValueError('the frame rate the model was trained at is unknown: pass rate_hz or a checkpoint whose '
+                             'metadata has it')
         self.on_surprise, self.on_checkpoint, self.on_withheld = on_surprise, on_checkpoint, on_withheld
         state_weight = self.config.state_weight if self.model.state_head is not None else 0.0
         self.objective = JEPAObjective(self.model, LossConfig(rollout_steps=self.config.rollout_steps,
