@@ -26,6 +26,7 @@ from jepa_agent.nodes.teleop_keyboard import TeleopConfig
 from jepa_agent.nodes.trainer import TrainerConfig
 from jepa_agent.planning.agent import AgentConfig
 from jepa_agent.planning.cem import CEMConfig
+from jepa_agent.ros.managed import AUTOSTART_DESCRIPTION
 from jepa_agent.ros.params import declare_config, field_docs
 
 GATE = (CommandGateConfig, 'command_gate.')
@@ -41,6 +42,8 @@ NODES = {
 DYNAMIC = {'planner': {'enabled', 'goal_image_path'}}
 #: parameters every rclpy node declares itself
 RCLPY_OWN = {'use_sim_time', 'start_type_description_service'}
+#: managed (lifecycle) nodes: they command the arm or host a model, and declare `autostart` (ros/managed.py)
+MANAGED = {'planner', 'explorer', 'trainer', 'teleop_keyboard'}
 
 
 def expected_parameters(node: str) -> dict[str, tuple[type, dataclasses.Field]]:
@@ -86,12 +89,16 @@ def test_every_node_parameter_is_described_read_only_unless_dynamic_and_ranged(s
     for node, process in procs.items():
         listed = call(ros_probe, ListParameters, f'/{node}/list_parameters', ListParameters.Request()).result.names
         expected = expected_parameters(node)
-        assert set(listed) - RCLPY_OWN == set(expected), (node, process.output())
-        names = sorted(expected)
+        managed = {'autostart'} if node in MANAGED else set()
+        assert set(listed) - RCLPY_OWN == set(expected) | managed, (node, process.output())
+        names = sorted(expected) + sorted(managed)
         described = call(ros_probe, DescribeParameters, f'/{node}/describe_parameters',
                          DescribeParameters.Request(names=names)).descriptors
         for name, descriptor in zip(names, described):
-            check_descriptor(node, name, descriptor, *expected[name])
+            if name == 'autostart':
+                assert descriptor.description == AUTOSTART_DESCRIPTION and descriptor.read_only, node
+            else:
+                check_descriptor(node, name, descriptor, *expected[name])
         assert process.alive(), process.output()
 
 

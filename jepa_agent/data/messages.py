@@ -1,4 +1,5 @@
-"""ROS messages -> numpy, checked: the decoding shared by the nodes and bag import, with no ROS package needed.
+"""ROS messages (and goal image files) -> numpy, checked: the decoding shared by the nodes and bag import, with no
+ROS package needed.
 
 Functions read message fields by name (`.encoding/.height/.width/.step/.data`, `.name/.position`, `.joint_names/
 .points`), so rclpy messages and `rosbags` deserialized messages decode alike; a message that breaks its type's
@@ -144,3 +145,16 @@ def trajectory_points(msg, names: Sequence[str], *, lower: Sequence[float] | Non
                            f'{_quote(times.tolist())}')
     check_limits(positions, names, lower, upper, margin, 'trajectory')
     return times, positions
+
+
+def read_image_file(path: str) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of an image file (any mode PIL reads: RGBA, grey, ...); ValueError for anything else,
+    including files larger than MAX_IMAGE_PIXELS (checked from the header, before decoding)."""
+    from PIL import Image as PILImage
+    try:
+        with PILImage.open(path) as image:
+            if image.width * image.height > MAX_IMAGE_PIXELS:
+                raise ValueError(f'{image.width}x{image.height} is larger than {MAX_IMAGE_PIXELS} pixels')
+            return np.asarray(image.convert('RGB'))
+    except Exception as exc:  # noqa: BLE001  PIL raises many kinds (OSError, SyntaxError, DecompressionBombError)
+        raise ValueError(f'cannot read goal image {truncate(repr(path))}: {exc}') from exc

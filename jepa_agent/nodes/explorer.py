@@ -13,7 +13,6 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory
 
@@ -24,6 +23,7 @@ from jepa_agent.data.messages import MessageError
 from jepa_agent.robot import RobotDescription
 from jepa_agent.ros.conversions import timed_trajectory
 from jepa_agent.ros.freshness import NewestJointState
+from jepa_agent.ros.managed import ManagedNode
 from jepa_agent.ros.params import declare_config
 from jepa_agent.ros.qos import RELIABLE
 from jepa_agent.ros.rejections import InputRejections
@@ -48,7 +48,9 @@ class ExplorerConfig(RobotDescription, BabbleConfig):
         RobotDescription.__post_init__(self)
 
 
-class ExplorerNode(Node):
+class ExplorerNode(ManagedNode):
+    """Motor babbling as a managed node: it commands the arm only while active."""
+
     def __init__(self):
         super().__init__('explorer')
         self.config = cfg = declare_config(self, ExplorerConfig)
@@ -57,7 +59,10 @@ class ExplorerNode(Node):
                                 declare_config(self, CommandGateConfig, 'command_gate.'))
         self.rejections = InputRejections(self.get_logger())
         self.joint_state = NewestJointState(cfg.joint_names, cfg.lower, cfg.upper, self.get_clock())
-        self.pub = self.create_publisher(JointTrajectory, cfg.trajectory_topic, RELIABLE)
+
+    def configure(self) -> None:
+        cfg = self.config
+        self.pub = self.create_command_publisher(JointTrajectory, cfg.trajectory_topic, RELIABLE)
         self.create_subscription(JointState, cfg.joint_states_topic, self.on_joint_state, RELIABLE)
         self.create_timer(1.0 / cfg.rate_hz, self.step)
         self.get_logger().info(f'babbling joints {cfg.joint_names} at {cfg.rate_hz} Hz (amplitude {cfg.amplitude}, '
@@ -70,7 +75,9 @@ class ExplorerNode(Node):
             self.rejections.reject('joint_state', exc)
 
     def step(self) -> None:
-        """Publish the next babbling target, or wait while the measured state is missing or stale."""
+        """Publish the next babbling target, or wait while inactive or the measured state is missing or stale."""
+        if not self.active:
+            return
         joints = self.joint_state.reading()
         if joints is None or joints.age_s > self.config.state_timeout:
             since = 'yet' if joints is None else f'for {joints.age_s:.1f} s'

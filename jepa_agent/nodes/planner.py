@@ -27,7 +27,6 @@ import numpy as np
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
@@ -36,7 +35,7 @@ from trajectory_msgs.msg import JointTrajectory
 from jepa_agent.command_gate import CommandGate, CommandGateConfig
 from jepa_agent.config import ConfigError, bounded, check_ranges
 from jepa_agent.data.episodes import DatasetMeta
-from jepa_agent.data.messages import MAX_IMAGE_PIXELS, MessageError, image_to_rgb, truncate
+from jepa_agent.data.messages import MessageError, image_to_rgb, read_image_file, truncate
 from jepa_agent.data.stream import check_not_flat, check_not_future, stamp_seconds
 from jepa_agent.model.checkpoint import CheckpointError, load_checkpoint
 from jepa_agent.model.devices import check_device, resolve_device
@@ -51,6 +50,7 @@ from jepa_agent.robot import RobotDescription
 from jepa_agent.ros.conversions import make_trajectory, rgb_to_image, timed_trajectory
 from jepa_agent.ros.diagnostics import publish_status
 from jepa_agent.ros.freshness import NewestJointState, message_age, now_s, stamp_age_ms
+from jepa_agent.ros.managed import ManagedNode
 from jepa_agent.ros.params import declare_config
 from jepa_agent.ros.qos import LATCHED, RELIABLE, SENSOR
 from jepa_agent.ros.rejections import InputRejections
@@ -97,39 +97,34 @@ class PlannerNodeConfig:
         check_device(self.device)
 
 
-def read_image_file(path: str) -> np.ndarray:
-    """(H, W, 3) uint8 RGB of an image file (any mode PIL reads: RGBA, grey, ...); ValueError for anything else,
-    including files larger than MAX_IMAGE_PIXELS (checked from the header, before decoding)."""
-    from PIL import Image as PILImage
-    try:
-        with PILImage.open(path) as image:
-            if image.width * image.height > MAX_IMAGE_PIXELS:
-                raise ValueError(f'{image.width}x{image.height} is larger than {MAX_IMAGE_PIXELS} pixels')
-            return np.asarray(image.convert('RGB'))
-    except Exception as exc:  # noqa: BLE001  PIL raises many kinds (OSError, SyntaxError, DecompressionBombError)
-        raise ValueError(f'cannot read goal image {truncate(repr(path))}: {exc}') from exc
+class PlannerNode(ManagedNode):
+    """The agent loop as a managed node: configure loads the model, activate lets it command the arm."""
 
-
-class PlannerNode(Node):
     def __init__(self):
         super().__init__('planner')
         self.config = declare_config(self, PlannerNodeConfig, dynamic=('enabled', 'goal_image_path'))
         self.cem_config = declare_config(self, CEMConfig, prefix='cem.')
         self.robot = declare_config(self, RobotDescription)
         self.agent_config = declare_config(self, AgentConfig)
-        gate = CommandGate(self.robot.lower, self.robot.upper, self.robot.velocity_limit,
-                           self.agent_config.stale_timeout_s, declare_config(self, CommandGateConfig, 'command_gate.'))
+        self.gate_config = declare_config(self, CommandGateConfig, 'command_gate.')
         self.enabled = self.config.enabled
         self.rejections = InputRejections(self.get_logger())
         self.joint_state = NewestJointState(self.robot.joint_names, self.robot.lower, self.robot.upper,
                                             self.get_clock())
+        self.add_on_set_parameters_callback(self.on_set_parameters)
+        self._thread: threading.Thread | None = None
+
+    def configure(self) -> None:
+        """Load the model, build the agent, subscribe and start the planning thread."""
         if self.config.threads:
             torch.set_num_threads(self.config.threads)
-        model, trained_on = self._load_model(self.config.checkpoint or str(model_path('reach_64px')))
+        self.checkpoint = self.config.checkpoint or str(model_path('reach_64px'))
+        model, trained_on = self._load_model(self.checkpoint)
         self.limits = JointLimits.of(self.robot, 1.0 / trained_on.rate_hz)
+        gate = CommandGate(self.robot.lower, self.robot.upper, self.robot.velocity_limit,
+                           self.agent_config.stale_timeout_s, self.gate_config)
         self.agent = Agent(LatentMPC(model, self.limits, self.cem_config), self.limits, gate, self.agent_config,
                            self.cem_config.horizon)
-        self.checkpoint = self.config.checkpoint or str(model_path('reach_64px'))
 
         self._lock = threading.Lock()            # guards the latest inputs and the pending goal/model
         self._image: tuple[np.ndarray, object, float] | None = None      # (rgb, header, receipt time)
@@ -146,7 +141,7 @@ class PlannerNode(Node):
         self.debug_view = DebugView()
 
         cfg = self.config
-        self.command_pub = self.create_publisher(JointTrajectory, cfg.trajectory_topic, RELIABLE)
+        self.command_pub = self.create_command_publisher(JointTrajectory, cfg.trajectory_topic, RELIABLE)
         self.plan_pub = self.create_publisher(JointTrajectory, cfg.plan_topic, RELIABLE)
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
         self.debug_pub = self.create_publisher(Image, cfg.debug_image_topic, SENSOR)
@@ -155,7 +150,6 @@ class PlannerNode(Node):
         self.create_subscription(Image, cfg.goal_topic, self.on_goal_image, LATCHED)
         self.create_subscription(String, cfg.model_updated_topic, self.on_model_updated, LATCHED)
         self.create_service(Trigger, '~/set_goal_from_current_view', self.on_set_goal_from_current_view)
-        self.add_on_set_parameters_callback(self.on_set_parameters)
         self.create_timer(1.0, self.publish_diagnostics)
         if cfg.goal_image_path:
             self._set_goal_from_file(cfg.goal_image_path)
@@ -272,6 +266,8 @@ class PlannerNode(Node):
                     return SetParametersResult(successful=False, reason='enabled must be a bool')
                 self.enabled = p.value
             elif p.name == 'goal_image_path' and p.value:
+                if self._thread is None:
+                    return SetParametersResult(successful=False, reason='not configured: no model to plan with')
                 if not self._set_goal_from_file(str(p.value)):
                     return SetParametersResult(successful=False, reason=f'cannot read {truncate(p.value)}')
         return SetParametersResult(successful=True)
@@ -319,8 +315,8 @@ class PlannerNode(Node):
                 self.get_logger().warning(f'goal rejected: {exc}')
 
     def _plan_once(self) -> None:
-        if not self.enabled:
-            self.state = 'disabled'
+        if not (self.enabled and self.active):
+            self.state = 'disabled' if self.active else 'inactive'
             return
         with self._lock:
             image, fault, frames, self._frames = self._image, self._input_fault, self._frames, []
@@ -336,7 +332,7 @@ class PlannerNode(Node):
             image = self._image
         camera_age = np.inf if image is None else self._camera_age(image)
         command = self.agent.command(plan, now_s(self.get_clock()), self.joint_state.reading(),
-                                     enabled=self.enabled, camera_age_s=camera_age)
+                                     enabled=self.enabled and self.active, camera_age_s=camera_age)
         if isinstance(command, Hold):
             return self._hold(command.reason)
         self._publish(command, planned_from, asked)
@@ -373,18 +369,19 @@ class PlannerNode(Node):
 
     # -- diagnostics ---------------------------------------------------------------------------------------
     def publish_diagnostics(self) -> None:
-        level = DiagnosticStatus.OK if self.state in ('planning', 'at goal', 'idle: no goal', 'disabled') else \
-            DiagnosticStatus.WARN
+        calm = ('planning', 'at goal', 'idle: no goal', 'disabled', 'inactive')
+        level = DiagnosticStatus.OK if self.state in calm else DiagnosticStatus.WARN
         values = {'state': self.state, **self.stats.values(time.monotonic()), 'checkpoint': self.checkpoint,
-                  'has_goal': str(self.agent.has_goal), 'enabled': str(self.enabled), **self.rejections.diagnostics()}
+                  'has_goal': str(self.agent.has_goal), 'enabled': str(self.enabled), 'active': str(self.active),
+                  **self.rejections.diagnostics()}
         publish_status(self, self.diag_pub, 'planner', level, self.state, values, hardware_id='jepa_agent')
 
-    def destroy_node(self) -> None:
-        self._stop.set()
-        self._new_frame.set()
-        if self._thread.is_alive():
+    def release(self) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._new_frame.set()
             self._thread.join(timeout=5)
-        super().destroy_node()
+            self._thread = None
 
 
 def _usable_image(msg: Image) -> np.ndarray:

@@ -16,7 +16,6 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory
 
@@ -26,6 +25,7 @@ from jepa_agent.data.messages import MessageError
 from jepa_agent.robot import RobotDescription
 from jepa_agent.ros.conversions import timed_trajectory
 from jepa_agent.ros.freshness import NewestJointState
+from jepa_agent.ros.managed import ManagedNode
 from jepa_agent.ros.params import declare_config
 from jepa_agent.ros.qos import RELIABLE
 from jepa_agent.ros.rejections import InputRejections
@@ -61,7 +61,9 @@ class TeleopConfig(RobotDescription):
             raise ValueError(f'keyboard jogging supports at most {len(JOG_KEYS)} joints, got {self.joint_names=}')
 
 
-class TeleopKeyboardNode(Node):
+class TeleopKeyboardNode(ManagedNode):
+    """Keyboard jogging as a managed node: keys move the arm only while it is active."""
+
     def __init__(self):
         super().__init__('teleop_keyboard')
         self.config = cfg = declare_config(self, TeleopConfig)
@@ -73,11 +75,14 @@ class TeleopKeyboardNode(Node):
         self.joint_state = NewestJointState(cfg.joint_names, cfg.lower, cfg.upper, self.get_clock())
         self._keys: queue.Queue[str | None] = queue.Queue()
         self._input_ended_at: float | None = None
-        self.pub = self.create_publisher(JointTrajectory, cfg.trajectory_topic, RELIABLE)
-        self.create_subscription(JointState, cfg.joint_states_topic, self.on_joint_state, RELIABLE)
-        self.create_timer(0.02, self.process_keys)
         self.reader = KeyReader(sys.stdin)
         threading.Thread(target=self._read_keys, daemon=True).start()
+
+    def configure(self) -> None:
+        cfg = self.config
+        self.pub = self.create_command_publisher(JointTrajectory, cfg.trajectory_topic, RELIABLE)
+        self.create_subscription(JointState, cfg.joint_states_topic, self.on_joint_state, RELIABLE)
+        self.create_timer(0.02, self.process_keys)
         if self.reader.is_terminal:
             print(help_text(cfg.joint_names), file=sys.stderr, flush=True)
         self.get_logger().info(f'jogging {cfg.joint_names} on {cfg.trajectory_topic} '
@@ -100,6 +105,13 @@ class TeleopKeyboardNode(Node):
             if time.monotonic() - self._input_ended_at > LINGER_S:
                 self.get_logger().info('input ended; exiting')
                 self.context.try_shutdown()
+            return
+        if not self.active:                      # keys pressed while inactive are dropped, never replayed later
+            while not self._keys.empty():
+                if self._keys.get() is None:
+                    self._input_ended_at = time.monotonic()
+                    return
+                self.get_logger().warning('inactive: key ignored', throttle_duration_sec=5.0)
             return
         joints = self.joint_state.reading()
         if joints is None or self.pub.get_subscription_count() < self.config.min_subscribers:

@@ -19,7 +19,6 @@ from dataclasses import dataclass, fields
 
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32, String
 from trajectory_msgs.msg import JointTrajectory
@@ -33,6 +32,7 @@ from jepa_agent.data.sync import FrameSynchronizer, SyncConfig
 from jepa_agent.model.checkpoint import CheckpointError, load_checkpoint
 from jepa_agent.robot import RobotDescription
 from jepa_agent.ros.diagnostics import publish_status
+from jepa_agent.ros.managed import ManagedNode
 from jepa_agent.ros.params import declare_config
 from jepa_agent.ros.qos import LATCHED, RELIABLE, SENSOR
 from jepa_agent.ros.rejections import InputRejections
@@ -72,14 +72,21 @@ class TrainerConfig(OnlineLearnerConfig):
         return OnlineLearnerConfig(**{f.name: getattr(self, f.name) for f in fields(OnlineLearnerConfig)})
 
 
-class TrainerNode(Node):
+class TrainerNode(ManagedNode):
+    """Online learning as a managed node: configure loads the model and starts listening, activate starts training."""
+
     def __init__(self):
         super().__init__('trainer')
-        cfg = self.config = declare_config(self, TrainerConfig)
+        self.config = declare_config(self, TrainerConfig)
+        self.robot = declare_config(self, RobotDescription)
+        self.rejections = InputRejections(self.get_logger())
+        self.learner: OnlineLearner | None = None
+
+    def configure(self) -> None:
+        cfg = self.config
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         path = cfg.checkpoint or str(resources.model_path('reach_64px'))
-        self.robot = declare_config(self, RobotDescription)
         try:
             model, metadata = load_checkpoint(path)
             self.robot.check_matches(DatasetMeta.from_dict(metadata).robot, f'checkpoint {path}')
@@ -97,7 +104,6 @@ class TrainerNode(Node):
         self.sync = FrameSynchronizer(self.robot.n_joints, SyncConfig(rate_hz=self.learner.rate_hz,
                                                                       max_joint_gap=cfg.max_joint_gap))
         self.feeder = StreamFeeder(self.sync, self.robot.joint_names, lower=self.robot.lower, upper=self.robot.upper)
-        self.rejections = InputRejections(self.get_logger())
         self._frames = 0
 
         self.surprise_pub = self.create_publisher(Float32, cfg.surprise_topic, RELIABLE)
@@ -108,7 +114,6 @@ class TrainerNode(Node):
         self.create_subscription(JointTrajectory, cfg.trajectory_topic, self.on_trajectory, RELIABLE)
         self.create_timer(0.05, lambda: self.learn(self.sync.poll(time.monotonic())))
         self.create_timer(1.0, self.publish_diagnostics)
-        self.learner.start()
         self.get_logger().info(
             f'online learning from {path}: joints {self.robot.joint_names} at {self.learner.rate_hz:.1f} Hz, '
             f'duty cycle {cfg.duty_cycle:.0%}, checkpoints '
@@ -174,11 +179,19 @@ class TrainerNode(Node):
                   **{f'sync_{k}': v for k, v in self.sync.counts.items()},
                   **self.rejections.diagnostics()}
         publish_status(self, self.diag_pub, 'trainer: online learning', DiagnosticStatus.OK,
-                       'training' if learner.ready else 'filling the replay buffer', values)
+                       'filling the replay buffer' if not learner.ready else 'training' if self.active else
+                       'inactive: not training', values)
 
-    def destroy_node(self) -> None:
+    def activated(self) -> None:
+        self.learner.start()
+
+    def deactivated(self) -> None:
         self.learner.stop()
-        super().destroy_node()
+
+    def release(self) -> None:
+        if self.learner is not None:
+            self.learner.stop()
+            self.learner = None
 
 
 def main(args: list[str] | None = None) -> int:

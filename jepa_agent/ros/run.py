@@ -12,15 +12,17 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
 from jepa_agent.config import ConfigError
+from jepa_agent.ros.managed import ManagedNode
 from jepa_agent.ros.params import check_overrides, check_params_files
 
 
 def run_node(factory: Callable[[], Node], name: str, args: list[str] | None = None) -> int:
     """Spin the node built by `factory` until Ctrl-C or shutdown; returns the process exit code.
 
-    A ConfigError while building (bad parameters) is logged as one FATAL line and gives exit code 2; so are a
-    missing, empty or misspelled `--params-file` (checked before rclpy reads it) and a parameter given to the node
-    that it does not declare (checked once it is built; see ros/params.py). A node that stops itself on an
+    A managed node (ros/managed.py) is then configured and activated, unless its `autostart` is false.
+    A ConfigError while building or configuring it (bad parameters, an unusable model) is logged as one FATAL line
+    and gives exit code 2; so are a missing, empty or misspelled `--params-file` (checked before rclpy reads it) and
+    a parameter given to the node that it does not declare (checked once it is built; see ros/params.py). A node that stops itself on an
     unrecoverable error sets `exit_code` (default 0) and calls `context.try_shutdown()`.
 
     Ctrl-C and SIGTERM only ask the spin loop to end: the node is destroyed (its worker threads stopped) while the
@@ -41,6 +43,8 @@ def run_node(factory: Callable[[], Node], name: str, args: list[str] | None = No
     try:
         node = factory()
         check_overrides(node, argv)
+        if isinstance(node, ManagedNode):
+            node.start()
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         while not stop.is_set() and rclpy.ok():
