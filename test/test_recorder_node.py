@@ -119,7 +119,8 @@ def test_services_record_synchronized_episodes(start_node, ros_probe, streams, t
                                          '/arm_controller/joint_trajectory', RELIABLE)
     assert wait_for(lambda: cmd_pub.get_subscription_count() > 0)
     target = np.array([0.3, -0.2, 0.1])
-    cmd_pub.publish(make_trajectory(NAMES, target[None], 0.1))
+    sent = ros_probe.get_clock().now()
+    cmd_pub.publish(make_trajectory(NAMES, target[None], 0.1, stamp=sent.to_msg()))   # active from `sent` on
     time.sleep(1.0)
     # bad input while recording: wrong encoding, other size, NaN joints, missing joint
     streams.bad_image = Image(height=SIZE, width=SIZE, encoding='32FC1', step=SIZE * 4,
@@ -150,11 +151,18 @@ def test_services_record_synchronized_episodes(start_node, ros_probe, streams, t
     (episode,) = episode_dirs(tmp_path / 'ds')
     reader = EpisodeReader(episode)
     assert reader.status == 'complete' and reader.info['task'] == 'probe'
-    span = reader.times[-1] - reader.times[0]
-    assert span > 3.0 and len(reader) == pytest.approx(10.0 * span + 1, rel=0.1)   # ~3.4 s, no holes
+    t0, span = reader.times[0], reader.times[-1] - reader.times[0]
+    # no holes: every 0.1 s grid slot that the test's camera filled is a frame. Counted against what was published:
+    # on a loaded machine the camera thread itself can stall for 0.3-3 s (no images, so no frames to expect)
+    filled = {round((t - t0) * 10.0) for t in streams.image_stamps.values() if t0 <= t <= reader.times[-1] + 1e-6}
+    assert span > 3.0 and len(reader) >= len(filled), (len(reader), len(filled), values)   # ~3.4 s
     check_frames_match_streams(reader, streams)
-    commanded = reader.times > reader.times[0] + 0.3
-    np.testing.assert_allclose(reader.target[commanded], np.tile(target, (commanded.sum(), 1)))
+    # the target is the measured position until the command, then the command, never before it was sent (it may
+    # reach the recorder after some frames stamped later: delivery time is load, not a fault)
+    switch = int(np.argmax(np.all(np.isclose(reader.target, target), axis=1)))
+    assert reader.times[switch] >= sent.nanoseconds * 1e-9
+    np.testing.assert_allclose(reader.target[switch:], np.tile(target, (len(reader) - switch, 1)))
+    np.testing.assert_allclose(reader.target[:switch], reader.qpos[:switch])
     assert verify_dataset(tmp_path / 'ds') == ([], [])
     log = rec.log_path.read_text()   # one warning per kind every 5 s: the first reason of each kind
     assert 'rejected image: unsupported image encoding' in log
