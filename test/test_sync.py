@@ -62,6 +62,24 @@ def test_image_waits_for_joints_then_holds_or_drops():
     assert sync.poll(2.0) == [] and sync.counts['no_joints'] == 1      # joints 0.5 s old: dropped
 
 
+def test_after_a_stall_images_wait_for_the_joint_states_queued_behind_them():
+    """A node that stalled works through its backlog one message per executor cycle: the images come out long before
+    the joint states that bracket them. While joint states keep arriving, no image gives up on them."""
+    sync = FrameSynchronizer(2, SyncConfig(rate_hz=10.0, max_joint_gap=0.1, max_wait=0.25))
+    sync.add_joints(0.98, ramp(0.98), None, arrival=0.98)
+    frames = []
+    for k in range(10):                                           # 1 s of images, processed within 0.1 s
+        frames += sync.add_image(1.0 + 0.1 * k, image(k), arrival=2.0 + 0.01 * k)
+    for k in range(51):                                           # then 1 s of 50 Hz joint states, over 0.5 s
+        frames += sync.add_joints(1.0 + 0.02 * k, ramp(1.0 + 0.02 * k), None, arrival=2.1 + 0.01 * k)
+    assert len(frames) == 10 and sync.counts['no_joints'] == 0
+    for frame in frames:                                          # interpolated at the image stamp, not held
+        np.testing.assert_allclose(frame.qpos, ramp(frame.time))
+    assert sync.add_image(2.5, image(10), arrival=2.7) == []      # a silent joint stream still ends the wait:
+    assert sync.poll(2.9) == [] and sync.counts['no_joints'] == 0
+    assert sync.poll(3.0) == [] and sync.counts['no_joints'] == 1  # joints 0.5 s old, dropped
+
+
 def test_out_of_order_stamps_are_dropped():
     sync = FrameSynchronizer(2)
     sync.add_joints(1.0, ramp(1.0), None, 1.0)

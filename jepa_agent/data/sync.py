@@ -8,9 +8,11 @@ Rules (the same live and from a bag, so an imported bag gives the frames a live 
   previous frame) serves the grid point instead, so a camera at the dataset rate gives every image despite jitter.
   Grid points with no image (camera slower than the rate, or stalled) are counted as `missed`.
 * **Joints at the image stamp.** Positions/velocities are linearly interpolated between the joint states just before
-  and after the image stamp (when they are at most `max_joint_gap` apart); if no later joint state arrives within
-  `max_wait` seconds of the image, the last one before it is used when it is at most `max_joint_gap` old;
-  otherwise the frame is dropped (`no_joints`).
+  and after the image stamp (when they are at most `max_joint_gap` apart). An image waits for a later joint state
+  while joint states keep arriving (after a stall the node works through a backlog in which images run ahead of
+  the joint states queued with them); once none has arrived for `max_wait` seconds, or the image has waited
+  `history` seconds, the last joint state before it is used when it is at most `max_joint_gap` old; otherwise the
+  frame is dropped (`no_joints`).
 * **Active command** = the waypoint the controller is heading to at the image stamp: of the trajectories that
   started at or before it, the latest; within it, the first point due at or after the stamp (the last point once
   all are due). A trajectory with stamp 0 starts at the newest sensor stamp seen when it arrived (its receipt
@@ -40,7 +42,8 @@ class SyncConfig:
     max_joint_gap: float = bounded(0.1, gt=0)
     """Largest time (s) between an image and the joint states used for it (interpolation bracket or hold)."""
     max_wait: float = bounded(0.25, ge=0)
-    """How long (s, arrival clock) an image waits for a joint state stamped after it before holding the last one."""
+    """How long (s, arrival clock) without any joint state arriving an image waits for one stamped after it, before
+    holding the last one."""
     history: float = bounded(2.0, gt=0)
     """Seconds of joint states and commands kept for lookup."""
 
@@ -73,6 +76,7 @@ class FrameSynchronizer:
         self._commands: deque = deque()            # (start, absolute point times (N,), positions (N, J))
         self._last_image = -np.inf
         self._newest_sensor = -np.inf
+        self._joint_arrival = -np.inf      # when the newest joint state arrived
         self.reset()
 
     def reset(self) -> None:
@@ -114,6 +118,7 @@ class FrameSynchronizer:
         qvel = np.full(self.n_joints, np.nan) if qvel is None else np.asarray(qvel, float)
         self._joint_stamps.append(stamp)
         self._joints.append((np.asarray(qpos, float), qvel))
+        self._joint_arrival = arrival
         self._newest_sensor = max(self._newest_sensor, stamp)
         self._prune(stamp)
         return self.poll(arrival)
@@ -137,7 +142,10 @@ class FrameSynchronizer:
         frames = []
         while self._pending:
             item = self._pending[0]
-            joints = self._joints_at(item.stamp, final=now - item.arrival >= self.config.max_wait)
+            waited, silent = now - item.arrival, now - self._joint_arrival
+            final = waited >= self.config.history or (waited >= self.config.max_wait
+                                                       and silent >= self.config.max_wait)
+            joints = self._joints_at(item.stamp, final=final)
             if joints is None:
                 break
             self._pending.popleft()
