@@ -174,3 +174,46 @@ def test_commands_beyond_the_limits_are_refused():
     with pytest.raises(MessageError, match='trajectory beyond the joint limits: b=100'):
         trajectory_points(trajectory(['a', 'b'], [[0.0, 0.0], [0.0, 100.0]], [0.5, 1.0]), ['a', 'b'],
                           lower=lower, upper=upper)
+
+
+def yuv422(height: int = 2, width: int = 4) -> Image:
+    msg = Image(height=height, width=width, encoding='yuv422', step=width * 2)
+    msg.data = bytes(range(height * width * 2))
+    return msg
+
+
+def test_an_encoding_the_numpy_decoding_lacks_needs_a_decoder():
+    with pytest.raises(MessageError, match="unsupported image encoding 'yuv422'.*cv_bridge"):
+        image_to_rgb(yuv422())
+
+
+def test_a_decoder_decodes_any_encoding_and_is_held_to_the_rgb_contract():
+    grey = np.full((2, 4, 3), 7, np.uint8)
+    np.testing.assert_array_equal(image_to_rgb(yuv422(), decoder=lambda msg: grey), grey)
+    with pytest.raises(MessageError, match=r'decoder gave uint8 \(4, 2, 3\)'):
+        image_to_rgb(yuv422(), decoder=lambda msg: np.zeros((4, 2, 3), np.uint8))
+
+    def failing(msg):
+        raise RuntimeError('no conversion from yuv422')
+    with pytest.raises(MessageError, match='cannot decode .yuv422. image: no conversion'):
+        image_to_rgb(yuv422(), decoder=failing)
+    with pytest.raises(MessageError, match='image data has'):                 # the contract is checked first
+        image_to_rgb(Image(height=2, width=4, encoding='yuv422', step=8, data=b'short'), decoder=lambda m: grey)
+
+
+def test_cv_bridge_is_the_decoder_where_installed(monkeypatch):
+    import sys
+    import types
+
+    from jepa_agent.ros.conversions import cv_bridge_decoder
+    monkeypatch.setitem(sys.modules, 'cv_bridge', None)                      # not installed: numpy decoding
+    assert cv_bridge_decoder() is None
+    calls = []
+
+    class CvBridge:
+        def imgmsg_to_cv2(self, msg, desired_encoding):
+            calls.append((msg.encoding, desired_encoding))
+            return np.zeros((msg.height, msg.width, 3), np.uint8)
+    monkeypatch.setitem(sys.modules, 'cv_bridge', types.SimpleNamespace(CvBridge=CvBridge))
+    decoder = cv_bridge_decoder()
+    assert image_to_rgb(yuv422(), decoder=decoder).shape == (2, 4, 3) and calls == [('yuv422', 'rgb8')]

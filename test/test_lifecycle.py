@@ -18,8 +18,6 @@ from jepa_agent.ros.conversions import rgb_to_image
 from jepa_agent.ros.qos import LATCHED
 from jepa_agent.sim import make_env
 
-pytestmark = pytest.mark.slow
-
 
 def call(probe, srv_type, service: str, request):
     client = probe.create_client(srv_type, service)
@@ -51,6 +49,7 @@ def probe():
         yield node
 
 
+@pytest.mark.slow
 def test_planner_commands_only_while_active(probe, tmp_path):
     planner = NodeProcess('planner', params={'autostart': False, 'checkpoint': tiny_checkpoint(tmp_path / 'model'),
                                              'cem.num_samples': 32, 'cem.num_iterations': 1, 'cem.num_elites': 4,
@@ -93,6 +92,7 @@ def test_planner_commands_only_while_active(probe, tmp_path):
         assert planner.stop() == 0, planner.output()
 
 
+@pytest.mark.slow
 def test_a_failed_configure_leaves_the_node_unconfigured_and_alive(probe, tmp_path):
     planner = NodeProcess('planner', params={'autostart': False, 'checkpoint': str(tmp_path / 'missing')},
                           log_dir=tmp_path)
@@ -102,3 +102,33 @@ def test_a_failed_configure_leaves_the_node_unconfigured_and_alive(probe, tmp_pa
         assert 'cannot load the world model' in planner.output() and planner.alive()
     finally:
         assert planner.stop() == 0, planner.output()
+
+
+FALLBACK = '''
+import sys
+sys.modules['rclpy.lifecycle'] = None                      # an rclpy without lifecycle support
+import rclpy
+from std_msgs.msg import String
+from jepa_agent.ros import managed
+
+class Probe(managed.ManagedNode):
+    def configure(self):
+        self.pub = self.create_command_publisher(String, 'probe_commands', 10)
+
+assert managed.LifecycleNode is None
+rclpy.init()
+node = Probe('fallback_probe')
+assert not node.active and not hasattr(node, 'pub')
+node.start()
+assert node.active and node.pub.topic_name == '/probe_commands'
+node.destroy_node()
+rclpy.shutdown()
+print('plain node, configured and active')
+'''
+
+
+def test_without_lifecycle_support_a_managed_node_is_a_plain_node_started_at_once():
+    import subprocess
+    import sys
+    run = subprocess.run([sys.executable, '-c', FALLBACK], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and 'plain node, configured and active' in run.stdout, run.stderr

@@ -8,7 +8,7 @@ lives in `jepa_agent.ros.conversions`.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -40,16 +40,23 @@ def _quote(value) -> str:
     return truncate(repr(value), QUOTE_CHARS)
 
 
-def image_to_rgb(msg, expected_shape: tuple[int, int, int] | None = None) -> np.ndarray:
-    """(H, W, 3) uint8 RGB from an rgb8/bgr8/mono8/rgba8/bgra8 Image, honouring `step` row padding.
+ImageDecoder = Callable[[object], np.ndarray]
+"""Decodes any Image message to (H, W, 3) uint8 RGB; raises on what it cannot decode (e.g. ROS 2 cv_bridge's)."""
 
-    Rejects (MessageError) what breaks the Image contract: another encoding, zero or more than MAX_IMAGE_PIXELS
-    pixels, `step` shorter than a row, `data` not exactly step × height bytes; and, when `expected_shape` is
-    given, another size.
+
+def image_to_rgb(msg, expected_shape: tuple[int, int, int] | None = None,
+                 decoder: ImageDecoder | None = None) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of an Image: by `decoder` when given (any encoding it knows), else by this module's
+    numpy decoding of rgb8/bgr8/mono8/rgba8/bgra8, honouring `step` row padding.
+
+    Rejects (MessageError) what breaks the Image contract: an encoding neither decodes, zero or more than
+    MAX_IMAGE_PIXELS pixels, `step` shorter than a row, `data` not exactly step × height bytes; and, when
+    `expected_shape` is given, another size.
     """
-    if msg.encoding not in CHANNELS:
-        raise MessageError(f'unsupported image encoding {_quote(msg.encoding)}; expected one of {sorted(CHANNELS)}')
-    ch = CHANNELS[msg.encoding]
+    if msg.encoding not in CHANNELS and decoder is None:
+        raise MessageError(f'unsupported image encoding {_quote(msg.encoding)}; expected one of {sorted(CHANNELS)} '
+                           f'(or install cv_bridge)')
+    ch = CHANNELS.get(msg.encoding, 1)
     if msg.height == 0 or msg.width == 0 or msg.step < msg.width * ch:
         raise MessageError(f'bad image geometry {msg.width}x{msg.height} step {msg.step} for {msg.encoding}')
     if msg.height * msg.width > MAX_IMAGE_PIXELS:
@@ -60,6 +67,8 @@ def image_to_rgb(msg, expected_shape: tuple[int, int, int] | None = None) -> np.
     if expected_shape is not None and (msg.height, msg.width, 3) != tuple(expected_shape):
         raise MessageError(f'image size changed to {msg.width}x{msg.height}; this dataset records '
                            f'{expected_shape[1]}x{expected_shape[0]}')
+    if decoder is not None:
+        return _decoded(decoder, msg)
     buf = np.frombuffer(msg.data if isinstance(msg.data, (bytes, np.ndarray)) else bytes(msg.data), np.uint8)
     img = buf.reshape(msg.height, msg.step)[:, :msg.width * ch].reshape(msg.height, msg.width, ch)
     if msg.encoding == 'mono8':
@@ -67,6 +76,17 @@ def image_to_rgb(msg, expected_shape: tuple[int, int, int] | None = None) -> np.
     if msg.encoding.startswith('bgr'):
         img = img[:, :, 2::-1]
     return np.ascontiguousarray(img[:, :, :3])
+
+
+def _decoded(decoder: ImageDecoder, msg) -> np.ndarray:
+    """The decoder's RGB of `msg`, held to what the numpy decoding guarantees."""
+    try:
+        rgb = np.asarray(decoder(msg))
+    except Exception as exc:  # noqa: BLE001  decoders raise their own kinds (cv_bridge: CvBridgeError, cv2.error)
+        raise MessageError(f'cannot decode {_quote(msg.encoding)} image: {truncate(str(exc))}') from exc
+    if rgb.shape != (msg.height, msg.width, 3) or rgb.dtype != np.uint8:
+        raise MessageError(f'image decoder gave {rgb.dtype} {rgb.shape}, expected uint8 {(msg.height, msg.width, 3)}')
+    return np.ascontiguousarray(rgb)
 
 
 def joint_positions(msg, names: Sequence[str], field: str = 'position', *,

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from jepa_agent.data.episodes import Frame
-from jepa_agent.data.messages import MessageError, duration_to_sec, image_to_rgb, joint_positions, trajectory_points
+from jepa_agent.data.messages import (ImageDecoder, MessageError, duration_to_sec, image_to_rgb, joint_positions,
+                                      trajectory_points)
 from jepa_agent.data.quality import FUTURE_TOLERANCE_S, LIMIT_MARGIN_RAD, constant_images
 from jepa_agent.data.sync import FrameSynchronizer
 
@@ -43,12 +44,14 @@ class StreamFeeder:
 
     `lower`/`upper` (joint position limits in `joint_names` order, optional) refuse joint states beyond them by more
     than LIMIT_MARGIN_RAD and commands beyond them at all. `image_shape` (H, W, 3), once set, is enforced: a camera
-    that changes size mid-episode is refused frame by frame instead of mixing sizes in one dataset.
+    that changes size mid-episode is refused frame by frame instead of mixing sizes in one dataset. `decoder` decodes
+    images instead of the numpy decoding (the nodes pass ROS 2 cv_bridge's where it is installed).
     """
 
     def __init__(self, sync: FrameSynchronizer, joint_names: Sequence[str], *, lower: Sequence[float] | None = None,
-                 upper: Sequence[float] | None = None):
+                 upper: Sequence[float] | None = None, decoder: ImageDecoder | None = None):
         self.sync = sync
+        self.decoder = decoder
         self.joint_names = list(joint_names)
         for name, limits in (('lower', lower), ('upper', upper)):
             if limits is not None and len(limits) != len(self.joint_names):
@@ -60,7 +63,7 @@ class StreamFeeder:
     # -- validation only ---------------------------------------------------------------------------------------
     def decode_image(self, msg, receipt: float, any_size: bool = False) -> tuple[float, np.ndarray]:
         """(stamp, (H, W, 3) RGB) of a valid image; `any_size` skips the `image_shape` check (between episodes)."""
-        rgb = image_to_rgb(msg, expected_shape=None if any_size else self.image_shape)
+        rgb = image_to_rgb(msg, expected_shape=None if any_size else self.image_shape, decoder=self.decoder)
         stamp = stamp_seconds(msg.header, receipt)
         check_not_future(stamp, receipt, 'image')
         return stamp, check_not_flat(rgb)

@@ -1,6 +1,8 @@
-"""numpy -> sensor_msgs/trajectory_msgs, without cv_bridge (not installable from PyPI under numpy 2).
+"""numpy -> sensor_msgs/trajectory_msgs, and the ROS 2 cv_bridge as image decoder where it is installed.
 
-Decoding (message -> numpy) needs no message classes and lives in `jepa_agent.data.messages`.
+Decoding (message -> numpy) needs no message classes and lives in `jepa_agent.data.messages`; cv_bridge (a ROS install,
+not PyPI) adds the encodings it knows (yuv422, bayer, 16-bit, ...), and without it the numpy decoding of the common
+8-bit encodings is used.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from builtin_interfaces.msg import Duration
 from sensor_msgs.msg import Image
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from jepa_agent.data.messages import MessageError
+from jepa_agent.data.messages import ImageDecoder, MessageError
 
 
 def rgb_to_image(rgb: np.ndarray, stamp=None, frame_id: str = 'camera') -> Image:
@@ -46,3 +48,13 @@ def timed_trajectory(names: Sequence[str], positions: np.ndarray, times: np.ndar
     for row, t in zip(np.atleast_2d(np.asarray(positions, dtype=np.float64)), np.asarray(times, dtype=np.float64)):
         msg.points.append(JointTrajectoryPoint(positions=row.tolist(), time_from_start=sec_to_duration(float(t))))
     return msg
+
+
+def cv_bridge_decoder() -> ImageDecoder | None:
+    """Image -> RGB by the ROS 2 cv_bridge, or None where it is not installed (the numpy decoding is used)."""
+    try:
+        from cv_bridge import CvBridge
+    except ImportError:
+        return None
+    bridge = CvBridge()
+    return lambda msg: bridge.imgmsg_to_cv2(msg, desired_encoding='rgb8')
