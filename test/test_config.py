@@ -153,7 +153,7 @@ def _exits_with_one_fatal_line(process, *expected):
 
 
 @pytest.mark.slow
-def test_node_refuses_a_misspelled_section_an_empty_file_undeclared_overrides_and_topic_parameters(start_node, tmp_path):
+def test_node_refuses_a_misspelled_section_an_empty_file_and_undeclared_or_topic_parameters(start_node, tmp_path):
     typo = write(tmp_path, 'explorr:\n' + PARAMS + '    seed: 1\n', 'typo.yaml')
     empty = write(tmp_path, '', 'empty.yaml')
     own = write(tmp_path, 'explorer:\n' + PARAMS + '    sed: 1\n', 'own.yaml')
