@@ -46,6 +46,8 @@ def test_sim_and_planner_reach_for_the_goal_of_a_seed_on_remapped_topics(start_n
         _, positions = trajectory_points(msg, NAMES)                 # valid, finite, increasing times
         assert np.all(positions >= LOWER) and np.all(positions <= UPPER)
     assert 'goal image from' in planner.output()
+    assert (f'from {REMAPS[topics.IMAGE]}, {REMAPS[topics.JOINT_STATES]} to {REMAPS[topics.TRAJECTORY]}'
+            in planner.output())                                     # the start-up log shows the names in use
     assert planner.stop() == 0, planner.output()
     assert sim.stop() == 0, sim.output()
 
