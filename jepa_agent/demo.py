@@ -142,6 +142,7 @@ class DemoSession:
         from std_srvs.srv import Trigger
 
         from jepa_agent.data.messages import MessageError, image_to_rgb, joint_positions
+        from jepa_agent.ros import topics
         from jepa_agent.ros.qos import LATCHED, RELIABLE, SENSOR
         from jepa_agent.sim.arm_env import make_env
 
@@ -173,10 +174,10 @@ class DemoSession:
                     with self._lock:
                         self.planner_status = {kv.key: kv.value for kv in status.values}
 
-        self.node.create_subscription(JointState, '/joint_states', on_joints, RELIABLE)
-        self.node.create_subscription(Image, '/camera/image_raw', on_image, SENSOR)
-        self.node.create_subscription(DiagnosticArray, '/diagnostics', on_diagnostics, RELIABLE)
-        self.goal_pub = self.node.create_publisher(Image, '/jepa_agent/goal_image', LATCHED)
+        self.node.create_subscription(JointState, topics.JOINT_STATES, on_joints, RELIABLE)
+        self.node.create_subscription(Image, topics.IMAGE, on_image, SENSOR)
+        self.node.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, on_diagnostics, RELIABLE)
+        self.goal_pub = self.node.create_publisher(Image, topics.GOAL_IMAGE, LATCHED)
         self.reset_client = self.node.create_client(Trigger, '/sim_arm/reset')
         self.executor = MultiThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)

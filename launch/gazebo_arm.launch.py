@@ -8,7 +8,7 @@ then run the same nodes as on a real arm (real_arm.launch.py) on simulated time.
         gz_joint_state_topic:=/world/default/model/arm/joint_state gz_trajectory_topic:=/model/arm/joint_trajectory
 
 Camera: `parameter_bridge` bridges gz.msgs.Image → sensor_msgs/msg/Image (and CameraInfo) and /clock, one way
-(gz → ROS), remapped to `camera_topic`. Control:
+(gz → ROS), remapped to `camera_topic` and `camera_info_topic` (default: camera_info beside camera_topic). Control:
   control:=ros2_control (default) — the arm runs gz_ros2_control; its controller_manager lives inside Gazebo and
     already speaks ROS: joint_state_broadcaster publishes /joint_states and the joint_trajectory_controller
     listens on `trajectory_topic`. Spawn those controllers in your robot bringup; nothing else to bridge.
@@ -18,16 +18,17 @@ Camera: `parameter_bridge` bridges gz.msgs.Image → sensor_msgs/msg/Image (and 
 Needs the ros_gz_bridge package (ros-$ROS_DISTRO-ros-gz-bridge); all other arguments go to real_arm.launch.py.
 """
 from launch import LaunchDescription
-from launch.actions import IncludeLaunchDescription
+from launch.actions import IncludeLaunchDescription, OpaqueFunction
 from launch.conditions import IfCondition
 from launch.substitutions import EqualsSubstitution, LaunchConfiguration
 from launch_ros.actions import Node
 
-from jepa_agent.ros.launch import argument, share_file
+from jepa_agent.ros import topics
+from jepa_agent.ros.launch import TOPIC_ARGUMENTS, argument, share_file, topic_arguments, topic_remaps
 
 #: real_arm.launch.py arguments passed through unchanged
-PASSED_ON = ('joint_states_topic', 'trajectory_topic', 'camera_topic', 'params_file', 'checkpoint', 'goal_image',
-             'plan', 'record', 'dataset_dir', 'episode_frames', 'learn', 'checkpoint_dir')
+PASSED_ON = (*TOPIC_ARGUMENTS, 'params_file', 'checkpoint', 'goal_image', 'plan', 'record', 'dataset_dir',
+             'episode_frames', 'learn', 'checkpoint_dir')
 
 
 def bridge(name: str, topics: list, remappings: list, **kwargs) -> Node:
@@ -36,20 +37,28 @@ def bridge(name: str, topics: list, remappings: list, **kwargs) -> Node:
                 arguments=topics, remappings=remappings, parameters=[{'use_sim_time': True}], **kwargs)
 
 
+def camera_bridge(context) -> list[Node]:
+    """The camera image and camera_info (and /clock) bridged to the topics the nodes are remapped to."""
+    gz, remaps = LaunchConfiguration, topic_remaps(context)
+    return [bridge('camera_bridge',
+                   [[gz('gz_camera_topic'), '@sensor_msgs/msg/Image[gz.msgs.Image'],
+                    [gz('gz_camera_info_topic'), '@sensor_msgs/msg/CameraInfo[gz.msgs.CameraInfo'],
+                    '/clock@rosgraph_msgs/msg/Clock[gz.msgs.Clock'],
+                   [(gz('gz_camera_topic'), remaps[topics.IMAGE]),
+                    (gz('gz_camera_info_topic'), remaps[topics.CAMERA_INFO])])]
+
+
 def generate_launch_description():
     gz = LaunchConfiguration
     return LaunchDescription([
         argument('gz_camera_topic', '/camera/image', 'Gazebo camera sensor image topic (gz topic -l).'),
         argument('gz_camera_info_topic', '/camera/camera_info', 'Gazebo camera_info topic of that sensor.'),
-        argument('camera_topic', '/camera/image_raw', 'ROS topic the camera is bridged to.'),
-        argument('camera_info_topic', '/camera/camera_info', 'ROS topic the camera_info is bridged to.'),
         argument('control', 'ros2_control', "'ros2_control' (gz_ros2_control: nothing to bridge) or 'gz'."),
         argument('gz_joint_state_topic', '/world/default/model/arm/joint_state',
                  'control:=gz — JointStatePublisher topic (gz.msgs.Model).'),
         argument('gz_trajectory_topic', '/model/arm/joint_trajectory',
                  'control:=gz — JointTrajectoryController topic (gz.msgs.JointTrajectory).'),
-        argument('joint_states_topic', '/joint_states', 'ROS joint state topic.'),
-        argument('trajectory_topic', '/arm_controller/joint_trajectory', 'ROS JointTrajectory command topic.'),
+        *topic_arguments('ROS JointTrajectory command topic.'),
         argument('params_file', '', 'ROS parameter file with your joint_names, lower, upper, velocity_limit.'),
         argument('checkpoint', '', "World model for planner/trainer; '' = the shipped sim model."),
         argument('goal_image', '', 'Goal image file for the planner (optional).'),
@@ -59,12 +68,7 @@ def generate_launch_description():
         argument('episode_frames', '0', '0 = start/stop episodes with /recorder services; N = auto episodes.'),
         argument('learn', 'false', 'Run the online trainer.'),
         argument('checkpoint_dir', 'runs/online', 'Where the online trainer writes checkpoints.'),
-        bridge('camera_bridge',
-               [[gz('gz_camera_topic'), '@sensor_msgs/msg/Image[gz.msgs.Image'],
-                [gz('gz_camera_info_topic'), '@sensor_msgs/msg/CameraInfo[gz.msgs.CameraInfo'],
-                '/clock@rosgraph_msgs/msg/Clock[gz.msgs.Clock'],
-               [(gz('gz_camera_topic'), gz('camera_topic')),
-                (gz('gz_camera_info_topic'), gz('camera_info_topic'))]),
+        OpaqueFunction(function=camera_bridge),
         bridge('control_bridge',
                [[gz('gz_joint_state_topic'), '@sensor_msgs/msg/JointState[gz.msgs.Model'],
                 [gz('gz_trajectory_topic'), '@trajectory_msgs/msg/JointTrajectory]gz.msgs.JointTrajectory']],

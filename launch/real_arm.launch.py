@@ -5,9 +5,10 @@
         goal_image:=goal.png
     ros2 launch jepa_agent real_arm.launch.py params_file:=my_arm.yaml plan:=false record:=true   # log data
 
-Every jepa_agent node uses /camera/image_raw, /joint_states and /arm_controller/joint_trajectory; this file remaps
-them to the arguments below. `params_file` is a ROS parameter file applied after each node's config/<node>.yaml:
-your joint names and limits under `/**: ros__parameters:` (see docs/plug_in_your_arm.md). The controller must be a
+Every jepa_agent node uses the fixed names camera/image_raw, joint_states and arm_controller/joint_trajectory
+(jepa_agent/ros/topics.py); this file remaps them to the topic arguments below. `params_file` is a ROS parameter
+file applied after each node's config/<node>.yaml: your joint names and limits under `/**: ros__parameters:` (see
+docs/plug_in_your_arm.md). The controller must be a
 ros2_control joint_trajectory_controller (or anything taking trajectory_msgs/JointTrajectory with its semantics).
 Set the goal by publishing an image on /jepa_agent/goal_image, with goal_image:=<file>, or with
 `ros2 service call /planner/set_goal_from_current_view std_srvs/srv/Trigger`.
@@ -16,9 +17,8 @@ from launch import LaunchDescription
 from launch.actions import GroupAction, OpaqueFunction
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import SetRemap
 
-from jepa_agent.ros.launch import argument, jepa_node, text
+from jepa_agent.ros.launch import argument, jepa_node, set_remaps, text, topic_arguments
 
 
 def nodes(context):
@@ -28,9 +28,7 @@ def nodes(context):
     def enabled(name):
         return IfCondition(LaunchConfiguration(name))
     return [GroupAction([
-        SetRemap('/camera/image_raw', LaunchConfiguration('camera_topic')),
-        SetRemap('/joint_states', LaunchConfiguration('joint_states_topic')),
-        SetRemap('/arm_controller/joint_trajectory', LaunchConfiguration('trajectory_topic')),
+        *set_remaps(context),
         jepa_node('planner', [*extra, sim_time, {'checkpoint': text('checkpoint'),
                                                  'goal_image_path': text('goal_image')}],
                   condition=enabled('plan')),
@@ -45,10 +43,7 @@ def nodes(context):
 
 def generate_launch_description():
     return LaunchDescription([
-        argument('camera_topic', '/camera/image_raw', 'Camera image topic (sensor_msgs/Image, rgb8/bgr8/mono8).'),
-        argument('joint_states_topic', '/joint_states', 'Joint state topic (sensor_msgs/JointState).'),
-        argument('trajectory_topic', '/arm_controller/joint_trajectory',
-                 "Your joint_trajectory_controller's command topic (trajectory_msgs/JointTrajectory)."),
+        *topic_arguments("Your joint_trajectory_controller's command topic (trajectory_msgs/JointTrajectory)."),
         argument('params_file', '', 'ROS parameter file with your joint_names, lower, upper, velocity_limit.'),
         argument('checkpoint', '', "World model trained on your arm's data; '' = the shipped sim model."),
         argument('goal_image', '', 'Goal image file for the planner (optional).'),

@@ -10,6 +10,8 @@ teleop_keyboard ...` that line shows in a second shell (teleop:=false skips the 
     ros2 service call /recorder/start_episode std_srvs/srv/Trigger
     ros2 service call /recorder/stop_episode std_srvs/srv/Trigger      (or /recorder/discard_episode)
 or set episode_frames:=200 to record back-to-back episodes of that many frames (auto mode).
+The nodes' fixed topic names (jepa_agent/ros/topics.py) are remapped to camera_topic, camera_info_topic (default:
+camera_info beside camera_topic), joint_states_topic and trajectory_topic.
 `params_file` (optional) is a ROS parameter file applied to every node after its config/<node>.yaml: put your arm's
 joint_names, lower, upper, velocity_limit under `/**: ros__parameters:` (docs/plug_in_your_arm.md).
 """
@@ -19,9 +21,10 @@ from launch import LaunchDescription
 from launch.actions import GroupAction, LogInfo, OpaqueFunction
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import SetRemap
 
-from jepa_agent.ros.launch import argument, jepa_node, missing_terminal, text
+from jepa_agent.ros import topics
+from jepa_agent.ros.launch import (argument, jepa_node, missing_terminal, set_remaps, text, topic_arguments,
+                                  topic_remaps)
 
 
 def teleop(context, extra: list) -> list:
@@ -39,11 +42,10 @@ def teleop(context, extra: list) -> list:
 def second_shell_command(context, extra: list) -> str:
     """`ros2 run` of teleop_keyboard on this launch's topics, with its parameter file."""
     ros_args = []
-    for topic, name in (('/joint_states', 'joint_states_topic'),
-                        ('/arm_controller/joint_trajectory', 'trajectory_topic')):
-        value = LaunchConfiguration(name).perform(context)
-        if value != topic:
-            ros_args += ['-r', f'{topic}:={value}']
+    remaps = topic_remaps(context)
+    for name in (topics.JOINT_STATES, topics.TRAJECTORY):
+        if remaps[name] != '/' + name:
+            ros_args += ['-r', f'{name}:={remaps[name]}']
     for path in extra:
         ros_args += ['--params-file', path]
     command = ['ros2', 'run', 'jepa_agent', 'teleop_keyboard']
@@ -53,9 +55,7 @@ def second_shell_command(context, extra: list) -> str:
 def nodes(context):
     extra = [f for f in [LaunchConfiguration('params_file').perform(context)] if f]
     return [GroupAction([
-        SetRemap('/camera/image_raw', LaunchConfiguration('camera_topic')),
-        SetRemap('/joint_states', LaunchConfiguration('joint_states_topic')),
-        SetRemap('/arm_controller/joint_trajectory', LaunchConfiguration('trajectory_topic')),
+        *set_remaps(context),
         jepa_node('sim_arm', extra, condition=IfCondition(LaunchConfiguration('sim'))),
         *teleop(context, extra),
         jepa_node('recorder', [*extra, {'dataset_dir': text('dataset_dir'),
@@ -73,10 +73,7 @@ def generate_launch_description():
         argument('dataset_dir', 'data/teleop', 'Where episodes are written.'),
         argument('rate_hz', '10.0', 'Dataset frame rate.'),
         argument('episode_frames', '0', '0 = start/stop episodes with the recorder services; N = auto episodes.'),
-        argument('camera_topic', '/camera/image_raw', 'Camera image topic (sensor_msgs/Image).'),
-        argument('joint_states_topic', '/joint_states', 'Joint state topic (sensor_msgs/JointState).'),
-        argument('trajectory_topic', '/arm_controller/joint_trajectory',
-                 "The controller's JointTrajectory topic (what teleop publishes and the recorder logs)."),
+        *topic_arguments("The controller's JointTrajectory topic (what teleop publishes and the recorder logs)."),
         argument('params_file', '', 'Optional ROS parameter file for all nodes (your arm: joints and limits).'),
         OpaqueFunction(function=nodes),
     ])

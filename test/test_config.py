@@ -153,10 +153,11 @@ def _exits_with_one_fatal_line(process, *expected):
 
 
 @pytest.mark.slow
-def test_node_refuses_a_misspelled_section_an_empty_file_and_undeclared_overrides(start_node, tmp_path):
+def test_node_refuses_a_misspelled_section_an_empty_file_and_undeclared_or_topic_parameters(start_node, tmp_path):
     typo = write(tmp_path, 'explorr:\n' + PARAMS + '    seed: 1\n', 'typo.yaml')
     empty = write(tmp_path, '', 'empty.yaml')
     own = write(tmp_path, 'explorer:\n' + PARAMS + '    sed: 1\n', 'own.yaml')
+    former = write(tmp_path, '/**:\n' + PARAMS + '    image_topic: /wrist/image_raw\n', 'former.yaml')
     processes = [
         (start_node('explorer', args=['--ros-args', '--params-file', str(typo)]),
          (str(typo), "unknown section 'explorr' (did you mean 'explorer'?)")),
@@ -165,6 +166,11 @@ def test_node_refuses_a_misspelled_section_an_empty_file_and_undeclared_override
          ("['rate_hzz'] set by -p (did you mean 'rate_hz'?)",)),
         (start_node('explorer', args=['--ros-args', '--params-file', str(own)]),
          (f"['sed'] set in {own} (did you mean 'seed'?)",)),
+        # topic names are fixed: a former topic parameter says which remap replaces it, even from a `/**` section
+        (start_node('explorer', params={'joint_states_topic': '/my_arm/joint_states'}),
+         ('joint_states_topic (set by -p) is not a parameter', '--ros-args -r joint_states:=<topic>')),
+        (start_node('explorer', args=['--ros-args', '--params-file', str(former)]),
+         (f'image_topic (set in {former}) is not a parameter', '--ros-args -r camera/image_raw:=<topic>')),
     ]
     for process, expected in processes:
         _exits_with_one_fatal_line(process, 'configuration error', *expected)

@@ -11,6 +11,7 @@ from trajectory_msgs.msg import JointTrajectory
 from jepa_agent.data.messages import trajectory_points
 from jepa_agent.robot import RobotDescription
 from jepa_agent.resources import config_path
+from jepa_agent.ros import topics
 from jepa_agent.ros.qos import SENSOR
 from jepa_agent.sim import make_env
 
@@ -49,16 +50,21 @@ def test_sim_and_explorer_run_together_at_rate_within_limits(start_node, ros_pro
     assert sim.alive() and explorer.alive()
 
 
-def test_explorer_drives_another_arm_by_parameters(start_node, ros_probe):
+def test_explorer_drives_another_arm_by_parameters_and_remaps(start_node, ros_probe):
+    """Another arm: its joints and limits are parameters, its topics remaps of the fixed names, and the start-up
+    log shows the names the node really uses."""
     limits = RobotDescription(joint_names=['j1', 'j2'], lower=[-0.5, 0.0], upper=[0.5, 1.0],
                                velocity_limit=[0.5, 2.0])
-    explorer = start_node('explorer', params={**dataclasses.asdict(limits), 'rate_hz': 20.0,
-                                              'joint_states_topic': '/other/joint_states'})
-    commands = Inbox(ros_probe, JointTrajectory, TOPIC)
+    explorer = start_node('explorer', params={**dataclasses.asdict(limits), 'rate_hz': 20.0},
+                          remaps={topics.JOINT_STATES: '/other/joint_states', topics.TRAJECTORY: '/other/command'})
+    commands = Inbox(ros_probe, JointTrajectory, '/other/command')
+    default = Inbox(ros_probe, JointTrajectory, TOPIC)
     state_pub = ros_probe.create_publisher(JointState, '/other/joint_states', 10)
     state = JointState(name=['j2', 'extra', 'j1'], position=[0.5, 9.0, 0.0])   # by name, with an unrelated joint
     ros_probe.create_timer(0.02, lambda: state_pub.publish(state))
     assert wait_for(lambda: len(commands) >= 10, timeout=20.0), explorer.output()
+    assert 'on /other/command from /other/joint_states' in explorer.output()
+    assert len(default) == 0 and ros_probe.count_publishers(TOPIC) == 0      # nothing on the default name
     for msg in commands.messages():
         times, targets = trajectory_points(msg, limits.joint_names)
         assert np.all(targets >= limits.lower) and np.all(targets <= limits.upper)

@@ -34,6 +34,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from jepa_agent.data.cli import verify_dataset
 from jepa_agent.data.episode_reader import open_episodes
+from jepa_agent.ros import topics
 from jepa_agent.ros.conversions import rgb_to_image
 from jepa_agent.ros.qos import LATCHED, RELIABLE, SENSOR
 from jepa_agent.sim import make_env
@@ -102,8 +103,8 @@ class Relay:
     def __post_init__(self):
         self.image_pub = self.node.create_publisher(Image, IMAGE, SENSOR)
         self.joint_pub = self.node.create_publisher(JointState, JOINTS, RELIABLE)
-        self.node.create_subscription(Image, '/camera/image_raw', self._on_image, SENSOR)
-        self.node.create_subscription(JointState, '/joint_states', self._on_joints, RELIABLE)
+        self.node.create_subscription(Image, topics.IMAGE, self._on_image, SENSOR)
+        self.node.create_subscription(JointState, topics.JOINT_STATES, self._on_joints, RELIABLE)
 
     def _on_image(self, msg: Image) -> None:
         if self.camera:
@@ -146,15 +147,16 @@ class Commands:
 
 def test_nodes_survive_a_flood_of_bad_input_and_never_command_unsafely(start_node, ros_probe, tmp_path):
     checkpoint = tiny_checkpoint(tmp_path / 'model')        # random model: arbitrary plans, full-speed reversals
-    fed = {'image_topic': IMAGE, 'joint_states_topic': JOINTS}
+    fed = {topics.IMAGE: IMAGE, topics.JOINT_STATES: JOINTS}      # what the relay forwards (and corrupts)
     sim = start_node('sim_arm', params={'seed': 7, 'command_latency_s': 0.05})
-    planner = start_node('planner', params={**fed, 'checkpoint': checkpoint, 'stale_timeout_s': STALE_S,
-                                            'command_gate.command_latency_s': 0.05, 'cem.num_samples': 64,
-                                            'cem.num_iterations': 2, 'cem.num_elites': 8, 'cem.num_retained': 2,
-                                            'cem.horizon': 5, 'cem.state_cost_weight': 0.0})
-    recorder = start_node('recorder', params={**fed, 'dataset_dir': str(tmp_path / 'data'), 'episode_frames': 40})
-    trainer = start_node('trainer', params={**fed, 'checkpoint': checkpoint, 'checkpoint_dir': str(tmp_path / 'online'),
-                                            'checkpoint_every_s': 5.0, 'min_frames': 10, 'duty_cycle': 0.2})
+    planner = start_node('planner', remaps=fed, params={
+        'checkpoint': checkpoint, 'stale_timeout_s': STALE_S, 'command_gate.command_latency_s': 0.05,
+        'cem.num_samples': 64, 'cem.num_iterations': 2, 'cem.num_elites': 8, 'cem.num_retained': 2, 'cem.horizon': 5,
+        'cem.state_cost_weight': 0.0})
+    recorder = start_node('recorder', remaps=fed, params={'dataset_dir': str(tmp_path / 'data'), 'episode_frames': 40})
+    trainer = start_node('trainer', remaps=fed, params={
+        'checkpoint': checkpoint, 'checkpoint_dir': str(tmp_path / 'online'), 'checkpoint_every_s': 5.0,
+        'min_frames': 10, 'duty_cycle': 0.2})
     nodes = {'sim_arm': sim, 'planner': planner, 'recorder': recorder, 'trainer': trainer}
     relay = Relay(ros_probe)
     commands = Commands(ros_probe)

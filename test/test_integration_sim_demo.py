@@ -19,14 +19,15 @@ from trajectory_msgs.msg import JointTrajectory
 from jepa_agent.data.messages import trajectory_points
 from jepa_agent.demo import write_goal_image
 from jepa_agent.resources import model_path
+from jepa_agent.ros import topics
 
 pytestmark = pytest.mark.slow
 NAMES = ['shoulder', 'elbow', 'wrist']
 LOWER, UPPER = np.array([-2.8, -2.5, -2.5]), np.array([2.8, 2.5, 2.5])
 SEED = 1000
 CAMERA = 96          # the shipped model sees 64 px: the planner resizes
-REMAPS = {'/camera/image_raw': '/robot/wrist_cam/image', '/joint_states': '/robot/joint_states',
-          '/arm_controller/joint_trajectory': '/robot/position_controller/joint_trajectory'}
+REMAPS = {topics.IMAGE: '/robot/wrist_cam/image', topics.JOINT_STATES: '/robot/joint_states',
+          topics.TRAJECTORY: '/robot/position_controller/joint_trajectory'}
 
 
 def test_sim_and_planner_reach_for_the_goal_of_a_seed_on_remapped_topics(start_node, ros_probe, tmp_path):
@@ -34,9 +35,9 @@ def test_sim_and_planner_reach_for_the_goal_of_a_seed_on_remapped_topics(start_n
     sim = start_node('sim_arm', params={'seed': SEED, 'image_size': CAMERA}, remaps=REMAPS)
     planner = start_node('planner', params={'goal_image_path': str(goal), 'checkpoint': str(model_path())},
                          remaps=REMAPS)
-    joints = JointWatcher(ros_probe, NAMES, topic=REMAPS['/joint_states'])
+    joints = JointWatcher(ros_probe, NAMES, topic=REMAPS[topics.JOINT_STATES])
     plans = Inbox(ros_probe, JointTrajectory, '/jepa_agent/plan')
-    commands = Inbox(ros_probe, JointTrajectory, REMAPS['/arm_controller/joint_trajectory'])
+    commands = Inbox(ros_probe, JointTrajectory, REMAPS[topics.TRAJECTORY])
     assert wait_for(lambda: joints.positions() is not None, timeout=60), sim.output()
     start = joints.positions()
     assert wait_for(lambda: len(commands) >= 10 and len(plans) >= 10, timeout=90), planner.output()
@@ -45,6 +46,8 @@ def test_sim_and_planner_reach_for_the_goal_of_a_seed_on_remapped_topics(start_n
         _, positions = trajectory_points(msg, NAMES)                 # valid, finite, increasing times
         assert np.all(positions >= LOWER) and np.all(positions <= UPPER)
     assert 'goal image from' in planner.output()
+    assert (f'from {REMAPS[topics.IMAGE]}, {REMAPS[topics.JOINT_STATES]} to {REMAPS[topics.TRAJECTORY]}'
+            in planner.output())                                     # the start-up log shows the names in use
     assert planner.stop() == 0, planner.output()
     assert sim.stop() == 0, sim.output()
 

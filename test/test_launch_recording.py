@@ -27,7 +27,7 @@ else:
     from launch.actions import IncludeLaunchDescription, LogInfo, OpaqueFunction, RegisterEventHandler
     from launch.event_handlers import OnProcessExit
     from launch.launch_description_sources import get_launch_description_from_python_launch_file
-    from launch_ros.actions import Node
+    from launch_ros.actions import Node, SetRemap
     from rclpy.executors import SingleThreadedExecutor
     from ros_helpers import Inbox, JointWatcher
     from sensor_msgs.msg import Image
@@ -165,6 +165,12 @@ else:
     def executables(actions: list) -> list[str]:
         return [action.node_executable for action in actions if isinstance(action, Node)]
 
+    def remaps(actions: list) -> dict[str, str]:
+        """{fixed name: topic} of the SetRemap actions: what every node of the group uses."""
+        def text(substitutions) -> str:
+            return ''.join(part.perform(LaunchContext()) for part in substitutions)
+        return {text(action.src): text(action.dst) for action in actions if isinstance(action, SetRemap)}
+
     def log_lines(actions: list) -> list[str]:
         return [''.join(part.perform(LaunchContext()) for part in action.msg)
                 for action in actions if isinstance(action, LogInfo)]
@@ -172,12 +178,15 @@ else:
     def test_without_a_terminal_program_teleop_is_one_log_line_not_a_failed_process(monkeypatch):
         monkeypatch.setenv('DISPLAY', ':0')
         actions = teleop_actions(teleop_terminal='jepa-agent-no-such-terminal -e',
-                                 trajectory_topic='/my_arm/joint_trajectory')
+                                 trajectory_topic='/my_arm/joint_trajectory', camera_topic='/wrist/image_raw')
         assert executables(actions) == ['sim_arm', 'recorder']
         (line,) = log_lines(actions)
         assert "'jepa-agent-no-such-terminal' is not installed" in line
         assert line.endswith('ros2 run jepa_agent teleop_keyboard --ros-args '
-                             '-r /arm_controller/joint_trajectory:=/my_arm/joint_trajectory')
+                             '-r arm_controller/joint_trajectory:=/my_arm/joint_trajectory')
+        assert remaps(actions) == {'camera/image_raw': '/wrist/image_raw', 'joint_states': '/joint_states',
+                                   'camera/camera_info': '/wrist/camera_info',     # follows the camera
+                                   'arm_controller/joint_trajectory': '/my_arm/joint_trajectory'}
 
     def test_teleop_opens_in_its_terminal_only_where_there_is_a_display(monkeypatch):
         monkeypatch.delenv('DISPLAY', raising=False)

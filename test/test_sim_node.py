@@ -163,9 +163,9 @@ def test_controller_does_what_it_is_told_and_reports_commands_over_the_velocity_
 
 def test_command_latency_delays_every_trajectory(start_node, ros_probe):
     """A second sim (own topics: the module's sim may be running) that starts each trajectory 0.6 s late."""
-    start_node('sim_arm', params={'seed': SEED, 'image_size': 48, 'command_latency_s': 0.6,
-                                  'joint_states_topic': '/late/joint_states', 'trajectory_topic': '/late/commands',
-                                  'image_topic': '/late/image', 'camera_info_topic': '/late/camera_info'})
+    start_node('sim_arm', params={'seed': SEED, 'image_size': 48, 'command_latency_s': 0.6},
+               remaps={'joint_states': '/late/joint_states', 'arm_controller/joint_trajectory': '/late/commands',
+                       'camera/image_raw': '/late/image', 'camera/camera_info': '/late/camera_info'})
     joints = JointWatcher(ros_probe, NAMES, '/late/joint_states')
     pub = ros_probe.create_publisher(JointTrajectory, '/late/commands', 10)
     assert wait_for(lambda: joints.positions() is not None and pub.get_subscription_count() > 0)
@@ -216,12 +216,10 @@ class StampedInbox:
         return sent * 1e-9, stamps * 1e-9
 
 
-def start_camera_sim(start_node, prefix: str, **camera):
-    """A sim of its own (own topics: the module's sim may be running) with camera realism parameters."""
-    return start_node('sim_arm', params={'seed': SEED, 'image_size': 32, **camera,
-                                         'joint_states_topic': f'{prefix}/joint_states',
-                                         'trajectory_topic': f'{prefix}/commands', 'image_topic': f'{prefix}/image',
-                                         'camera_info_topic': f'{prefix}/camera_info'})
+def start_camera_sim(start_node, namespace: str, **camera):
+    """A sim of its own in `namespace` (its relative topic names move there: the module's sim may be running) with
+    camera realism parameters."""
+    return start_node('sim_arm', params={'seed': SEED, 'image_size': 32, **camera}, remaps={'__ns': namespace})
 
 
 def camera_values(diagnostics: Inbox, key: str) -> list[float]:
@@ -271,8 +269,8 @@ def test_bad_camera_realism_values_are_refused(field, value):
 def test_camera_latency_delays_publication_not_the_stamp(start_node, ros_probe):
     """Images are stamped at exposure and arrive camera_latency_s later, camera_info under the same header."""
     sim = start_camera_sim(start_node, '/cam_late', camera_latency_s=0.2, camera_hz=10.0)
-    images = StampedInbox(ros_probe, Image, '/cam_late/image')
-    infos = StampedInbox(ros_probe, CameraInfo, '/cam_late/camera_info')
+    images = StampedInbox(ros_probe, Image, '/cam_late/camera/image_raw')
+    infos = StampedInbox(ros_probe, CameraInfo, '/cam_late/camera/camera_info')
     diagnostics = Inbox(ros_probe, DiagnosticArray, '/diagnostics')
     assert wait_for(lambda: len(images) >= 15 and len(infos) >= 15), sim.output()
     sent, stamps = images.arrays()
@@ -287,7 +285,7 @@ def test_camera_latency_delays_publication_not_the_stamp(start_node, ros_probe):
 def test_dropped_and_jittered_frames_arrive_in_stamp_order_at_the_kept_rate(start_node, ros_probe):
     """camera_drop_rate 0.5 publishes about half of camera_hz and counts the rest; jitter never reorders frames."""
     sim = start_camera_sim(start_node, '/cam_drop', camera_hz=20.0, camera_drop_rate=0.5, camera_jitter_s=0.1)
-    images = StampedInbox(ros_probe, Image, '/cam_drop/image')
+    images = StampedInbox(ros_probe, Image, '/cam_drop/camera/image_raw')
     diagnostics = Inbox(ros_probe, DiagnosticArray, '/diagnostics')
     assert wait_for(lambda: len(images) >= 30), sim.output()
     sent, stamps = images.arrays()

@@ -1,14 +1,16 @@
 """Import rosbag2 bags (MCAP or sqlite3, read with `rosbags`) into an episode dataset.
 
-    jepa-agent data import-bag BAG --out DIR [--config config/recorder.yaml] [--image-topic /camera/image_raw]
+    jepa-agent data import-bag BAG --out DIR [--config config/recorder.yaml] [--image-topic /wrist/image_raw]
 
 Messages are replayed in log-time order through the recorder's own synchronization (`StreamFeeder` →
 `FrameSynchronizer`), with the log time standing in for arrival and receipt time, so a bag gives the frames a live
-recording of the same streams gives. One episode per bag, or episodes of `episode_frames` frames.
+recording of the same streams gives. One episode per bag, or episodes of `episode_frames` frames. The topic names
+are the ones recorded in the bag (`BagTopics`): data to look up, not graph names a node would remap.
 """
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from rosbags.rosbag2 import Reader
@@ -24,6 +26,18 @@ from jepa_agent.data.sync import FrameSynchronizer
 
 class BagError(ValueError):
     """The bag cannot be imported (unreadable, or a required topic is missing); the text says why."""
+
+
+@dataclass(frozen=True)
+class BagTopics:
+    """Which topics of the bag hold the streams (`import-bag --image-topic` ...); defaults: the standard names."""
+
+    image_topic: str = '/camera/image_raw'
+    """Camera images (sensor_msgs/Image); required."""
+    joint_states_topic: str = '/joint_states'
+    """Measured joint states (sensor_msgs/JointState); required."""
+    trajectory_topic: str = '/arm_controller/joint_trajectory'
+    """Arm commands, each frame's target (trajectory_msgs/JointTrajectory); optional."""
 
 
 class BagImporter:
@@ -81,10 +95,12 @@ class BagImporter:
         self.end_episode()
 
 
-def import_bag(bag: str | Path, out: str | Path, config: RecorderConfig) -> BagImporter:
-    """Import `bag` into dataset `out` using `config`'s topics, joints, limits, rate and tolerances."""
+def import_bag(bag: str | Path, out: str | Path, config: RecorderConfig,
+               names: BagTopics = BagTopics()) -> BagImporter:
+    """Import the streams on topics `names` of `bag` into dataset `out` using `config`'s joints, limits, rate and
+    tolerances."""
     bag = Path(bag)
-    topics = {config.image_topic: 'image', config.joint_states_topic: 'joints', config.trajectory_topic: 'command'}
+    topics = {names.image_topic: 'image', names.joint_states_topic: 'joints', names.trajectory_topic: 'command'}
     try:
         reader = Reader(bag)
         reader.open()
@@ -92,7 +108,7 @@ def import_bag(bag: str | Path, out: str | Path, config: RecorderConfig) -> BagI
         raise BagError(f'cannot open bag {bag}: {type(exc).__name__}: {exc}') from exc
     try:
         available = {c.topic for c in reader.connections}
-        for topic in (config.image_topic, config.joint_states_topic):
+        for topic in (names.image_topic, names.joint_states_topic):
             if topic not in available:
                 raise BagError(f'bag {bag} has no topic {topic} (it has {sorted(available)}); '
                                f'set the topic name option')

@@ -3,7 +3,7 @@
     jepa-agent data collect-sim --out data/babble --episodes 20 --steps 200 --seed 0 [--image-size 64]
     jepa-agent data info data/babble [--json]
     jepa-agent data verify data/babble [--repair]
-    jepa-agent data import-bag BAG --out data/from_bag [--config config/recorder.yaml] [--image-topic T ...]
+    jepa-agent data import-bag BAG --out data/from_bag [--config config/recorder.yaml] [--image-topic /wrist/image]
     jepa-agent data export-lerobot data/babble --out data/babble_lerobot
     jepa-agent data record start|stop|discard [--recorder /recorder]   # the recorder node's services (ROS side:
                                                                        # jepa_agent.ros.cli)
@@ -11,12 +11,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
 import warnings
 from pathlib import Path
 
+from jepa_agent.data.bag import BagError, BagTopics, import_bag
 from jepa_agent.data.episode_reader import EpisodeReader
 from jepa_agent.data.episode_writer import recover_episode
 from jepa_agent.data.episodes import DatasetError, episode_dirs, read_dataset_meta
@@ -56,10 +58,13 @@ def add_commands(subparsers) -> argparse._SubParsersAction:
     p = sub.add_parser('import-bag', help='rosbag2 (MCAP or sqlite3) -> episodes, synchronized like the recorder')
     p.add_argument('bag', type=Path, help='bag directory (with metadata.yaml) or .mcap/.db3 file')
     p.add_argument('--out', required=True, type=Path, help='dataset directory (created or appended to)')
-    p.add_argument('--config', type=Path, help="recorder YAML (joints, limits, rate, topics); default: recorder's "
-                   'defaults (the sim arm)')
-    for name in ('image_topic', 'joint_states_topic', 'trajectory_topic', 'task'):
-        p.add_argument('--' + name.replace('_', '-'), dest=name)
+    p.add_argument('--config', type=Path, help="recorder YAML (joints, limits, rate, tolerances); default: "
+                   "recorder's defaults (the sim arm)")
+    for field in dataclasses.fields(BagTopics):
+        p.add_argument('--' + field.name.replace('_', '-'), dest=field.name, default=field.default,
+                       help=f'bag topic of the {field.name.removesuffix("_topic").replace("_", " ")} stream '
+                       '(default: %(default)s)')
+    p.add_argument('--task')
     p.add_argument('--rate-hz', dest='rate_hz', type=float)
     p.add_argument('--episode-frames', dest='episode_frames', type=int, help='split into episodes of N frames')
     p.set_defaults(func=cmd_import_bag)
@@ -177,14 +182,13 @@ def cmd_verify(args) -> int:
 
 def cmd_import_bag(args) -> int:
     from jepa_agent.config import load
-    from jepa_agent.data.bag import BagError, import_bag
     from jepa_agent.data.recording import RecorderConfig
 
-    overrides = {k: getattr(args, k) for k in ('image_topic', 'joint_states_topic', 'trajectory_topic', 'task',
-                                               'rate_hz', 'episode_frames') if getattr(args, k) is not None}
+    overrides = {k: getattr(args, k) for k in ('task', 'rate_hz', 'episode_frames') if getattr(args, k) is not None}
     config = load(RecorderConfig, args.config, 'recorder', overrides)
+    names = BagTopics(**{field.name: getattr(args, field.name) for field in dataclasses.fields(BagTopics)})
     try:
-        result = import_bag(args.bag, args.out, config)
+        result = import_bag(args.bag, args.out, config, names)
     except (BagError, DatasetError, OSError) as exc:
         print(f'jepa-agent data import-bag: {exc}', file=sys.stderr)
         return 1

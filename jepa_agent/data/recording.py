@@ -147,8 +147,9 @@ class EpisodeRecorder:
 
 @dataclass
 class RecorderConfig(RobotDescription):
-    """recorder node parameters (also read by `jepa-agent data import-bag --config`); the robot description
-    (defaults: the sim arm) goes into the dataset metadata."""
+    """recorder node parameters (also read by `jepa-agent data import-bag --config`, which takes the bag's topic
+    names as options: `bag.BagTopics`); the robot description (defaults: the sim arm) goes into the dataset
+    metadata."""
 
     dataset_dir: str = 'data/recorded'
     """Dataset directory; created if missing, appended to if it holds a compatible dataset."""
@@ -158,13 +159,6 @@ class RecorderConfig(RobotDescription):
     """Auto mode when > 0: record from start-up in episodes of this many frames. 0 = use the services."""
     task: str = ''
     """Task label stored with each episode (e.g. 'babble', 'teleop: push the block left')."""
-    # topics
-    image_topic: str = '/camera/image_raw'
-    """Camera images recorded (sensor_msgs/Image; sensor-data QoS)."""
-    joint_states_topic: str = '/joint_states'
-    """Measured joint states (sensor_msgs/JointState; joints matched by name)."""
-    trajectory_topic: str = '/arm_controller/joint_trajectory'
-    """Arm commands recorded as each frame's target (trajectory_msgs/JointTrajectory)."""
     # synchronization and buffering
     max_joint_gap: float = same_range(SyncConfig, 'max_joint_gap', 0.1)
     """Largest time (s) between an image and the joint states used for it."""

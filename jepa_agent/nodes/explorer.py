@@ -2,8 +2,9 @@
 
     explorer --ros-args --params-file config/explorer.yaml
     explorer --ros-args -p amplitude:=0.5 -p seed:=7
+    explorer --ros-args -r joint_states:=/my_arm/joint_states -r arm_controller/joint_trajectory:=/my_arm/command
 
-Each control period it reads the latest /joint_states (joints matched by name) and publishes a one-point
+Each control period it reads the latest joint_states (joints matched by name) and publishes a one-point
 JointTrajectory toward the next `MotorBabbler` target, through the command gate (`jepa_agent.command_gate`: nothing
 from stale or invalid joint states, never faster than the velocity limits from where the arm is). Another arm needs
 only other joint_names/limits parameters.
@@ -21,6 +22,7 @@ from jepa_agent.config import bounded
 from jepa_agent.data.babble import BabbleConfig, MotorBabbler
 from jepa_agent.data.messages import MessageError
 from jepa_agent.robot import RobotDescription
+from jepa_agent.ros import topics
 from jepa_agent.ros.conversions import timed_trajectory
 from jepa_agent.ros.freshness import NewestJointState
 from jepa_agent.ros.managed import ManagedNode
@@ -32,16 +34,12 @@ from jepa_agent.ros.run import run_node
 
 @dataclass
 class ExplorerConfig(RobotDescription, BabbleConfig):
-    """explorer node parameters: the babbling policy's (BabbleConfig), the arm's joints, rate and topics."""
+    """explorer node parameters: the babbling policy's (BabbleConfig), the arm's joints and rate."""
 
     rate_hz: float = bounded(10.0, gt=0, le=100)
     """Control rate: one trajectory per period, reaching its target at the end of the period."""
     state_timeout: float = bounded(0.5, gt=0)
     """Seconds without /joint_states after which the explorer pauses (it never commands from stale state)."""
-    joint_states_topic: str = '/joint_states'
-    """Measured joint states (sensor_msgs/JointState; joints matched by name)."""
-    trajectory_topic: str = '/arm_controller/joint_trajectory'
-    """Arm commands out (trajectory_msgs/JointTrajectory): the joint_trajectory_controller's topic."""
 
     def __post_init__(self):
         BabbleConfig.__post_init__(self)       # checks the ranges of every field, these included
@@ -62,11 +60,11 @@ class ExplorerNode(ManagedNode):
 
     def configure(self) -> None:
         cfg = self.config
-        self.pub = self.create_command_publisher(JointTrajectory, cfg.trajectory_topic, RELIABLE)
-        self.create_subscription(JointState, cfg.joint_states_topic, self.on_joint_state, RELIABLE)
+        self.pub = self.create_command_publisher(JointTrajectory, topics.TRAJECTORY, RELIABLE)
+        self.joint_sub = self.create_subscription(JointState, topics.JOINT_STATES, self.on_joint_state, RELIABLE)
         self.create_timer(1.0 / cfg.rate_hz, self.step)
         self.get_logger().info(f'babbling joints {cfg.joint_names} at {cfg.rate_hz} Hz (amplitude {cfg.amplitude}, '
-                               f'seed {cfg.seed}) on {cfg.trajectory_topic}')
+                               f'seed {cfg.seed}) on {self.pub.topic_name} from {self.joint_sub.topic_name}')
 
     def on_joint_state(self, msg: JointState) -> None:
         try:
@@ -81,7 +79,7 @@ class ExplorerNode(ManagedNode):
         joints = self.joint_state.reading()
         if joints is None or joints.age_s > self.config.state_timeout:
             since = 'yet' if joints is None else f'for {joints.age_s:.1f} s'
-            self.get_logger().warning(f'no valid joint state on {self.config.joint_states_topic} {since}; waiting',
+            self.get_logger().warning(f'no valid joint state on {self.joint_sub.topic_name} {since}; waiting',
                                       throttle_duration_sec=5.0)
             return
         dt = 1.0 / self.config.rate_hz

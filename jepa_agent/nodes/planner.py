@@ -2,6 +2,8 @@
 
     ros2 run jepa_agent planner --ros-args --params-file config/planner.yaml -p goal_image_path:=goal.png
     python -m jepa_agent.nodes.planner --ros-args -p checkpoint:=runs/reach
+    ros2 run jepa_agent planner --ros-args -r camera/image_raw:=/wrist_camera/image_raw \\
+        -r arm_controller/joint_trajectory:=/joint_trajectory_controller/joint_trajectory
     # set the goal to what the camera sees now:  ros2 service call /planner/set_goal_from_current_view std_srvs/srv/Trigger
 
 This node only moves messages and owns parameters; what to command, and when to hold, is the agent's (the same object
@@ -13,7 +15,7 @@ no joint exceeds its velocity limit. With no goal, a refused command, or no usab
 the arm finishes the last published trajectory (at most `horizon` control periods ahead). Once the goal is reached
 (the agent's deadband, `hold_ratio`) the node commands the arm to stop and reports `at_goal` on /diagnostics.
 
-A new checkpoint announced on /jepa_agent/model_updated is loaded in the background and swapped in between two plans:
+A new checkpoint announced on jepa_agent/model_updated is loaded in the background and swapped in between two plans:
 control never stops. `~/debug_image` shows what the planner does (current view | goal | cost over the last seconds)
 in rqt_image_view or Foxglove.
 """
@@ -47,6 +49,7 @@ from jepa_agent.planning.mpc import LatentMPC
 from jepa_agent.planning.plan_stats import PlanStats
 from jepa_agent.resources import model_path
 from jepa_agent.robot import RobotDescription
+from jepa_agent.ros import topics
 from jepa_agent.ros.conversions import make_trajectory, rgb_to_image, timed_trajectory
 from jepa_agent.ros.diagnostics import publish_status
 from jepa_agent.ros.freshness import NewestJointState, message_age, now_s, stamp_age_ms
@@ -75,22 +78,6 @@ class PlannerNodeConfig:
     """False = publish nothing (settable at run time; checked right before every command is published)."""
     rate_hz: float = bounded(10.0, gt=0, le=100)
     """Largest replanning rate; plans are made on fresh camera frames."""
-    # topics
-    image_topic: str = '/camera/image_raw'
-    """Camera images planned from (sensor_msgs/Image; sensor-data QoS)."""
-    joint_states_topic: str = '/joint_states'
-    """Measured joint states (sensor_msgs/JointState; joints matched by name)."""
-    trajectory_topic: str = '/arm_controller/joint_trajectory'
-    """Arm commands out (trajectory_msgs/JointTrajectory): the joint_trajectory_controller's topic."""
-    goal_topic: str = '/jepa_agent/goal_image'
-    """Goal images in (sensor_msgs/Image, transient local: a goal sent before start-up counts)."""
-    plan_topic: str = '/jepa_agent/plan'
-    """The whole planned horizon, for visualization (trajectory_msgs/JointTrajectory)."""
-    debug_image_topic: str = '~/debug_image'
-    """Current view | goal | cost history image, published only while subscribed."""
-    model_updated_topic: str = '/jepa_agent/model_updated'
-    """Checkpoint directories announced by the trainer (std_msgs/String); each is loaded and swapped in between
-    plans."""
 
     def __post_init__(self):
         check_ranges(self)
@@ -141,22 +128,24 @@ class PlannerNode(ManagedNode):
         self.debug_view = DebugView()
 
         cfg = self.config
-        self.command_pub = self.create_command_publisher(JointTrajectory, cfg.trajectory_topic, RELIABLE)
-        self.plan_pub = self.create_publisher(JointTrajectory, cfg.plan_topic, RELIABLE)
-        self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
-        self.debug_pub = self.create_publisher(Image, cfg.debug_image_topic, SENSOR)
-        self.create_subscription(Image, cfg.image_topic, self.on_image, SENSOR)
-        self.create_subscription(JointState, cfg.joint_states_topic, self.on_joint_states, SENSOR)
-        self.create_subscription(Image, cfg.goal_topic, self.on_goal_image, LATCHED)
-        self.create_subscription(String, cfg.model_updated_topic, self.on_model_updated, LATCHED)
+        self.command_pub = self.create_command_publisher(JointTrajectory, topics.TRAJECTORY, RELIABLE)
+        self.plan_pub = self.create_publisher(JointTrajectory, topics.PLAN, RELIABLE)
+        self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, RELIABLE)
+        self.debug_pub = self.create_publisher(Image, topics.DEBUG_IMAGE, SENSOR)
+        inputs = [self.create_subscription(Image, topics.IMAGE, self.on_image, SENSOR),
+                  self.create_subscription(JointState, topics.JOINT_STATES, self.on_joint_states, SENSOR)]
+        self.goal_sub = self.create_subscription(Image, topics.GOAL_IMAGE, self.on_goal_image, LATCHED)
+        self.create_subscription(String, topics.MODEL_UPDATED, self.on_model_updated, LATCHED)
         self.create_service(Trigger, '~/set_goal_from_current_view', self.on_set_goal_from_current_view)
         self.create_timer(1.0, self.publish_diagnostics)
         if cfg.goal_image_path:
             self._set_goal_from_file(cfg.goal_image_path)
         self._thread = threading.Thread(target=self._planning_loop, name='planning', daemon=True)
         self._thread.start()
-        self.get_logger().info(f'planning with {model} from {self.checkpoint} on {cfg.device}, '
-                               f'joints {self.robot.joint_names}, dt {self.limits.dt:.3f} s')
+        self.get_logger().info(f'planning with {model} from {self.checkpoint} on {cfg.device}, joints '
+                               f'{self.robot.joint_names}, dt {self.limits.dt:.3f} s: from '
+                               f'{", ".join(sub.topic_name for sub in inputs)} to {self.command_pub.topic_name}, goals on '
+                               f'{self.goal_sub.topic_name}')
 
     # -- model ---------------------------------------------------------------------------------------------
     def _load_model(self, path: str, period: float | None = None) -> tuple[torch.nn.Module, DatasetMeta]:
@@ -231,7 +220,8 @@ class PlannerNode(ManagedNode):
         except MessageError as exc:
             self.rejections.reject('goal_image', exc)
             return
-        self._request_goal(rgb, f'goal image from {self.config.goal_topic} ({msg.encoding}, {msg.width}x{msg.height})')
+        self._request_goal(rgb, f'goal image from {self.goal_sub.topic_name} '
+                                f'({msg.encoding}, {msg.width}x{msg.height})')
 
     def on_set_goal_from_current_view(self, request, response):
         with self._lock:

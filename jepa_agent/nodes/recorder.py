@@ -2,6 +2,7 @@
 
     recorder --ros-args -p dataset_dir:=data/teleop -p rate_hz:=10.0
     recorder --ros-args --params-file config/recorder.yaml -p episode_frames:=200   # auto mode
+    recorder --ros-args -r camera/image_raw:=/wrist_camera/image_raw -r joint_states:=/my_arm/joint_states
 
 Services (std_srvs/Trigger): ~/start_episode, ~/stop_episode, ~/discard_episode. Health on /diagnostics.
 Frames are made by `jepa_agent.data.sync` (image-driven grid at rate_hz, joints interpolated at the image stamp,
@@ -24,6 +25,7 @@ from jepa_agent.data.messages import MessageError, truncate
 from jepa_agent.data.recording import EpisodeRecorder, RecorderConfig
 from jepa_agent.data.stream import StreamFeeder
 from jepa_agent.data.sync import FrameSynchronizer
+from jepa_agent.ros import topics
 from jepa_agent.ros.diagnostics import publish_status
 from jepa_agent.ros.params import declare_config
 from jepa_agent.ros.qos import RELIABLE, SENSOR
@@ -55,10 +57,11 @@ class RecorderNode(Node):
         self._last_start_try = -RETRY_S
         self._last_episode = '-'
 
-        self.create_subscription(Image, cfg.image_topic, self.on_image, IMAGE_QOS)
-        self.create_subscription(JointState, cfg.joint_states_topic, self.on_joint_state, JOINT_QOS)
-        self.create_subscription(JointTrajectory, cfg.trajectory_topic, self.on_command, RELIABLE)
-        self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
+        self.image_sub = self.create_subscription(Image, topics.IMAGE, self.on_image, IMAGE_QOS)
+        inputs = [self.image_sub,
+                  self.create_subscription(JointState, topics.JOINT_STATES, self.on_joint_state, JOINT_QOS),
+                  self.create_subscription(JointTrajectory, topics.TRAJECTORY, self.on_command, RELIABLE)]
+        self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, RELIABLE)
         self.create_service(Trigger, '~/start_episode', self.on_start)
         self.create_service(Trigger, '~/stop_episode', self.on_stop)
         self.create_service(Trigger, '~/discard_episode', self.on_discard)
@@ -66,7 +69,7 @@ class RecorderNode(Node):
         self.create_timer(1.0, self.publish_diagnostics)
         mode = f'auto mode, episodes of {cfg.episode_frames} frames' if cfg.episode_frames else \
             'waiting for ~/start_episode'
-        self.get_logger().info(f'recording {cfg.image_topic} + {cfg.joint_states_topic} + {cfg.trajectory_topic} '
+        self.get_logger().info(f'recording {" + ".join(sub.topic_name for sub in inputs)} '
                                f'at {cfg.rate_hz} Hz into {cfg.dataset_dir} ({mode})')
 
     def receipt(self) -> float:
@@ -122,7 +125,7 @@ class RecorderNode(Node):
     def _start(self) -> str:
         """Open a new episode; returns what happened. Raises START_ERRORS on failure."""
         if self._last_image_shape is None:
-            raise RuntimeError(f'no image received yet on {self.config.image_topic}')
+            raise RuntimeError(f'no image received yet on {self.image_sub.topic_name}')
         height, width, _ = self._last_image_shape
         source = f'ros:{self.get_fully_qualified_name()}'
         meta = self.config.dataset_meta(height, width, source=source)

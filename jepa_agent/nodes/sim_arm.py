@@ -2,12 +2,14 @@
 
     sim_arm --ros-args --params-file config/sim_arm.yaml
     sim_arm --ros-args -p image_size:=96 -p camera_hz:=15.0
+    sim_arm --ros-args -r joint_states:=/sim/joint_states -r camera/image_raw:=/sim/image_raw
 
-Publishes /joint_states and /camera/image_raw (rgb8) + /camera/camera_info; follows JointTrajectory messages on
-/arm_controller/joint_trajectory like ros2_control's joint_trajectory_controller (`controller: joint_trajectory`,
-the default: each trajectory starts from the arm's current position, is interpolated linearly to each point's
-time_from_start, and nothing limits how fast that is), after `command_latency_s`; `controller: rate_limited` also
-caps setpoint speed at max_joint_velocity, which hides commands that break the limit. /diagnostics reports how fast
+Publishes joint_states and camera/image_raw (rgb8) + camera/camera_info; follows JointTrajectory messages on
+arm_controller/joint_trajectory (relative names from jepa_agent.ros.topics) like ros2_control's
+joint_trajectory_controller (`controller: joint_trajectory`, the default: each trajectory starts from the arm's
+current position, is interpolated linearly to each point's time_from_start, and nothing limits how fast that is),
+after `command_latency_s`; `controller: rate_limited` also caps setpoint speed at max_joint_velocity, which hides
+commands that break the limit. /diagnostics reports how fast
 the arm really moved and how many commands asked for more than the velocity limit from where the arm was when they
 took effect. Like a real camera, frames can be published late (camera_latency_s; stamped at exposure), with
 jitter (camera_jitter_s) or not at all (camera_drop_rate). ~/reset (std_srvs/Trigger) re-seeds the scene. Physics
@@ -31,6 +33,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from jepa_agent.config import bounded
 from jepa_agent.data.messages import MessageError, trajectory_points, truncate
+from jepa_agent.ros import topics
 from jepa_agent.ros.conversions import rgb_to_image
 from jepa_agent.ros.diagnostics import publish_status
 from jepa_agent.ros.params import declare_config
@@ -47,7 +50,7 @@ MAX_LAG_S = 0.25
 
 @dataclass
 class SimArmConfig(ArmEnvConfig):
-    """sim_arm node parameters: the env's (ArmEnvConfig) plus rates, topic names and the seed."""
+    """sim_arm node parameters: the env's (ArmEnvConfig) plus rates, camera frame and the seed."""
 
     command_latency_s: float = bounded(0.05, ge=0, le=2)
     """Delay (s) between receiving a trajectory and starting it (transport and controller latency of a real arm)."""
@@ -68,23 +71,8 @@ class SimArmConfig(ArmEnvConfig):
     """Extra delay per frame, uniform in [0, camera_jitter_s] s (seeded); frames still leave in stamp order."""
     camera_drop_rate: float = bounded(0.02, ge=0, lt=1)
     """Fraction in [0, 1) of frames rendered but never published (seeded)."""
-    # topics
-    joint_states_topic: str = '/joint_states'
-    """Where the measured joint states are published (sensor_msgs/JointState)."""
-    image_topic: str = '/camera/image_raw'
-    """Where the rendered camera images are published (sensor_msgs/Image, rgb8)."""
-    camera_info_topic: str = '/camera/camera_info'
-    """Where the camera intrinsics are published (sensor_msgs/CameraInfo)."""
-    trajectory_topic: str = '/arm_controller/joint_trajectory'
-    """Arm commands followed, like a joint_trajectory_controller (trajectory_msgs/JointTrajectory)."""
     camera_frame_id: str = 'camera'
     """frame_id of the camera images and camera_info."""
-
-    def __post_init__(self):
-        super().__post_init__()     # checks the ranges of every field, these included
-        for name in ('joint_states_topic', 'image_topic', 'camera_info_topic', 'trajectory_topic'):
-            if not getattr(self, name):
-                raise ValueError(f'{name} must be a topic name, got {getattr(self, name)!r}')
 
     def env_config(self) -> ArmEnvConfig:
         return ArmEnvConfig(**{f.name: getattr(self, f.name) for f in fields(ArmEnvConfig)})
@@ -120,11 +108,11 @@ class SimArmNode(Node):
         self._rejected = self._overruns = 0
 
         cfg = self.config
-        self.joint_pub = self.create_publisher(JointState, cfg.joint_states_topic, RELIABLE)
-        self.image_pub = self.create_publisher(Image, cfg.image_topic, SENSOR)
-        self.info_pub = self.create_publisher(CameraInfo, cfg.camera_info_topic, SENSOR)
-        self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
-        self.create_subscription(JointTrajectory, cfg.trajectory_topic, self.on_trajectory, RELIABLE)
+        self.joint_pub = self.create_publisher(JointState, topics.JOINT_STATES, RELIABLE)
+        self.image_pub = self.create_publisher(Image, topics.IMAGE, SENSOR)
+        self.info_pub = self.create_publisher(CameraInfo, topics.CAMERA_INFO, SENSOR)
+        self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, RELIABLE)
+        self.command_sub = self.create_subscription(JointTrajectory, topics.TRAJECTORY, self.on_trajectory, RELIABLE)
         self.create_service(Trigger, '~/reset', self.on_reset)
         self.create_timer(1.0 / cfg.joint_state_hz, self.publish_joint_states)
         self.create_timer(1.0, self.publish_diagnostics)
@@ -134,7 +122,8 @@ class SimArmNode(Node):
             thread.start()
         self.get_logger().info(
             f'sim arm ready: joints {self.env.joint_names}, camera {cfg.image_size}px at {cfg.camera_hz} Hz on '
-            f'{cfg.image_topic}, joint states at {cfg.joint_state_hz} Hz, commands on {cfg.trajectory_topic}')
+            f'{self.image_pub.topic_name} + {self.info_pub.topic_name}, joint states at {cfg.joint_state_hz} Hz on '
+            f'{self.joint_pub.topic_name}, commands on {self.command_sub.topic_name}')
 
     def now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -150,7 +139,7 @@ class SimArmNode(Node):
                 self.arm.send(times, positions, self.now(), stamp)
         except (MessageError, TrajectoryError) as exc:
             self._rejected += 1
-            self.get_logger().warning(f'rejected trajectory on {self.config.trajectory_topic}: {truncate(exc)}; '
+            self.get_logger().warning(f'rejected trajectory on {self.command_sub.topic_name}: {truncate(exc)}; '
                                       'holding', throttle_duration_sec=2.0)
 
     def on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:

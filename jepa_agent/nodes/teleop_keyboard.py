@@ -2,8 +2,9 @@
 
     teleop_keyboard                                   # in a terminal: q/a w/s e/d ... jog, space holds, +/- step
     printf 'qqqq' | teleop_keyboard                   # scripted: exits once the piped keys are sent
+    teleop_keyboard --ros-args -r arm_controller/joint_trajectory:=/my_arm_controller/joint_trajectory
 
-Keys wait until /joint_states has been seen and the command topic has a subscriber, then each jog publishes a
+Keys wait until joint_states has been seen and the command topic has a subscriber, then each jog publishes a
 one-point JointTrajectory through the command gate (`jepa_agent.command_gate`): refused while joint states are
 stale, timed so no joint exceeds its velocity limit from where the arm is.
 """
@@ -23,6 +24,7 @@ from jepa_agent.command_gate import CommandGate, CommandGateConfig, CommandRefus
 from jepa_agent.config import bounded, check_ranges
 from jepa_agent.data.messages import MessageError
 from jepa_agent.robot import RobotDescription
+from jepa_agent.ros import topics
 from jepa_agent.ros.conversions import timed_trajectory
 from jepa_agent.ros.freshness import NewestJointState
 from jepa_agent.ros.managed import ManagedNode
@@ -38,7 +40,7 @@ LINGER_S = 0.5
 
 @dataclass
 class TeleopConfig(RobotDescription):
-    """teleop_keyboard node parameters: the robot description, jog step, motion time, topics."""
+    """teleop_keyboard node parameters: the robot description, jog step, motion time, readiness."""
 
     step: float = bounded(0.1, ge=MIN_STEP, le=MAX_STEP)
     """Initial jog step (rad); +/- change it at run time."""
@@ -49,10 +51,6 @@ class TeleopConfig(RobotDescription):
     min_subscribers: int = bounded(1, ge=1)
     """Keys wait until this many subscribers listen on the command topic: 2 when a recorder must see every jog
     besides the controller (publishing before it is matched would lose the first commands)."""
-    joint_states_topic: str = '/joint_states'
-    """Measured joint states (sensor_msgs/JointState; joints matched by name)."""
-    trajectory_topic: str = '/arm_controller/joint_trajectory'
-    """Arm commands out (trajectory_msgs/JointTrajectory): the joint_trajectory_controller's topic."""
 
     def __post_init__(self):
         super().__post_init__()
@@ -80,12 +78,12 @@ class TeleopKeyboardNode(ManagedNode):
 
     def configure(self) -> None:
         cfg = self.config
-        self.pub = self.create_command_publisher(JointTrajectory, cfg.trajectory_topic, RELIABLE)
-        self.create_subscription(JointState, cfg.joint_states_topic, self.on_joint_state, RELIABLE)
+        self.pub = self.create_command_publisher(JointTrajectory, topics.TRAJECTORY, RELIABLE)
+        self.joint_sub = self.create_subscription(JointState, topics.JOINT_STATES, self.on_joint_state, RELIABLE)
         self.create_timer(0.02, self.process_keys)
         if self.reader.is_terminal:
             print(help_text(cfg.joint_names), file=sys.stderr, flush=True)
-        self.get_logger().info(f'jogging {cfg.joint_names} on {cfg.trajectory_topic} '
+        self.get_logger().info(f'jogging {cfg.joint_names} on {self.pub.topic_name} from {self.joint_sub.topic_name} '
                                f'({"terminal" if self.reader.is_terminal else "piped"} input)')
 
     def _read_keys(self) -> None:
@@ -116,9 +114,9 @@ class TeleopKeyboardNode(ManagedNode):
         joints = self.joint_state.reading()
         if joints is None or self.pub.get_subscription_count() < self.config.min_subscribers:
             if not self._keys.empty():
-                self.get_logger().warning(f'keys wait for {self.config.joint_states_topic} and '
+                self.get_logger().warning(f'keys wait for {self.joint_sub.topic_name} and '
                                           f'{self.config.min_subscribers} subscriber(s) on '
-                                          f'{self.config.trajectory_topic}', throttle_duration_sec=5.0)
+                                          f'{self.pub.topic_name}', throttle_duration_sec=5.0)
             return
         while not self._keys.empty():
             key = self._keys.get()

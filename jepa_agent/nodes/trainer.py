@@ -2,12 +2,13 @@
 
     trainer --ros-args --params-file config/trainer.yaml
     trainer --ros-args -p checkpoint:=models/reach_64px -p checkpoint_dir:=runs/online -p duty_cycle:=0.3
+    trainer --ros-args -r camera/image_raw:=/wrist_camera/image_raw -r joint_states:=/my_arm/joint_states
 
 Makes frames exactly like the recorder (`jepa_agent.data.sync`: image-driven grid at the model's rate, joints
 interpolated at the image stamp, the active command as target) and hands them to the ROS-free `OnlineLearner`;
-publishes its surprise (latent prediction error of the last step) on /jepa_agent/surprise. Every
+publishes its surprise (latent prediction error of the last step) on jepa_agent/surprise. Every
 `checkpoint_every_s` it judges the model on held-out live windows it never trains on, and announces the checkpoint
-directory on /jepa_agent/model_updated (transient local, the planner reloads it) only if the model is no worse there
+directory on jepa_agent/model_updated (transient local, the planner reloads it) only if the model is no worse there
 than the one announced last by more than `announce_margin`; otherwise it writes nothing and logs both errors.
 Malformed, non-finite or out-of-limit inputs and constant images are skipped with a throttled warning.
 """
@@ -31,6 +32,7 @@ from jepa_agent.data.stream import StreamFeeder
 from jepa_agent.data.sync import FrameSynchronizer, SyncConfig
 from jepa_agent.model.checkpoint import CheckpointError, load_checkpoint
 from jepa_agent.robot import RobotDescription
+from jepa_agent.ros import topics
 from jepa_agent.ros.diagnostics import publish_status
 from jepa_agent.ros.managed import ManagedNode
 from jepa_agent.ros.params import declare_config
@@ -42,7 +44,7 @@ from jepa_agent.training.online import OnlineLearner, OnlineLearnerConfig
 
 @dataclass
 class TrainerConfig(OnlineLearnerConfig):
-    """trainer node parameters: the online learner's plus the starting model, rate and topics."""
+    """trainer node parameters: the online learner's plus the starting model, rate and threads."""
 
     checkpoint: str = ''
     """Starting world model (checkpoint directory); '' = the shipped model reach_64px."""
@@ -53,17 +55,6 @@ class TrainerConfig(OnlineLearnerConfig):
     threads: int = bounded(1, ge=0)
     """CPU threads torch may use (torch.set_num_threads); 0 = torch's default. Leave cores for the sim, recorder
     and planner."""
-    # topics
-    image_topic: str = '/camera/image_raw'
-    """Camera images learned from (sensor_msgs/Image; sensor-data QoS)."""
-    joint_states_topic: str = '/joint_states'
-    """Measured joint states (sensor_msgs/JointState; joints matched by name)."""
-    trajectory_topic: str = '/arm_controller/joint_trajectory'
-    """Arm commands, each frame's action target (trajectory_msgs/JointTrajectory)."""
-    surprise_topic: str = '/jepa_agent/surprise'
-    """World-model prediction error on the newest live step (std_msgs/Float32)."""
-    model_updated_topic: str = '/jepa_agent/model_updated'
-    """Where each checkpoint that passed the held-out check is announced (std_msgs/String, transient local)."""
 
     def __post_init__(self):
         super().__post_init__()     # checks the ranges of every field, these included
@@ -106,18 +97,20 @@ class TrainerNode(ManagedNode):
         self.feeder = StreamFeeder(self.sync, self.robot.joint_names, lower=self.robot.lower, upper=self.robot.upper)
         self._frames = 0
 
-        self.surprise_pub = self.create_publisher(Float32, cfg.surprise_topic, RELIABLE)
-        self.model_pub = self.create_publisher(String, cfg.model_updated_topic, LATCHED)
-        self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
-        self.create_subscription(Image, cfg.image_topic, self.on_image, SENSOR)
-        self.create_subscription(JointState, cfg.joint_states_topic, self.on_joint_state, RELIABLE)
-        self.create_subscription(JointTrajectory, cfg.trajectory_topic, self.on_trajectory, RELIABLE)
+        self.surprise_pub = self.create_publisher(Float32, topics.SURPRISE, RELIABLE)
+        self.model_pub = self.create_publisher(String, topics.MODEL_UPDATED, LATCHED)
+        self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, RELIABLE)
+        inputs = [self.create_subscription(Image, topics.IMAGE, self.on_image, SENSOR),
+                  self.create_subscription(JointState, topics.JOINT_STATES, self.on_joint_state, RELIABLE),
+                  self.create_subscription(JointTrajectory, topics.TRAJECTORY, self.on_trajectory, RELIABLE)]
         self.create_timer(0.05, lambda: self.learn(self.sync.poll(time.monotonic())))
         self.create_timer(1.0, self.publish_diagnostics)
         self.get_logger().info(
             f'online learning from {path}: joints {self.robot.joint_names} at {self.learner.rate_hz:.1f} Hz, '
             f'duty cycle {cfg.duty_cycle:.0%}, checkpoints '
-            f'{"every %.0f s in %s" % (cfg.checkpoint_every_s, cfg.checkpoint_dir) if cfg.checkpoint_dir else "off"}')
+            f'{"every %.0f s in %s" % (cfg.checkpoint_every_s, cfg.checkpoint_dir) if cfg.checkpoint_dir else "off"}; '
+            f'streams {", ".join(sub.topic_name for sub in inputs)}, surprise on {self.surprise_pub.topic_name}, '
+            f'checkpoints announced on {self.model_pub.topic_name}')
 
     def receipt(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9

@@ -6,7 +6,7 @@ lifecycle_manager, `ros2 lifecycle set`) decides when they load and when they ma
             super().__init__('explorer')
             self.config = declare_config(self, ExplorerConfig)   # parameters are declared and checked at once
         def configure(self) -> None:                            # a ConfigError fails the transition, saying why
-            self.pub = self.create_command_publisher(JointTrajectory, self.config.trajectory_topic, RELIABLE)
+            self.pub = self.create_command_publisher(JointTrajectory, topics.TRAJECTORY, RELIABLE)
             self.create_timer(0.1, self.step)                   # step() commands only while self.active
         def release(self) -> None: ...                          # optional: stop threads started by configure()
 

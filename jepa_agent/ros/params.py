@@ -12,7 +12,8 @@ parameter in `dynamic` must apply it in its on-set-parameters callback.
 - a `--params-file` that is missing, empty, or has an unknown (misspelled) section (see jepa_agent.config);
 - a parameter set for this node (in its own section of a file, or by `-p name:=value`) that it does not declare,
   such as `cem.horizn`. Names from wildcard sections (`/**`) may be meant for other nodes sharing the file
-  (launch files pass one arm description to every node), so only those are let through.
+  (launch files pass one arm description to every node), so only those are let through, except the former topic
+  parameters (`image_topic`, ...): the error says which name to remap instead (ros/topics.py).
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from rclpy.exceptions import InvalidParameterValueException
 from rclpy.node import Node
 
 from jepa_agent.config import ConfigError, Range, build, check_sections, did_you_mean, field_range, load_yaml
+from jepa_agent.ros.topics import FORMER_PARAMETERS, remap_hint
 
 T = TypeVar('T')
 
@@ -157,28 +159,38 @@ def check_params_files(argv: Sequence[str], name: str) -> None:
 
 
 def check_overrides(node: Node, argv: Sequence[str]) -> None:
-    """Refuse parameter values given to `node` for parameters it did not declare (typos such as `cem.horizn`)."""
+    """Refuse parameter values given to `node` for parameters it did not declare (typos such as `cem.horizn`, former
+    topic parameters such as `image_topic`: the error names the remap that replaces them)."""
     overrides = getattr(node, '_parameter_overrides', {})     # rclpy: values from files and -p meant for this node
     undeclared = {name for name in overrides if not node.has_parameter(name)}
     if not undeclared:
         return
-    ros_args = ros_arguments(argv)
-    sources = {rule.partition(':=')[0].rsplit(':', 1)[-1]: '-p' for rule in _option_values(ros_args, '-p', '--param')}
-    shared: set[str] = set()
+    own, shared = _sources(node.get_name(), ros_arguments(argv))
+    refused = sorted(n for n in undeclared if n in own or n not in shared or n in FORMER_PARAMETERS)
+    if not refused:
+        return
+    first = next((n for n in refused if n in FORMER_PARAMETERS), refused[0])
+    given = own.get(first) or shared.get(first)
+    where = 'by -p' if given == '-p' else f'in {given or "the overrides"}'
+    if first in FORMER_PARAMETERS:
+        raise ConfigError(f'[{node.get_name()}] {first} (set {where}) is not a parameter: {remap_hint(first)}')
+    raise ConfigError(f'[{node.get_name()}] unknown parameter(s) {refused} set {where}'
+                      f'{did_you_mean(first, node.list_parameters([], 0).names)}; this node does not declare them')
+
+
+def _sources(node: str, ros_args: Sequence[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """({name: '-p' or file} set for `node` itself, {name: file} set in wildcard sections)."""
+    own = {rule.partition(':=')[0].rsplit(':', 1)[-1]: '-p' for rule in _option_values(ros_args, '-p', '--param')}
+    shared: dict[str, str] = {}
     for path in params_files(ros_args):
         for key, block in load_yaml(path).items():
             target = str(key).rstrip('/').rsplit('/', 1)[-1]
             names = _flatten(block.get('ros__parameters') or {})
-            if target == node.get_name():
-                sources.update({n: path for n in names if n not in sources})
+            if target == node:
+                own.update({n: path for n in names if n not in own})
             elif '*' in target:
-                shared |= names
-    refused = sorted(n for n in undeclared if n in sources or n not in shared)
-    if refused:
-        first = refused[0]
-        where = 'by -p' if sources.get(first) == '-p' else f'in {sources.get(first, "the overrides")}'
-        raise ConfigError(f'[{node.get_name()}] unknown parameter(s) {refused} set {where}'
-                          f'{did_you_mean(first, node.list_parameters([], 0).names)}; this node does not declare them')
+                shared.update({n: path for n in names if n not in shared})
+    return own, shared
 
 
 def _flatten(params: dict, prefix: str = '') -> set[str]:
