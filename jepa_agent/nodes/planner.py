@@ -4,7 +4,7 @@
     python -m jepa_agent.nodes.planner --ros-args -p checkpoint:=runs/reach
     ros2 run jepa_agent planner --ros-args -r camera/image_raw:=/wrist_camera/image_raw \\
         -r arm_controller/joint_trajectory:=/joint_trajectory_controller/joint_trajectory
-    # set the goal to what the camera sees now:  ros2 service call /planner/set_goal_from_current_view std_srvs/srv/Trigger
+    ros2 service call /planner/set_goal_from_current_view std_srvs/srv/Trigger     # the goal: what the camera sees
 
 This node only moves messages and owns parameters; what to command, and when to hold, is the agent's (the same object
 `eval-planner` runs). Plans run in a dedicated thread, one per fresh camera frame (at most `rate_hz`). The agent plans
@@ -50,7 +50,7 @@ from jepa_agent.planning.plan_stats import PlanStats
 from jepa_agent.resources import model_path
 from jepa_agent.robot import RobotDescription
 from jepa_agent.ros import topics
-from jepa_agent.ros.conversions import make_trajectory, rgb_to_image, timed_trajectory
+from jepa_agent.ros.conversions import cv_bridge_decoder, make_trajectory, rgb_to_image, timed_trajectory
 from jepa_agent.ros.diagnostics import publish_status
 from jepa_agent.ros.freshness import NewestJointState, message_age, now_s, stamp_age_ms
 from jepa_agent.ros.managed import ManagedNode
@@ -96,6 +96,7 @@ class PlannerNode(ManagedNode):
         self.gate_config = declare_config(self, CommandGateConfig, 'command_gate.')
         self.enabled = self.config.enabled
         self.rejections = InputRejections(self.get_logger())
+        self.decoder = cv_bridge_decoder()
         self.joint_state = NewestJointState(self.robot.joint_names, self.robot.lower, self.robot.upper,
                                             self.get_clock())
         self.add_on_set_parameters_callback(self.on_set_parameters)
@@ -144,8 +145,8 @@ class PlannerNode(ManagedNode):
         self._thread.start()
         self.get_logger().info(f'planning with {model} from {self.checkpoint} on {cfg.device}, joints '
                                f'{self.robot.joint_names}, dt {self.limits.dt:.3f} s: from '
-                               f'{", ".join(sub.topic_name for sub in inputs)} to {self.command_pub.topic_name}, goals on '
-                               f'{self.goal_sub.topic_name}')
+                               f'{", ".join(sub.topic_name for sub in inputs)} to {self.command_pub.topic_name}, '
+                               f'goals on {self.goal_sub.topic_name}')
 
     # -- model ---------------------------------------------------------------------------------------------
     def _load_model(self, path: str, period: float | None = None) -> tuple[torch.nn.Module, DatasetMeta]:
@@ -184,7 +185,7 @@ class PlannerNode(ManagedNode):
     # -- inputs --------------------------------------------------------------------------------------------
     def on_image(self, msg: Image) -> None:
         try:
-            rgb = _usable_image(msg)
+            rgb = self._usable_image(msg)
             check_not_future(stamp_seconds(msg.header, 0.0), now_s(self.get_clock()), 'image')
         except MessageError as exc:
             self._fault('image', exc)
@@ -208,6 +209,10 @@ class PlannerNode(ManagedNode):
         """Seconds since the frame arrived or was stamped, whichever is longer ago."""
         return message_age(image[2], stamp_seconds(image[1], 0.0), self.get_clock())
 
+    def _usable_image(self, msg: Image) -> np.ndarray:
+        """RGB of a camera or goal image; MessageError if it breaks the Image contract or is one flat colour."""
+        return check_not_flat(image_to_rgb(msg, decoder=self.decoder))
+
     def _fault(self, kind: str, exc: Exception) -> None:
         """An unusable input replaces the last good one (so planning holds) and is reported, throttled."""
         self._input_fault = truncate(f'unusable {kind}: {exc}')
@@ -216,7 +221,7 @@ class PlannerNode(ManagedNode):
     # -- goal ----------------------------------------------------------------------------------------------
     def on_goal_image(self, msg: Image) -> None:
         try:
-            rgb = _usable_image(msg)
+            rgb = self._usable_image(msg)
         except MessageError as exc:
             self.rejections.reject('goal_image', exc)
             return
@@ -374,9 +379,6 @@ class PlannerNode(ManagedNode):
             self._thread = None
 
 
-def _usable_image(msg: Image) -> np.ndarray:
-    """RGB of a camera or goal image; MessageError if it breaks the Image contract or is one flat colour."""
-    return check_not_flat(image_to_rgb(msg))
 
 
 def main(args: list[str] | None = None) -> int:

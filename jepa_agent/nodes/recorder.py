@@ -26,6 +26,7 @@ from jepa_agent.data.recording import EpisodeRecorder, RecorderConfig
 from jepa_agent.data.stream import StreamFeeder
 from jepa_agent.data.sync import FrameSynchronizer
 from jepa_agent.ros import topics
+from jepa_agent.ros.conversions import cv_bridge_decoder
 from jepa_agent.ros.diagnostics import publish_status
 from jepa_agent.ros.params import declare_config
 from jepa_agent.ros.qos import RELIABLE, SENSOR
@@ -48,7 +49,8 @@ class RecorderNode(Node):
         super().__init__('recorder')
         self.config = cfg = declare_config(self, RecorderConfig)
         self.sync = FrameSynchronizer(len(cfg.joint_names), cfg.sync_config())
-        self.feeder = StreamFeeder(self.sync, cfg.joint_names, lower=cfg.lower, upper=cfg.upper)
+        self.feeder = StreamFeeder(self.sync, cfg.joint_names, lower=cfg.lower, upper=cfg.upper,
+                                   decoder=cv_bridge_decoder())
         self.recorder = EpisodeRecorder(cfg.dataset_dir, cfg.max_queued_frames, on_error=self._on_write_error)
         self.rejections = InputRejections(self.get_logger(), WARN_EVERY_S)
         self.received = {'image': 0, 'joint_state': 0, 'command': 0}

@@ -33,6 +33,7 @@ from jepa_agent.data.sync import FrameSynchronizer, SyncConfig
 from jepa_agent.model.checkpoint import CheckpointError, load_checkpoint
 from jepa_agent.robot import RobotDescription
 from jepa_agent.ros import topics
+from jepa_agent.ros.conversions import cv_bridge_decoder
 from jepa_agent.ros.diagnostics import publish_status
 from jepa_agent.ros.managed import ManagedNode
 from jepa_agent.ros.params import declare_config
@@ -94,7 +95,8 @@ class TrainerNode(ManagedNode):
             raise ConfigError(f'[trainer] {exc}') from exc
         self.sync = FrameSynchronizer(self.robot.n_joints, SyncConfig(rate_hz=self.learner.rate_hz,
                                                                       max_joint_gap=cfg.max_joint_gap))
-        self.feeder = StreamFeeder(self.sync, self.robot.joint_names, lower=self.robot.lower, upper=self.robot.upper)
+        self.feeder = StreamFeeder(self.sync, self.robot.joint_names, lower=self.robot.lower, upper=self.robot.upper,
+                                   decoder=cv_bridge_decoder())
         self._frames = 0
 
         self.surprise_pub = self.create_publisher(Float32, topics.SURPRISE, RELIABLE)

@@ -12,8 +12,8 @@ lifecycle_manager, `ros2 lifecycle set`) decides when they load and when they ma
 
 - configure: `configure()` loads what the node needs (a model) and creates its publishers, subscriptions, timers;
 - activate: `self.active` becomes True (then `activated()`) and the node may command the arm;
-- deactivate: `self.active` is False (then `deactivated()`) and the node holds: it publishes no command (its command publisher is a
-  lifecycle publisher, so nothing gets out even by mistake);
+- deactivate: `self.active` is False (then `deactivated()`) and the node holds: it publishes no command (its
+  command publisher is a lifecycle publisher, so nothing gets out even by mistake);
 - cleanup / shutdown: `release()`, then everything `configure()` created is destroyed (configure can run again).
 
 `autostart` (read-only parameter, default true) configures and activates the node at start-up, so `ros2 run` and the

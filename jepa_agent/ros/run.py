@@ -22,8 +22,8 @@ def run_node(factory: Callable[[], Node], name: str, args: list[str] | None = No
     A managed node (ros/managed.py) is then configured and activated, unless its `autostart` is false.
     A ConfigError while building or configuring it (bad parameters, an unusable model) is logged as one FATAL line
     and gives exit code 2; so are a missing, empty or misspelled `--params-file` (checked before rclpy reads it) and
-    a parameter given to the node that it does not declare (checked once it is built; see ros/params.py). A node that stops itself on an
-    unrecoverable error sets `exit_code` (default 0) and calls `context.try_shutdown()`.
+    a parameter given to the node that it does not declare (checked once it is built; see ros/params.py). A node that
+    stops itself on an unrecoverable error sets `exit_code` (default 0) and calls `context.try_shutdown()`.
 
     Ctrl-C and SIGTERM only ask the spin loop to end: the node is destroyed (its worker threads stopped) while the
     ROS context is still valid, and only then is the context shut down. rclpy's own signal handler would invalidate
