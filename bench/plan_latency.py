@@ -1,6 +1,7 @@
 """Planner latency: one CEM plan with the shipped world model, and camera frame → published command with ROS.
 
     .venv/bin/python bench/plan_latency.py                          # CPU, 2 threads, 300 samples × 5 it × H 5
+    .venv/bin/python bench/plan_latency.py --config config/planner.yaml --threads 1   # the deployed search, 1 core
     python3 bench/plan_latency.py --device cuda --compile           # GPU (needs only torch + safetensors + yaml)
     .venv/bin/python bench/plan_latency.py --ros --seconds 20       # sim_arm + planner processes, frame → command
 
@@ -29,13 +30,22 @@ def percentiles(values_ms: list[float]) -> dict[str, float]:
             'n': len(values_ms)}
 
 
+def search_settings(args):
+    """The CEM search timed: all of --config's cem.*, or the command line's size with the planner's cost terms."""
+    from jepa_agent.planning.cli import planner_settings
+    config = planner_settings(args.config)[0]
+    if args.config is None:
+        config = dataclasses.replace(config, num_samples=args.samples, num_iterations=args.iterations,
+                                     horizon=args.horizon)
+    return config
+
+
 def bench_cem(args) -> dict:
     import torch
 
     from jepa_agent.data.episodes import DatasetMeta
     from jepa_agent.model.checkpoint import load_checkpoint
     from jepa_agent.model.devices import resolve_device
-    from jepa_agent.planning.cli import planner_settings
     from jepa_agent.planning.constraints import JointLimits
     from jepa_agent.planning.agent import Frame
     from jepa_agent.planning.mpc import LatentMPC
@@ -46,9 +56,7 @@ def bench_cem(args) -> dict:
     model, meta = load_checkpoint(args.checkpoint, device)
     trained_on = DatasetMeta.from_dict(meta)
     limits = JointLimits.of(trained_on.robot, 1.0 / trained_on.rate_hz)
-    # the search size from the command line, everything else (cost terms, bounds) as the planner node uses it
-    config = dataclasses.replace(planner_settings(None)[0], num_samples=args.samples,
-                                 num_iterations=args.iterations, horizon=args.horizon, compile=args.compile)
+    config = dataclasses.replace(search_settings(args), compile=args.compile)
     mpc = LatentMPC(model, limits, config)
     rng = np.random.default_rng(0)
     size = model.config.image_size
@@ -65,9 +73,11 @@ def bench_cem(args) -> dict:
         if i >= args.warmup:
             act_ms.append(elapsed * 1e3)
             plan_ms.append(plan.latency_s * 1e3)
-    name = torch.cuda.get_device_name(device) if device.type == 'cuda' else f'CPU, {torch.get_num_threads()} threads'
-    return {'device': name, 'model': repr(model), 'samples': args.samples, 'iterations': args.iterations,
-            'horizon': args.horizon, 'compile': args.compile, 'state_cost_weight': config.state_cost_weight,
+    threads = torch.get_num_threads()
+    name = torch.cuda.get_device_name(device) if device.type == 'cuda' else \
+        f'CPU, {threads} thread{"s" if threads > 1 else ""}'
+    return {'device': name, 'model': repr(model), 'samples': config.num_samples, 'iterations': config.num_iterations,
+            'horizon': config.horizon, 'compile': args.compile, 'state_cost_weight': config.state_cost_weight,
             'plan_ms': percentiles(plan_ms),
             'encode_and_plan_ms': percentiles(act_ms)}
 
@@ -91,15 +101,18 @@ def bench_ros(args) -> dict:
     env.reset(seed)
     goal = env.sample_goal(seed)
 
-    def start(name, *params):
+    def start(name, *params, params_file=None):
         cmd = [sys.executable, '-m', f'jepa_agent.nodes.{name}', '--ros-args']
+        cmd += ['--params-file', params_file] if params_file else []
         for p in params:
             cmd += ['-p', p]
         return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
+    search = (f'cem.num_samples:={args.samples}', f'cem.num_iterations:={args.iterations}',
+              f'cem.horizon:={args.horizon}')
     procs = [start('sim_arm', f'seed:={seed}'),
-             start('planner', f'checkpoint:={args.checkpoint}', f'cem.num_samples:={args.samples}',
-                   f'cem.num_iterations:={args.iterations}', f'cem.horizon:={args.horizon}', f'threads:={args.threads}')]
+             start('planner', f'checkpoint:={args.checkpoint}', f'threads:={args.threads}',
+                   *(() if args.config else search), params_file=args.config)]
     rclpy.init()
     node = rclpy.create_node('plan_latency_bench')
     latencies, commands = [], []
@@ -131,8 +144,9 @@ def bench_ros(args) -> dict:
         rclpy.shutdown()
     if not latencies:
         raise RuntimeError('no plans arrived: is the shipped model present, and do sim_arm and planner start?')
+    cem = search_settings(args)
     return {'frame_to_command_ms': percentiles(latencies), 'command_rate_hz': round(len(commands) / args.seconds, 2),
-            'samples': args.samples, 'iterations': args.iterations, 'horizon': args.horizon,
+            'samples': cem.num_samples, 'iterations': cem.num_iterations, 'horizon': cem.horizon,
             'planner_threads': args.threads, 'cpu_cores': os.cpu_count()}
 
 
@@ -151,14 +165,35 @@ def main() -> int:
     parser.add_argument('--compile', action='store_true', help='torch.compile the rollout (GPU)')
     parser.add_argument('--ros', action='store_true', help='measure camera frame → command with real processes')
     parser.add_argument('--seconds', type=float, default=20.0, help='ROS measurement duration')
+    parser.add_argument('--config', default=None, help='planner parameter file whose cem.* search to time')
     parser.add_argument('--json', default=None, help='also write the result here')
+    parser.add_argument('--record', action='store_true', help='write bench/results/ for the README table')
     args = parser.parse_args()
     result = bench_ros(args) if args.ros else bench_cem(args)
     result['date'] = time.strftime('%Y-%m-%d', time.gmtime())
     print(json.dumps(result, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + '\n')
+    if args.record:
+        record_result(args, result)
     return 0
+
+
+def record_result(args, result: dict) -> None:
+    from results import record
+    if args.ros:
+        ms = result['frame_to_command_ms']
+        record('frame_to_command', 'camera frame → published command (sim_arm + planner processes)',
+               f"p50 {ms['p50']:.0f} ms / p95 {ms['p95']:.0f} ms, {result['command_rate_hz']} commands/s "
+               f"(CEM {result['samples']} × {result['iterations']} × H{result['horizon']})", 'p95 ≤ 60 ms',
+               result, order=80)
+        return
+    plan, total = result['plan_ms'], result['encode_and_plan_ms']
+    search = f"CEM {result['samples']} × {result['iterations']} × H{result['horizon']}"
+    name = 'plan_latency_deployed' if args.config else 'plan_latency'
+    record(name, f"plan latency, {search}{' (deployed)' if args.config else ''}, {result['device']}",
+           f"p50 {plan['p50']:.1f} ms / p95 {plan['p95']:.1f} ms (with encoding p50 {total['p50']:.1f} ms)",
+           '≤ 33 ms p50 on one core' if args.config else '—', result, order=71 if args.config else 70)
 
 
 if __name__ == '__main__':

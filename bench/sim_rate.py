@@ -47,7 +47,9 @@ def main() -> None:
     parser.add_argument('--sizes', type=int, nargs='+', default=[64, 224], help='image sizes (px)')
     parser.add_argument('--seconds', type=float, default=1.0, help='duration of each run')
     parser.add_argument('--repeats', type=int, default=5, help='runs per measurement; the best is reported')
+    parser.add_argument('--record', action='store_true', help='write bench/results/ for the README table')
     args = parser.parse_args()
+    rows = []
     print(f'# sim_rate  {time.strftime("%Y-%m-%d", time.gmtime())}  {platform.processor() or platform.machine()}, '
           f'{os.cpu_count()} CPUs, MUJOCO_GL={os.environ["MUJOCO_GL"]}')
     print('| image px | physics steps/s | real-time factor | steps/s with render | render ms/frame |')
@@ -60,7 +62,14 @@ def main() -> None:
         rendered = max(steps_per_second(env, args.seconds, render=True) for _ in range(args.repeats))
         ms = min(render_ms(env, args.seconds) for _ in range(args.repeats))
         print(f'| {size} | {physics:.0f} | {physics * env.control_dt:.0f}x | {rendered:.0f} | {ms:.2f} |', flush=True)
+        rows.append({'image_px': size, 'physics_steps_per_s': round(physics),
+                     'steps_per_s_with_render': round(rendered), 'render_ms': round(ms, 2)})
         env.close()
+    if args.record:
+        from results import record
+        record('sim_rate', 'sim: env steps/s and render time', '; '.join(
+            f"{r['image_px']} px: {r['physics_steps_per_s']} physics steps/s, {r['steps_per_s_with_render']} with "
+            f"render, {r['render_ms']:.1f} ms/frame" for r in rows), '—', {'rows': rows}, order=10)
 
 
 if __name__ == '__main__':

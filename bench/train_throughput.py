@@ -128,6 +128,7 @@ def main() -> None:
     parser.add_argument('--planner-episodes', type=int, default=0, help='closed-loop reach goals per evaluation')
     parser.add_argument('--success-bar', type=float, default=0.95, help='planner success rate to reach')
     parser.add_argument('--json', default=None, help='also write the results here')
+    parser.add_argument('--record', action='store_true', help='write bench/results/ for the README table')
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as out:
         trainer = make_trainer(args, out)
@@ -145,6 +146,12 @@ def main() -> None:
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(result, f, indent=2)
+    if args.record:
+        from results import record
+        t = result['throughput']
+        record('train_throughput', 'training throughput (shipped recipe, config/train.yaml)',
+               f"{t['samples_per_s']:.0f} windows/s of {t['window_frames']} frames on {t['device']} "
+               f"({t['threads']} thread(s), batch {t['batch_size']})", '—', result, order=30)
 
 
 if __name__ == '__main__':
