@@ -14,6 +14,12 @@ from jepa_agent.planning.constraints import JointLimits, project
 from jepa_agent.planning.mpc import LatentMPC
 from jepa_agent.planning.objectives import LatentGoalCost
 
+def search(**overrides) -> CEMConfig:
+    """The unit tests' search: a short horizon on latent distance only, whatever the shipped defaults
+    (config/planner.yaml's) are."""
+    return CEMConfig(**{'horizon': 5, 'num_iterations': 6, 'state_cost_weight': 0.0, **overrides})
+
+
 LIMITS = JointLimits(lower=[-2.8, -2.5, -2.5], upper=[2.8, 2.5, 2.5], velocity=[1.5, 1.5, 1.5], dt=0.1)
 
 
@@ -25,19 +31,19 @@ def reach(goal):
 
 def test_cem_finds_the_optimum_of_a_toy_problem():
     goal = np.array([0.4, -0.3, 0.2])       # reachable within H=5 steps of 0.15 rad
-    plan = CEMPlanner(CEMConfig(num_iterations=8), LIMITS).plan(reach(goal), np.zeros(3))
+    plan = CEMPlanner(search(num_iterations=8), LIMITS).plan(reach(goal), np.zeros(3))
     np.testing.assert_allclose(plan.targets[-1], goal, atol=0.02)
     np.testing.assert_allclose(np.cumsum(plan.actions, 0), plan.targets, atol=1e-6)
     assert plan.cost < 0.03
 
 
 def test_far_goal_moves_at_the_velocity_limit_towards_it():
-    plan = CEMPlanner(CEMConfig(), LIMITS).plan(reach([2.0, -2.0, 0.0]), np.zeros(3))
+    plan = CEMPlanner(search(), LIMITS).plan(reach([2.0, -2.0, 0.0]), np.zeros(3))
     np.testing.assert_allclose(plan.targets[-1, :2], [0.75, -0.75], atol=0.03)   # 5 steps × 0.15 rad
 
 
 def test_warm_start_is_the_previous_plan_shifted():
-    planner = CEMPlanner(CEMConfig(), LIMITS)
+    planner = CEMPlanner(search(), LIMITS)
     assert torch.equal(planner.warm_start(1), torch.zeros(5, 3))
     plan = planner.plan(reach([0.4, -0.3, 0.2]), np.zeros(3))
     previous = torch.as_tensor(plan.actions, dtype=torch.float32)
@@ -56,7 +62,7 @@ def test_elites_are_retained_into_the_next_iteration():
         batches.append(actions.clone())
         return reach([0.3, 0.3, 0.3])(actions, targets)
 
-    config = CEMConfig(num_samples=50, num_iterations=3, num_elites=10, num_retained=4)
+    config = search(num_samples=50, num_iterations=3, num_elites=10, num_retained=4)
     CEMPlanner(config, LIMITS).plan(spy, np.zeros(3))
     for before, after in zip(batches, batches[1:]):
         costs = reach([0.3, 0.3, 0.3])(before, project(before, torch.zeros(3), *limit_tensors(config))[1])
@@ -74,7 +80,7 @@ def test_plans_never_violate_position_velocity_or_trust_region_bounds():
     for trial in range(40):
         lower = rng.uniform(-3, 0, 3)
         limits = JointLimits(lower, lower + rng.uniform(0.05, 4, 3), rng.uniform(0.1, 3, 3), rng.uniform(0.02, 0.5))
-        config = CEMConfig(num_samples=40, num_iterations=2, num_elites=8, num_retained=3,
+        config = search(num_samples=40, num_iterations=2, num_elites=8, num_retained=3,
                            horizon=int(rng.integers(1, 8)), trust_region=float(rng.uniform(0.01, 1)),
                            init_std=float(rng.uniform(0.1, 10)), seed=trial)
         max_step = limits.max_step(config.trust_region)
@@ -89,7 +95,7 @@ def test_plans_never_violate_position_velocity_or_trust_region_bounds():
 def test_projection_bounds_arbitrary_actions():
     actions = torch.randn(200, 6, 3) * 100
     actions[0, 0] = float('inf')
-    lower, upper, max_step = limit_tensors(CEMConfig())
+    lower, upper, max_step = limit_tensors(search())
     feasible, targets = project(actions, torch.tensor([2.75, -2.45, 0.0]), lower, upper, max_step)
     for row in targets.double().numpy():
         assert LIMITS.contains(row, np.array([2.75, -2.45, 0.0]), 0.15)
@@ -98,7 +104,7 @@ def test_projection_bounds_arbitrary_actions():
 
 @pytest.mark.parametrize('q0', [[np.nan, 0, 0], [0, np.inf, 0], [3.5, 0, 0]])
 def test_bad_measured_positions_give_no_plan(q0):
-    assert CEMPlanner(CEMConfig(), LIMITS).plan(reach([0, 0, 0]), np.array(q0)) is None
+    assert CEMPlanner(search(), LIMITS).plan(reach([0, 0, 0]), np.array(q0)) is None
 
 
 def test_non_finite_cost_gives_no_plan():
@@ -107,7 +113,7 @@ def test_non_finite_cost_gives_no_plan():
         cost[7] = float('nan')
         return cost
 
-    assert CEMPlanner(CEMConfig(), LIMITS).plan(poisoned, np.zeros(3)) is None
+    assert CEMPlanner(search(), LIMITS).plan(poisoned, np.zeros(3)) is None
 
 
 @pytest.mark.parametrize('bad', [dict(num_samples=0), dict(num_elites=400), dict(num_retained=40),
@@ -155,7 +161,7 @@ def plan_from(mpc, image, q, in_flight=NO_FLIGHT):
 
 
 def test_latent_mpc_moves_toward_the_goal_view():
-    mpc = LatentMPC(ToyWorldModel(), LIMITS, CEMConfig())
+    mpc = LatentMPC(ToyWorldModel(), LIMITS, search())
     assert plan_from(mpc, colour([0.5] * 3), np.zeros(3)) is None                # no goal yet
     mpc.set_goal((colour([0.8, 0.2, 0.5], size=32) * 255).astype(np.uint8))    # resized + uint8
     q = np.zeros(3)
@@ -167,11 +173,11 @@ def test_latent_mpc_moves_toward_the_goal_view():
 def test_latent_mpc_plans_from_the_end_of_the_actions_in_flight():
     """The arm will have moved by the in-flight targets when the plan takes effect: the plan starts there, and the
     model is rolled over them first (the goal is 0.3 away, 0.2 of it already on its way)."""
-    mpc = LatentMPC(ToyWorldModel(), LIMITS, CEMConfig(num_iterations=8))
+    mpc = LatentMPC(ToyWorldModel(), LIMITS, search(num_iterations=8))
     mpc.set_goal(colour([0.8, 0.5, 0.5]))
     in_flight = np.array([[0.1, 0.0, 0.0], [0.2, 0.0, 0.0]])
     plan = plan_from(mpc, colour([0.5] * 3), np.zeros(3), in_flight)
-    assert LIMITS.contains(plan.targets, in_flight[-1], CEMConfig().trust_region)
+    assert LIMITS.contains(plan.targets, in_flight[-1], search().trust_region)
     np.testing.assert_allclose(plan.targets[-1], [0.3, 0.0, 0.0], atol=0.03)
 
 
@@ -179,7 +185,7 @@ def test_offset_free_mpc_settles_on_the_goal_view_despite_a_biased_predictor():
     """A predictor that always adds 0.05 to channel 0 leads a plain MPC 0.05 short of the goal; comparing what the
     camera sees with what was predicted for it removes that offset."""
     def settle(with_joint_positions: bool) -> np.ndarray:
-        mpc = LatentMPC(ToyWorldModel(bias=(0.05, 0.0, 0.0)), LIMITS, CEMConfig(num_iterations=8))
+        mpc = LatentMPC(ToyWorldModel(bias=(0.05, 0.0, 0.0)), LIMITS, search(num_iterations=8))
         mpc.set_goal(colour([0.8, 0.5, 0.5]))
         q, frames = np.zeros(3), []
         for k in range(25):
@@ -194,7 +200,7 @@ def test_offset_free_mpc_settles_on_the_goal_view_despite_a_biased_predictor():
 def test_staying_only_has_a_cost_near_the_goal():
     """The toy model moves its latent 0.15 per largest step, so near = within 4 x 0.15 of the goal view: only there
     is the cost of staying finite (the agent may stop the arm)."""
-    mpc = LatentMPC(ToyWorldModel(), LIMITS, CEMConfig(num_iterations=2, near_goal_steps=4.0))
+    mpc = LatentMPC(ToyWorldModel(), LIMITS, search(num_iterations=2, near_goal_steps=4.0))
     mpc.set_goal(colour([0.8, 0.5, 0.5]))
     assert mpc.step_distance == pytest.approx(0.15, abs=1e-6)
     plan_from(mpc, colour([0.5] * 3), np.zeros(3))                            # 0.3 away: near
@@ -221,37 +227,37 @@ def test_state_readout_adds_the_joint_space_distance():
 def test_limit_margin_cost_keeps_plans_off_the_joint_limits():
     """A goal exactly at a limit: without the margin cost the plan goes there, with it the plan stays out of the band."""
     q0, goal = np.array([2.0, 0.0, 0.0]), np.array([2.8, 0.0, 0.0])
-    plain = CEMPlanner(CEMConfig(num_iterations=8, limit_margin=0.0), LIMITS).plan(reach(goal), q0)
-    margin = CEMPlanner(CEMConfig(num_iterations=8, limit_margin=0.2, limit_cost=10.0), LIMITS).plan(reach(goal), q0)
+    plain = CEMPlanner(search(num_iterations=8, limit_margin=0.0), LIMITS).plan(reach(goal), q0)
+    margin = CEMPlanner(search(num_iterations=8, limit_margin=0.2, limit_cost=10.0), LIMITS).plan(reach(goal), q0)
     assert plain.targets[-1][0] > 2.75 and margin.targets[-1][0] < 2.7
 
 
 def test_state_cost_needs_a_state_head():
     with pytest.warns(RuntimeWarning, match='no state head'):
-        mpc = LatentMPC(ToyWorldModel(), LIMITS, CEMConfig(state_cost_weight=1.0))
+        mpc = LatentMPC(ToyWorldModel(), LIMITS, search(state_cost_weight=1.0))
     assert mpc.state_cost_weight == 0.0
     head = torch.nn.Linear(3, 3)
     with torch.no_grad():
         head.weight.copy_(torch.eye(3))
-    mpc = LatentMPC(ToyWorldModel(state_head=head), LIMITS, CEMConfig(state_cost_weight=1.0))
+    mpc = LatentMPC(ToyWorldModel(state_head=head), LIMITS, search(state_cost_weight=1.0))
     mpc.set_goal(colour([0.8, 0.2, 0.5]))
     q = np.zeros(3)
     for _ in range(10):
         q = plan_from(mpc, colour(0.5 + q), q).targets[0]
     np.testing.assert_allclose(q, [0.3, -0.3, 0.0], atol=0.02)
     with pytest.raises(ValueError, match='state_cost_weight'):
-        CEMConfig(state_cost_weight=-1.0)
+        search(state_cost_weight=-1.0)
 
 
 def test_latent_mpc_gives_no_plan_from_non_finite_inputs_or_model_output():
-    mpc = LatentMPC(ToyWorldModel(), LIMITS, CEMConfig(num_iterations=2))
+    mpc = LatentMPC(ToyWorldModel(), LIMITS, search(num_iterations=2))
     mpc.set_goal(colour([0.8, 0.2, 0.5]))
     assert plan_from(mpc, colour([0.5] * 3), np.array([0.0, np.nan, 0.0])) is None
     assert plan_from(mpc, colour([0.5] * 3), np.zeros(3), np.array([[0.0, np.inf, 0.0]])) is None
     image = colour([0.5] * 3)
     image[3, 3, 1] = np.nan
     assert plan_from(mpc, image, np.zeros(3)) is None
-    poisoned = LatentMPC(ToyWorldModel(poison=True), LIMITS, CEMConfig(num_iterations=2))
+    poisoned = LatentMPC(ToyWorldModel(poison=True), LIMITS, search(num_iterations=2))
     poisoned.set_goal(colour([0.8, 0.2, 0.5]))
     assert plan_from(poisoned, colour([0.5] * 3), np.zeros(3)) is None
 

@@ -153,3 +153,24 @@ def test_integer_ranges_hold_the_integers_of_the_declared_range():
     finally:
         node.destroy_node()
         rclpy.shutdown(context=context)
+
+
+# -- the shipped config files say what the nodes do anyway: a node started without them behaves the same ---------
+def flat(params: dict, prefix: str = '') -> dict:
+    out = {}
+    for key, value in params.items():
+        out.update(flat(value, f'{prefix}{key}.') if isinstance(value, dict) else {prefix + key: value})
+    return out
+
+
+@pytest.mark.parametrize('node', sorted(NODES))
+def test_node_defaults_equal_the_shipped_config_file(node):
+    from jepa_agent.config import load_section
+    from jepa_agent.resources import config_path
+    shipped = flat(load_section(config_path(f'{node}.yaml'), node))
+    expected = expected_parameters(node)
+    assert set(shipped) <= set(expected), sorted(set(shipped) - set(expected))
+    for name, value in shipped.items():
+        field = expected[name][1]
+        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+        assert default == value or (isinstance(default, float) and default == float(value)), (node, name, default, value)

@@ -49,6 +49,8 @@ class TrainerConfig(OnlineLearnerConfig):
 
     checkpoint: str = ''
     """Starting world model (checkpoint directory); '' = the shipped model reach_64px."""
+    checkpoint_dir: str = 'runs/online'
+    """Where checkpoints that pass the held-out check are written (and announced from); '' = none."""
     rate_hz: float = bounded(0.0, ge=0, le=1000)
     """Frame rate; 0 = the rate the checkpoint was trained at (its metadata rate_hz)."""
     max_joint_gap: float = same_range(SyncConfig, 'max_joint_gap', 0.1)

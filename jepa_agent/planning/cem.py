@@ -29,9 +29,9 @@ class CEMConfig:
     # search
     num_samples: int = bounded(300, ge=1)
     """Action sequences scored per iteration (one batch)."""
-    num_iterations: int = bounded(6, ge=1)
+    num_iterations: int = bounded(4, ge=1)
     """Sample / score / refit rounds per plan."""
-    horizon: int = bounded(5, ge=1)
+    horizon: int = bounded(15, ge=1)
     """Planned steps H (one control period each)."""
     num_elites: int = bounded(30, ge=1)
     """Best samples the sampling distribution is refit to."""
@@ -46,7 +46,7 @@ class CEMConfig:
     """How latent distances over the horizon are weighted: 'final', 'linear' (later steps count more), 'uniform'."""
     smoothness: float = bounded(0.0, ge=0)
     """Weight of the squared change between consecutive actions (rad²)."""
-    state_cost_weight: float = bounded(0.0, ge=0)
+    state_cost_weight: float = bounded(1.0, ge=0)
     """Weight of the joint-space distance (rad) between predicted and goal latents, both read out by the model's
     state head, added to the latent distance; 0 = latent distance only. It keeps far goals from looking flat."""
     near_goal_steps: float = bounded(4.0, ge=0)
