@@ -89,7 +89,7 @@ def rig(probe, tmp_path_factory):
     """One planner process (tiny random model, no goal yet), fed by the probe; commands collected."""
     root = tmp_path_factory.mktemp('planner')
     planner = NodeProcess('planner', params={'checkpoint': tiny_checkpoint(root / 'model_a'), 'stale_timeout_s': 0.5,
-                                             'cem.num_samples': 64, 'cem.num_iterations': 2,
+                                             'cem.num_samples': 64, 'cem.num_iterations': 2, 'cem.horizon': 5,
                                              'cem.num_elites': 8, 'cem.num_retained': 2},
                           log_dir=root)
     feeder = Feeder(probe)
