@@ -13,7 +13,8 @@ RUN=${RUN:-runs/reach_64px}
 JEPA="$PY -m jepa_agent.cli"
 
 # The shipped model was trained on steps that jump the setpoint (rate_limited); collect-sim's default ramps it like
-# joint_trajectory_controller. Kept so this script still reproduces the committed weights.
+# joint_trajectory_controller. Kept so this script still reproduces the committed weights: a model trained on the
+# default stepping predicts the default sim better but held fewer goals (models/reach_64px/MODEL_CARD.md).
 COLLECT="data collect-sim --image-size 64 --controller rate_limited --steps 200"
 [ -d "$DATA" ] || $JEPA $COLLECT --out "$DATA" --episodes 150 --seed 0
 [ -d "$VAL" ] || $JEPA $COLLECT --out "$VAL" --episodes 10 --seed 100000
