@@ -3,7 +3,7 @@ stream, and the planner reloads each new checkpoint.
 
     ros2 launch jepa_agent explore_and_learn.launch.py                      # explore: babble + record + learn
     ros2 launch jepa_agent explore_and_learn.launch.py mode:=plan goal_seed:=1002 \\
-        checkpoint:=runs/online/online-0001200                               # plan with what was learnt, still learning
+        checkpoint:=$HOME/.ros/jepa_agent/online/online-0001200          # plan with what was learnt, still learning
 
 mode:=explore — the explorer drives the arm; the planner loads every new checkpoint but stays disabled (one node
 commands the arm at a time). mode:=plan — no explorer; the planner is enabled and reaches the goal of `goal_seed`
@@ -20,7 +20,7 @@ from launch.actions import OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 
 from jepa_agent.demo import write_goal_image
-from jepa_agent.ros.launch import argument, jepa_node, text
+from jepa_agent.ros.launch import argument, jepa_node, output_dir, text
 
 
 def nodes(context):
@@ -50,10 +50,10 @@ def generate_launch_description():
     return LaunchDescription([
         argument('mode', 'explore', "'explore' (explorer drives, planner disabled) or 'plan' (planner drives)."),
         argument('checkpoint', '', "Starting world model for trainer and planner; '' = the shipped reach_64px."),
-        argument('checkpoint_dir', 'runs/online', 'Where the trainer writes online checkpoints.'),
+        argument('checkpoint_dir', output_dir('online'), 'Where the trainer writes online checkpoints.'),
         argument('checkpoint_every_s', '60.0', 'Seconds between online checkpoints (each reloads the planner).'),
         argument('duty_cycle', '0.5', 'Largest fraction of wall time the trainer spends training.'),
-        argument('dataset_dir', 'data/explore', 'Where the recorder writes episodes.'),
+        argument('dataset_dir', output_dir('explore'), 'Where the recorder writes episodes.'),
         argument('episode_frames', '300', 'Frames per recorded episode (auto mode).'),
         argument('explore_seed', '0', 'Seed of the motor babbling.'),
         argument('goal_seed', '1000', 'Scene seed (and, in plan mode, the goal drawn from it).'),

@@ -24,7 +24,7 @@ from launch.substitutions import EqualsSubstitution, LaunchConfiguration
 from launch_ros.actions import Node
 
 from jepa_agent.ros import topics
-from jepa_agent.ros.launch import TOPIC_ARGUMENTS, argument, share_file, topic_arguments, topic_remaps
+from jepa_agent.ros.launch import TOPIC_ARGUMENTS, argument, output_dir, share_file, topic_arguments, topic_remaps
 
 #: real_arm.launch.py arguments passed through unchanged
 PASSED_ON = (*TOPIC_ARGUMENTS, 'params_file', 'checkpoint', 'goal_image', 'plan', 'record', 'dataset_dir',
@@ -64,10 +64,10 @@ def generate_launch_description():
         argument('goal_image', '', 'Goal image file for the planner (optional).'),
         argument('plan', 'true', 'Run the planner.'),
         argument('record', 'false', 'Run the recorder.'),
-        argument('dataset_dir', 'data/gazebo', 'Where the recorder writes episodes.'),
+        argument('dataset_dir', output_dir('gazebo'), 'Where the recorder writes episodes.'),
         argument('episode_frames', '0', '0 = start/stop episodes with /recorder services; N = auto episodes.'),
         argument('learn', 'false', 'Run the online trainer.'),
-        argument('checkpoint_dir', 'runs/online', 'Where the online trainer writes checkpoints.'),
+        argument('checkpoint_dir', output_dir('online'), 'Where the online trainer writes checkpoints.'),
         OpaqueFunction(function=camera_bridge),
         bridge('control_bridge',
                [[gz('gz_joint_state_topic'), '@sensor_msgs/msg/JointState[gz.msgs.Model'],

@@ -18,7 +18,7 @@ from launch.actions import GroupAction, OpaqueFunction
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 
-from jepa_agent.ros.launch import argument, jepa_node, set_remaps, text, topic_arguments
+from jepa_agent.ros.launch import argument, jepa_node, output_dir, set_remaps, text, topic_arguments
 
 
 def nodes(context):
@@ -49,10 +49,10 @@ def generate_launch_description():
         argument('goal_image', '', 'Goal image file for the planner (optional).'),
         argument('plan', 'true', 'Run the planner (it commands the arm once it has a goal).'),
         argument('record', 'false', 'Run the recorder (auto mode if episode_frames > 0).'),
-        argument('dataset_dir', 'data/real', 'Where the recorder writes episodes.'),
+        argument('dataset_dir', output_dir('real'), 'Where the recorder writes episodes.'),
         argument('episode_frames', '0', '0 = start/stop episodes with /recorder services; N = auto episodes.'),
         argument('learn', 'false', 'Run the online trainer (announces new checkpoints to the planner).'),
-        argument('checkpoint_dir', 'runs/online', 'Where the online trainer writes checkpoints.'),
+        argument('checkpoint_dir', output_dir('online'), 'Where the online trainer writes checkpoints.'),
         argument('use_sim_time', 'false', 'Use /clock (set true under Gazebo).'),
         OpaqueFunction(function=nodes),
     ])

@@ -23,8 +23,8 @@ from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 
 from jepa_agent.ros import topics
-from jepa_agent.ros.launch import (argument, jepa_node, missing_terminal, set_remaps, text, topic_arguments,
-                                  topic_remaps)
+from jepa_agent.ros.launch import (argument, jepa_node, missing_terminal, output_dir, set_remaps, text,
+                                  topic_arguments, topic_remaps)
 
 
 def teleop(context, extra: list) -> list:
@@ -70,7 +70,7 @@ def generate_launch_description():
         argument('teleop', 'true', 'Start teleop_keyboard in its own terminal (where teleop_terminal can open one).'),
         argument('teleop_terminal', 'xterm -e',
                  'Command prefix that gives teleop_keyboard a terminal window (on PATH, with a display).'),
-        argument('dataset_dir', 'data/teleop', 'Where episodes are written.'),
+        argument('dataset_dir', output_dir('teleop'), 'Where episodes are written.'),
         argument('rate_hz', '10.0', 'Dataset frame rate.'),
         argument('episode_frames', '0', '0 = start/stop episodes with the recorder services; N = auto episodes.'),
         *topic_arguments("The controller's JointTrajectory topic (what teleop publishes and the recorder logs)."),

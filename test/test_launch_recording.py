@@ -200,3 +200,11 @@ else:
         assert executables(actions) == ['sim_arm', 'teleop_keyboard', 'recorder'] and log_lines(actions) == []
         actions = teleop_actions(teleop='false')
         assert executables(actions) == ['sim_arm', 'recorder'] and log_lines(actions) == []
+
+    def test_launch_outputs_default_under_ros_home_not_the_working_directory(monkeypatch, tmp_path):
+        from jepa_agent.ros.launch import output_dir
+        monkeypatch.setenv('ROS_HOME', str(tmp_path / 'ros_home'))
+        monkeypatch.chdir(tmp_path)
+        assert output_dir('teleop') == str(tmp_path / 'ros_home' / 'jepa_agent' / 'teleop')
+        monkeypatch.delenv('ROS_HOME')
+        assert output_dir('online') == os.path.join(os.path.expanduser('~'), '.ros', 'jepa_agent', 'online')

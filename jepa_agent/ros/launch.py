@@ -29,6 +29,13 @@ def share_file(*parts: str) -> PathJoinSubstitution:
     return PathJoinSubstitution([FindPackageShare(PACKAGE), *parts])
 
 
+def output_dir(name: str) -> str:
+    """Where a launch file writes `name` (episodes, checkpoints) unless told: $ROS_HOME/jepa_agent/<name>, ROS_HOME
+    defaulting to ~/.ros as for ROS logs, so the directory `ros2 launch` was started in does not matter."""
+    home = os.environ.get('ROS_HOME') or os.path.join(os.path.expanduser('~'), '.ros')
+    return os.path.join(home, PACKAGE, name)
+
+
 def argument(name: str, default: str, description: str) -> DeclareLaunchArgument:
     return DeclareLaunchArgument(name, default_value=default, description=description)
 
