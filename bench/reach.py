@@ -18,8 +18,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def run_goals(checkpoint: str, policy: str, seeds: list[int]) -> list:
-    """EpisodeResults of `policy` ('latent_cem', 'simulator_cem' or 'random') on reach goals `seeds`."""
+def run_goals(checkpoint: str, policy: str, seeds: list[int], search: dict | None = None) -> list:
+    """EpisodeResults of `policy` ('latent_cem', 'simulator_cem' or 'random') on reach goals `seeds`, with
+    config/planner.yaml's CEM or that with the `search` fields replaced (e.g. num_samples, horizon)."""
+    import dataclasses
+
     import torch
 
     from jepa_agent.model.checkpoint import load_checkpoint
@@ -30,6 +33,7 @@ def run_goals(checkpoint: str, policy: str, seeds: list[int]) -> list:
     from jepa_agent.sim import make_env
     torch.set_num_threads(1)
     cem, agent_config = planner_settings(None)
+    cem = dataclasses.replace(cem, **(search or {}))
     model, _ = load_checkpoint(checkpoint)
     env = make_env(image_size=model.config.image_size, task='reach')
     chosen = {'latent_cem': lambda: LatentMPC(model, env_limits(env), cem),
