@@ -27,11 +27,11 @@ class CEMConfig:
     """CEM planner parameters (the planner node's `cem.*` parameters)."""
 
     # search
-    num_samples: int = bounded(300, ge=1)
+    num_samples: int = bounded(100, ge=1)
     """Action sequences scored per iteration (one batch)."""
-    num_iterations: int = bounded(4, ge=1)
+    num_iterations: int = bounded(10, ge=1)
     """Sample / score / refit rounds per plan."""
-    horizon: int = bounded(15, ge=1)
+    horizon: int = bounded(5, ge=1)
     """Planned steps H (one control period each)."""
     num_elites: int = bounded(30, ge=1)
     """Best samples the sampling distribution is refit to."""
