@@ -17,7 +17,7 @@ from jepa_agent.planning.objectives import LatentGoalCost
 def search(**overrides) -> CEMConfig:
     """The unit tests' search: a short horizon on latent distance only, whatever the shipped defaults
     (config/planner.yaml's) are."""
-    return CEMConfig(**{'horizon': 5, 'num_iterations': 6, 'state_cost_weight': 0.0, **overrides})
+    return CEMConfig(**{'num_samples': 300, 'horizon': 5, 'num_iterations': 6, 'state_cost_weight': 0.0, **overrides})
 
 
 LIMITS = JointLimits(lower=[-2.8, -2.5, -2.5], upper=[2.8, 2.5, 2.5], velocity=[1.5, 1.5, 1.5], dt=0.1)
