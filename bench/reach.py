@@ -43,6 +43,19 @@ def run_goals(checkpoint: str, policy: str, seeds: list[int], search: dict | Non
     return results
 
 
+def run_split(checkpoint: str, jobs: dict[str, tuple[str, list[int], dict | None]], workers: int) -> dict[str, list]:
+    """{label: EpisodeResults} of each job (policy, seeds, search; see `run_goals`), every job's seeds dealt out to
+    `workers` processes of one torch thread each."""
+    chunks = [(label, policy, seeds[i::workers], search) for label, (policy, seeds, search) in jobs.items()
+              for i in range(workers) if seeds[i::workers]]
+    with ProcessPoolExecutor(workers) as pool:
+        done = pool.map(run_goals, [checkpoint] * len(chunks), *list(zip(*chunks))[1:])
+    runs: dict[str, list] = {label: [] for label in jobs}
+    for (label, *_), results in zip(chunks, done):
+        runs[label].extend(results)
+    return runs
+
+
 def main() -> int:
     from jepa_agent.planning.evaluate import summarize
     from jepa_agent.resources import model_path
@@ -55,13 +68,10 @@ def main() -> int:
     parser.add_argument('--record', action='store_true', help='write bench/results/ for the README table')
     args = parser.parse_args()
     seeds = list(range(args.seed, args.seed + args.episodes))
-    jobs = [('latent_cem', seeds[i::args.workers]) for i in range(args.workers)]
-    jobs += [(name, seeds[:args.baseline_episodes]) for name in ('simulator_cem', 'random') if args.baseline_episodes]
-    with ProcessPoolExecutor(args.workers) as pool:
-        done = list(pool.map(run_goals, [args.checkpoint] * len(jobs), *zip(*jobs)))
-    runs: dict[str, list] = {}
-    for (name, _), results in zip(jobs, done):
-        runs.setdefault(name, []).extend(results)
+    jobs = {'latent_cem': ('latent_cem', seeds, None)}
+    jobs.update({name: (name, seeds[:args.baseline_episodes], None) for name in ('simulator_cem', 'random')
+                 if args.baseline_episodes})
+    runs = run_split(args.checkpoint, jobs, args.workers)
     summaries = {name: summarize(results) for name, results in runs.items()}
     print(json.dumps(summaries, indent=2))
     if args.record:

@@ -11,7 +11,6 @@ import argparse
 import os
 import sys
 from argparse import Namespace
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -36,7 +35,7 @@ def plan_ms(checkpoint: str, size: tuple[int, int, int]) -> dict:
 
 
 def main() -> int:
-    from reach import run_goals
+    from reach import run_split
 
     from jepa_agent.planning.evaluate import summarize
     from jepa_agent.resources import model_path
@@ -50,13 +49,7 @@ def main() -> int:
     seeds = list(range(args.seed, args.seed + args.goals))
     sizes = searches()
     fields = {name: dict(zip(('num_samples', 'num_iterations', 'horizon'), size)) for name, size in sizes.items()}
-    jobs = [(name, seeds[i::args.workers]) for name in sizes for i in range(args.workers)]
-    with ProcessPoolExecutor(args.workers) as pool:
-        done = list(pool.map(run_goals, [args.checkpoint] * len(jobs), ['latent_cem'] * len(jobs),
-                             [chunk for _, chunk in jobs], [fields[name] for name, _ in jobs]))
-    runs: dict[str, list] = {}
-    for (name, _), results in zip(jobs, done):
-        runs.setdefault(name, []).extend(results)
+    runs = run_split(args.checkpoint, {name: ('latent_cem', seeds, fields[name]) for name in sizes}, args.workers)
     rows = {name: {'plan_ms': plan_ms(args.checkpoint, size), **summarize(runs[name])} for name, size in sizes.items()}
     print('| search | ms per plan p50 (1 thread) | held | touched |\n|---|---:|---:|---:|')
     for name, row in rows.items():
