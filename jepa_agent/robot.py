@@ -48,12 +48,14 @@ class RobotDescription:
     def n_joints(self) -> int:
         return len(self.joint_names)
 
-    def check_matches(self, other: RobotDescription, what: str) -> None:
-        """ValueError unless `other` (e.g. a checkpoint's) names the same joints in the same order: a model trained
-        on other joints cannot act on this arm."""
+    def check_matches(self, other: RobotDescription, what: str, action_dim: int | None = None) -> None:
+        """ValueError unless `other` (e.g. a checkpoint's) names the same joints in the same order and, when given,
+        `action_dim` (the model's) is their number: a model trained on other joints cannot act on this arm."""
         if list(other.joint_names) != list(self.joint_names):
             raise ValueError(f'{what} acts on joints {other.joint_names}, this arm is described with '
                              f'{self.joint_names}')
+        if action_dim is not None and action_dim != self.n_joints:
+            raise ValueError(f'{what} names {self.n_joints} joints but its model acts on {action_dim}')
 
     @classmethod
     def of(cls, description) -> RobotDescription:

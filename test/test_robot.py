@@ -49,3 +49,5 @@ def test_a_model_for_other_joints_does_not_match():
     reordered = RobotDescription(joint_names=['elbow', 'shoulder', 'wrist'])
     with pytest.raises(ValueError, match="the checkpoint acts on joints \\['elbow'"):
         arm.check_matches(reordered, 'the checkpoint')
+    with pytest.raises(ValueError, match='the checkpoint names 3 joints but its model acts on 2'):
+        arm.check_matches(RobotDescription(), 'the checkpoint', action_dim=2)

@@ -155,11 +155,9 @@ class PlannerNode(ManagedNode):
         try:
             model, metadata = load_checkpoint(path, resolve_device(self.config.device))
             trained_on = DatasetMeta.from_dict(metadata)
-            self.robot.check_matches(trained_on.robot, f'checkpoint {path}')
+            self.robot.check_matches(trained_on.robot, f'checkpoint {path}', model.config.action_dim)
         except (CheckpointError, ValueError) as exc:
             raise ConfigError(f'cannot load the world model: {exc}') from exc
-        if model.config.action_dim != self.robot.n_joints:
-            raise ConfigError(f'checkpoint {path} acts on {model.config.action_dim} joints, not {self.robot.n_joints}')
         if period is not None and abs(1.0 / trained_on.rate_hz - period) > 1e-9:
             raise ConfigError(f'checkpoint {path} steps at {trained_on.rate_hz} Hz, the running model at {1/period:g}')
         return model, trained_on

@@ -83,12 +83,10 @@ class TrainerNode(ManagedNode):
         path = cfg.checkpoint or str(resources.model_path('reach_64px'))
         try:
             model, metadata = load_checkpoint(path)
-            self.robot.check_matches(DatasetMeta.from_dict(metadata).robot, f'checkpoint {path}')
+            trained_on = DatasetMeta.from_dict(metadata)
+            self.robot.check_matches(trained_on.robot, f'checkpoint {path}', model.config.action_dim)
         except (CheckpointError, ValueError) as exc:
             raise ConfigError(f'[trainer] checkpoint: {exc}') from exc
-        if self.robot.n_joints != model.config.action_dim:
-            raise ConfigError(f'[trainer] checkpoint {path} names {self.robot.joint_names} but the model acts '
-                              f'on {model.config.action_dim} joints')
         try:
             self.learner = OnlineLearner(model, metadata, cfg.learner_config(), rate_hz=cfg.rate_hz or None,
                                          on_surprise=self.publish_surprise, on_checkpoint=self.announce,
