@@ -12,7 +12,7 @@ from jepa_agent.model.checkpoint import load_checkpoint
 from jepa_agent.sim.arm_env import ArmEnv, ArmEnvConfig
 from jepa_agent.training.losses import JEPAObjective, LossConfig, NonFiniteBatchError, prediction_errors
 from jepa_agent.training.refit import encode_dataset
-from jepa_agent.training.trainer import Trainer, load_configs
+from jepa_agent.training.trainer import Trainer, TrainingBudgetWarning, load_configs
 
 TINY = {'batch_size': 8, 'log_every': 5, 'checkpoint_every': 1000, 'threads': 1, 'warmup_steps': 5,
         'learning_rate': 0.003,
@@ -110,6 +110,13 @@ def test_predictor_refit_trains_only_the_predictor_and_runs_once(dataset, tmp_pa
     resumed.run()
     for name, value in resumed.model.state_dict().items():
         torch.testing.assert_close(value, weights[name])
+
+
+def test_a_time_budget_that_stops_training_early_says_the_refit_was_skipped(dataset, tmp_path):
+    trainer = make_trainer(dataset, tmp_path / 'run', steps=50, predictor_refit_steps=10)
+    with pytest.warns(TrainingBudgetWarning, match='step 1 of 50: the predictor refit .* SKIPPED'):
+        trainer.run(max_minutes=1e-9)                    # the budget is spent after the first step
+    assert trainer.step == 1 and trainer.refit_at_step is None
 
 
 def test_nan_batch_stops_training_unless_skipping_is_enabled(dataset, tmp_path):

@@ -36,6 +36,10 @@ STATE_FILE = 'train_state.pt'
 CONFIG_SECTION = 'train'
 
 
+class TrainingBudgetWarning(UserWarning):
+    """Training stopped on its time budget before its steps (and refit) were done."""
+
+
 @dataclass
 class TrainConfig:
     """Offline training parameters (config/train.yaml, node key `train`; nested `model:` and `loss:` sections)."""
@@ -329,6 +333,10 @@ class Trainer:
     def _refit(self, scalars: dict) -> None:
         """Refit the predictor once the end-to-end steps are done (not after a time-limited stop)."""
         c = self.config
+        if self.runtime.main and c.predictor_refit_steps and self.step < c.steps:
+            warnings.warn(f'the time budget stopped training at step {self.step} of {c.steps}: the predictor refit '
+                          f'({c.predictor_refit_steps} steps) was SKIPPED; finish both with the same command plus '
+                          '--resume (and a larger --max-minutes)', TrainingBudgetWarning, stacklevel=3)
         if not (self.runtime.main and c.predictor_refit_steps and self.step >= c.steps
                 and self.refit_at_step != self.step):
             return
