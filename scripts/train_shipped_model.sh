@@ -12,10 +12,10 @@ VAL=${VAL:-data/reach_val}
 RUN=${RUN:-runs/reach_64px}
 JEPA="$PY -m jepa_agent.cli"
 
-# The shipped model was trained on steps that jump the setpoint (rate_limited); collect-sim's default ramps it like
-# joint_trajectory_controller. Kept so this script still reproduces the committed weights: a model trained on the
-# default stepping predicts the default sim better but held fewer goals (models/reach_64px/MODEL_CARD.md).
-COLLECT="data collect-sim --image-size 64 --controller rate_limited --steps 200"
+# Idealized stepping (one ArmEnv.step per frame, setpoints jumped): its motions span the velocity range evenly, and
+# the model trained on it plans better than one trained on the nodes' pipeline (collect-sim's default), while
+# predicting recordings made through the nodes as well (models/reach_64px/MODEL_CARD.md).
+COLLECT="data collect-sim --image-size 64 --mode steps --controller rate_limited --steps 200"
 [ -d "$DATA" ] || $JEPA $COLLECT --out "$DATA" --episodes 150 --seed 0
 [ -d "$VAL" ] || $JEPA $COLLECT --out "$VAL" --episodes 10 --seed 100000
 $JEPA train --data "$DATA" --out "$RUN" --config config/train.yaml

@@ -67,7 +67,7 @@ def test_replay_windows_stay_inside_one_sequence():
     image = np.zeros((3, 4, 4), np.uint8)
     times = [0.1 * k for k in range(10)] + [5.0 + 0.1 * k for k in range(15)]   # a gap after frame 9
     for k, t in enumerate(times):
-        buffer.add(image, np.array([k], np.float32), np.array([k + 0.5], np.float32), t)
+        buffer.add(image, np.array([k * k], np.float32), t)
     assert len(buffer) == 20 and buffer.total == 25
     starts = buffer.window_starts(4, 200, np.random.default_rng(0))
     assert len(starts) > 0
@@ -75,10 +75,11 @@ def test_replay_windows_stay_inside_one_sequence():
     assert not np.any((starts <= 9) & (starts + 3 >= 10))
     assert np.all(starts >= 5)
     _, actions, qpos = buffer.windows(starts, 4)
-    np.testing.assert_allclose(actions, 0.5)            # action = target - qpos of the same frame
-    np.testing.assert_array_equal(qpos[:, :, 0], starts[:, None] + np.arange(4))   # frame k has qpos k
+    frames = starts[:, None] + np.arange(4)
+    np.testing.assert_array_equal(qpos[:, :, 0], frames ** 2)                # frame k has qpos k²
+    np.testing.assert_allclose(actions[:, :, 0], 2 * frames[:, :-1] + 1)    # action = motion to the next frame
     buffer.break_sequence()
-    buffer.add(image, np.zeros(1, np.float32), np.zeros(1, np.float32), times[-1] + 0.1)
+    buffer.add(image, np.zeros(1, np.float32), times[-1] + 0.1)
     assert buffer.newest(2) is None                      # the explicit break splits the newest pair
 
 

@@ -19,6 +19,7 @@ import warnings
 from pathlib import Path
 
 from jepa_agent.data.bag import BagError, BagTopics, import_bag
+from jepa_agent.data.collect import MODES
 from jepa_agent.data.episode_reader import EpisodeReader
 from jepa_agent.data.episode_writer import recover_episode
 from jepa_agent.data.episodes import DatasetError, episode_dirs, read_dataset_meta
@@ -33,14 +34,18 @@ def add_commands(subparsers) -> argparse._SubParsersAction:
                                  description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = data.add_subparsers(dest='data_command', required=True)
 
-    p = sub.add_parser('collect-sim', help='record motor-babbling episodes from the MuJoCo arm (no ROS)')
+    p = sub.add_parser('collect-sim', help='record motor-babbling episodes from the MuJoCo arm as the explorer, '
+                       'sim_arm and recorder nodes would, in simulated time (no ROS)')
     p.add_argument('--out', required=True, type=Path, help='dataset directory (created or appended to)')
     p.add_argument('--episodes', type=int, default=10)
-    p.add_argument('--steps', type=int, default=200, help='frames per episode (at the sim control rate)')
+    p.add_argument('--steps', type=int, default=200, help='frames per episode (10 Hz, the recorder default)')
     p.add_argument('--seed', type=int, default=0, help='episode e uses seed + e')
     p.add_argument('--image-size', type=int, default=64)
+    p.add_argument('--mode', choices=MODES, default=MODES[0],
+                   help="'nodes': the explorer -> sim_arm -> recorder pipeline in simulated time (default); 'steps': "
+                        "one ArmEnv.step per frame (idealized timing, what the shipped model was trained on)")
     p.add_argument('--controller', choices=CONTROLLERS, default=CONTROLLERS[0],
-                   help='how a step moves the arm (ArmEnvConfig.controller; default: like joint_trajectory_controller)')
+                   help='the sim arm\'s controller (ArmEnvConfig.controller; default: like joint_trajectory_controller)')
     p.set_defaults(func=cmd_collect_sim)
 
     p = sub.add_parser('info', help='episodes, frames, duration, joints, camera of a dataset')
@@ -89,7 +94,7 @@ def cmd_collect_sim(args) -> int:
         print(f'episode {info["index"]}: {info["n_frames"]} frames (seed {info["seed"]})', flush=True)
 
     try:
-        collect_sim(args.out, args.episodes, args.steps, args.seed, env=env, progress=progress)
+        collect_sim(args.out, args.episodes, args.steps, args.seed, env=env, progress=progress, mode=args.mode)
     except (ValueError, OSError) as exc:
         print(f'jepa-agent data collect-sim: {exc}', file=sys.stderr)
         return 2
@@ -110,7 +115,12 @@ def dataset_summary(root: Path) -> dict:
                              'frames': len(r), 'duration_s': round(r.duration, 3), 'task': r.info.get('task', '')})
         except (DatasetError, OSError) as exc:
             episodes.append({'episode': path.name, 'status': 'corrupt', 'error': str(exc)})
-    return {'dataset': str(root), **meta.to_dict(), 'episodes': episodes,
+    from jepa_agent.data.dataset import action_statistics
+    try:
+        motion = {k: round(v, 4) for k, v in action_statistics(root).items()}
+    except (ValueError, DatasetError, OSError):
+        motion = None                       # no usable episode with commanded motion
+    return {'dataset': str(root), **meta.to_dict(), 'episodes': episodes, 'motion': motion,
             'total_frames': sum(e.get('frames', 0) for e in episodes),
             'total_duration_s': round(sum(e.get('duration_s', 0.0) for e in episodes), 3)}
 
@@ -128,6 +138,9 @@ def cmd_info(args) -> int:
           f'{summary["total_duration_s"]:.1f} s at {summary["rate_hz"]:g} Hz  (source: {summary["source"]})')
     print(f'joints: {", ".join(summary["joint_names"])}')
     print(f'camera: {summary["image_width"]}x{summary["image_height"]} {summary["encoding"]}')
+    if summary['motion']:
+        print(f'motion: the joints move {summary["motion"]["command_response"]:.0%} of a commanded step by the next '
+              f'frame; mean joint speed {summary["motion"]["mean_speed"]:.3f} rad/s')
     for e in summary['episodes']:
         detail = e.get('error') or f'{e["frames"]:6d} frames {e["duration_s"]:8.2f} s  {e["task"]}'
         print(f'  {e["episode"]}  {e["status"]:<11} {detail}')

@@ -1,32 +1,118 @@
-"""ROS-free data collection: the MuJoCo arm driven by motor babbling (the explorer node's policy), to disk.
+"""ROS-free data collection: motor babbling in the MuJoCo arm, to disk, in one of two modes.
 
     jepa-agent data collect-sim --out data/babble --episodes 20 --steps 200 --seed 0 --image-size 64
+    jepa-agent data collect-sim --out data/stepped --mode steps --controller rate_limited   # the shipped model's data
 
-Frame k holds the image and measured joints at the start of control period k and the target commanded for that
-period, so action k = target k − qpos k exactly as in a live recording.
+`nodes` (the default) replays the explorer → sim_arm → recorder pipeline in simulated time. A recording made through
+the nodes and one made this way move the arm alike between frames, because both run the same code on the same clocks: the explorer's babbling (`MotorBabbler`) through
+its command gate at its own rate, the sim arm's joint_trajectory_controller with command latency
+(`ControlledArm`), its camera with latency, jitter and drops (`CameraLink`) and its 50 Hz joint states, and the
+recorder's synchronization of those streams into frames (`FrameSynchronizer`). Only the clock differs: simulated
+time runs as fast as the CPU allows. The explorer's timer and the camera start at random (seeded) phases, as
+independent processes do. `jepa-agent data info` prints
+the statistics (`dataset.action_statistics`) that show a dataset moves the arm the way the nodes do.
+
+`steps` steps the env once per frame (`ArmEnv.step`, no latency, the babbler restarting from the measured position):
+idealized timing whose motions span the whole velocity range evenly (through the nodes the gate's latency margin
+slows the fastest ones), which is what the shipped model was trained on. Actions are the joint motion between frames
+in both modes (`jepa_agent.data.dataset`), so models trained on either predict recordings made through the nodes.
 """
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from jepa_agent.command_gate import CommandGate, CommandGateConfig, CommandRefused, JointReading
+from jepa_agent.config import bounded, check_ranges
 from jepa_agent.data.babble import BabbleConfig, MotorBabbler
 from jepa_agent.data.episode_writer import EpisodeWriter
 from jepa_agent.data.episodes import DatasetMeta, Frame
+from jepa_agent.data.sync import FrameSynchronizer, SyncConfig
 from jepa_agent.sim.arm_env import ArmEnv
+from jepa_agent.sim.camera_link import CameraLink
+from jepa_agent.sim.controlled_arm import ControlledArm
 
 
-def env_dataset_meta(env: ArmEnv, source: str) -> DatasetMeta:
-    """Dataset metadata describing frames from `env` at its control rate."""
+MODES = ('nodes', 'steps')
+
+
+@dataclass
+class PipelineTiming:
+    """Rates and delays of the simulated node pipeline; the defaults are the nodes' (sim_arm, explorer, recorder)."""
+
+    tick_s: float = bounded(0.01, gt=0, le=0.1)
+    """Physics / setpoint update period of the simulated controller (sim_arm's 1 / control_hz)."""
+    joint_state_hz: float = bounded(50.0, gt=0, le=1000)
+    camera_hz: float = bounded(10.0, gt=0, le=1000)
+    explorer_hz: float = bounded(10.0, gt=0, le=100)
+    command_latency_s: float = bounded(0.05, ge=0, le=2)
+    camera_latency_s: float = bounded(0.03, ge=0, le=2)
+    camera_jitter_s: float = bounded(0.01, ge=0, le=2)
+    camera_drop_rate: float = bounded(0.02, ge=0, lt=1)
+
+    def __post_init__(self):
+        check_ranges(self)
+
+
+def env_dataset_meta(env: ArmEnv, source: str, rate_hz: float = 10.0) -> DatasetMeta:
+    """Dataset metadata describing `rate_hz` frames from `env`."""
     size = env.config.image_size
-    return DatasetMeta(**dataclasses.asdict(env.robot), rate_hz=1.0 / env.control_dt, image_height=size,
-                       image_width=size, source=source)
+    return DatasetMeta(**dataclasses.asdict(env.robot), rate_hz=rate_hz, image_height=size, image_width=size,
+                       source=source)
 
 
-def collect_episode(env: ArmEnv, writer: EpisodeWriter, steps: int, seed: int,
-                    babble: BabbleConfig | None = None) -> None:
-    """Reset `env` with `seed` and append `steps` babbling frames to `writer`."""
-    config = dataclasses.replace(babble or BabbleConfig(), seed=seed)
+def _ns(t: float) -> int:
+    return round(t * 1e9)
+
+
+def collect_episode(env: ArmEnv, writer: EpisodeWriter, steps: int, seed: int, babble: BabbleConfig | None = None,
+                    timing: PipelineTiming | None = None, gate: CommandGateConfig | None = None) -> None:
+    """Reset `env` with `seed` and append `steps` frames recorded through the simulated node pipeline."""
+    timing = timing or PipelineTiming()
+    rng = np.random.default_rng([seed, 0xC011])
+    babbler = MotorBabbler(env.lower, env.upper, env.velocity_limit, dataclasses.replace(babble or BabbleConfig(),
+                                                                                         seed=seed))
+    command_gate = CommandGate(env.lower, env.upper, env.velocity_limit, config=gate or CommandGateConfig())
+    sync = FrameSynchronizer(env.n_joints, SyncConfig(rate_hz=writer.meta.rate_hz))
+    camera = CameraLink(timing.camera_latency_s, timing.camera_jitter_s, timing.camera_drop_rate, seed)
+    env.reset(seed, render=False)
+    arm = ControlledArm(env, timing.command_latency_s)
+    periods = {'joints': 1.0 / timing.joint_state_hz, 'camera': 1.0 / timing.camera_hz,
+               'explorer': 1.0 / timing.explorer_hz}
+    due = {name: rng.uniform(0.0, period) for name, period in periods.items()}   # independent processes' phases
+    newest: tuple[float, np.ndarray] | None = None                               # the explorer's joint state
+    t = 0.0
+    while writer.n_frames < steps:
+        if t >= due['joints']:
+            due['joints'] += periods['joints']
+            newest = (t, env.joint_positions())
+            _write(writer, steps, sync.add_joints(t, newest[1], env.joint_velocities(), arrival=t))
+        if t >= due['camera']:
+            due['camera'] += periods['camera']
+            camera.push(_ns(t), (t, env.render()))
+        for stamp, image in camera.pop_due(_ns(t)):
+            _write(writer, steps, sync.add_image(stamp, image, arrival=t))
+        if t >= due['explorer'] and newest is not None:
+            due['explorer'] += periods['explorer']
+            target = babbler.next_target(newest[1], periods['explorer'])
+            try:
+                times, positions = command_gate.admit(target[None], [periods['explorer']],
+                                                      JointReading(newest[1], t - newest[0]))
+                arm.send(times, positions, now=t)
+                _write(writer, steps, sync.add_command(0.0, times, positions, arrival=t))
+            except CommandRefused:
+                pass                      # the explorer skips this period, as the node does
+        arm.tick(t, timing.tick_s)
+        t = round(t + timing.tick_s, 9)
+
+
+def collect_stepped_episode(env: ArmEnv, writer: EpisodeWriter, steps: int, seed: int,
+                            babble: BabbleConfig | None = None) -> None:
+    """Reset `env` with `seed` and append `steps` frames of one `ArmEnv.step` each (the `steps` mode)."""
+    config = dataclasses.replace(babble or BabbleConfig(), seed=seed, follow_target=False)
     babbler = MotorBabbler(env.lower, env.upper, env.velocity_limit, config)
     obs = env.reset(seed)
     for _ in range(steps):
@@ -36,19 +122,32 @@ def collect_episode(env: ArmEnv, writer: EpisodeWriter, steps: int, seed: int,
         obs = env.step(target - obs.qpos)
 
 
+def _write(writer: EpisodeWriter, steps: int, frames: list) -> None:
+    for frame in frames[:max(0, steps - writer.n_frames)]:
+        writer.append(frame)
+
+
 def collect_sim(out: str | Path, episodes: int, steps: int, seed: int = 0, env: ArmEnv | None = None,
-                babble: BabbleConfig | None = None, progress=None) -> list[dict]:
-    """Write `episodes` episodes of `steps` frames; episode e uses seed `seed + e`. Returns their meta.json."""
+                babble: BabbleConfig | None = None, progress=None, timing: PipelineTiming | None = None,
+                mode: str = 'nodes') -> list[dict]:
+    """Write `episodes` episodes of `steps` frames in `mode` (see the module docstring); episode e uses seed
+    `seed + e`. Returns their meta.json."""
     if episodes < 1 or steps < 1:
         raise ValueError(f'need episodes >= 1 and steps >= 1, got {episodes=} {steps=}')
+    if mode not in MODES:
+        raise ValueError(f'mode must be one of {MODES}, got {mode!r}')
     env = env or ArmEnv()
-    meta = env_dataset_meta(env, source='sim:collect-sim')
+    timing = timing or PipelineTiming()
+    rate = timing.camera_hz if mode == 'nodes' else 1.0 / env.control_dt
+    meta = env_dataset_meta(env, source='sim:collect-sim', rate_hz=rate)
     infos = []
     for e in range(episodes):
-        with EpisodeWriter(out, meta, task='babble', info={'seed': seed + e}) as writer:
-            collect_episode(env, writer, steps, seed + e, babble)
+        with EpisodeWriter(out, meta, task='babble', info={'seed': seed + e, 'mode': mode}) as writer:
+            if mode == 'nodes':
+                collect_episode(env, writer, steps, seed + e, babble, timing)
+            else:
+                collect_stepped_episode(env, writer, steps, seed + e, babble)
         infos.append(writer.close())
         if progress:
             progress(e, infos[-1])
     return infos
-

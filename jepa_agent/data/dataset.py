@@ -1,7 +1,11 @@
 """Fixed-length training windows over every valid episode of a dataset, read from memory-mapped files.
 
-An action is the commanded joint target minus the measured joint position at the same frame; it is
-derived here, at load time, so the definition can change without re-recording.
+An action is the joint motion from one frame to the next (measured position at frame k+1 minus at frame k,
+`frame_actions`), the same for every data source: a recording through the nodes, `collect-sim`, a bag, teleop,
+another arm. What a command makes the arm do depends on its controller, latency and timing, and the planner commands
+joint motions that a position controller realises, so the model learns how the view responds to the arm's motion
+(V-JEPA 2-AC likewise takes the change in measured end-effector state between frames as its action). Commanded
+targets are still recorded. Actions are derived at load time, so the definition can change without re-recording.
 """
 from __future__ import annotations
 
@@ -14,6 +18,30 @@ from torch.utils.data import Dataset
 
 from jepa_agent.data.episode_reader import EpisodeReader, open_episodes
 from jepa_agent.data.episodes import read_dataset_meta
+
+
+def frame_actions(qpos: np.ndarray) -> np.ndarray:
+    """(T-1, J) actions of T consecutive frames' measured joint positions (T, J): the motion to the next frame."""
+    return np.diff(np.asarray(qpos), axis=-2)
+
+
+def action_statistics(root: str | Path) -> dict[str, float]:
+    """How the arm moves in a dataset, pooled over every episode and joint; two sources whose numbers agree move the
+    arm alike. `command_response`: the fraction of the commanded step (target − measured position at a frame) the
+    joints move by the next frame (least-squares slope through the origin), which the controller, the latency and
+    the commanding node's timing decide. `mean_speed`: the mean joint speed between frames (rad/s)."""
+    moved = commanded = speed = 0.0
+    count = 0
+    for reader in open_episodes(root):
+        qpos, target = reader.qpos.astype(float), reader.target.astype(float)
+        motion, step = frame_actions(qpos), target[:-1] - qpos[:-1]
+        moved, commanded = moved + float(np.sum(step * motion)), commanded + float(np.sum(step * step))
+        speed += float(np.sum(np.abs(motion)))
+        count += motion.size
+    if commanded == 0:
+        raise ValueError(f'{root}: no commanded motion in any episode')
+    rate = read_dataset_meta(Path(root)).rate_hz
+    return {'command_response': moved / commanded, 'mean_speed': speed / count * rate}
 
 
 class WindowDataset(Dataset):
@@ -66,7 +94,7 @@ class WindowDataset(Dataset):
         images = np.ascontiguousarray(reader.images[frames].transpose(0, 3, 1, 2))   # (T,3,H,W)
         records = reader.frames[frames]
         qpos = records['qpos'].astype(np.float32)                                  # (T,J)
-        actions = (records['target'][:-1] - records['qpos'][:-1]).astype(np.float32)  # (T-1,J)
+        actions = frame_actions(qpos)                                               # (T-1,J)
         return {'images': torch.from_numpy(images), 'actions': torch.from_numpy(actions),
                 'qpos': torch.from_numpy(qpos)}
 

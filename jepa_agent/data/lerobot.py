@@ -12,7 +12,8 @@ Written layout (every episode in one file per kind, chunk 000 / file 000)::
     videos/observation.images.camera/chunk-000/file-000.mp4   # H.264, episodes back to back
 
 `observation.state` is the measured joint position and `action` the commanded joint target (absolute, LeRobot's
-convention); jepa_agent's delta action is `action - observation.state`. Timestamps are nominal (frame_index / fps),
+convention); jepa_agent's action is the motion to the next frame, the difference of consecutive `observation.state`
+rows (`jepa_agent.data.dataset.frame_actions`). Timestamps are nominal (frame_index / fps),
 which is what LeRobot's loader checks and how the video frames are placed; recorded stamps stay in the source.
 """
 from __future__ import annotations

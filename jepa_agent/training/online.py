@@ -198,11 +198,11 @@ class OnlineLearner:
         """Add one live frame: camera image (H, W, 3) uint8, measured and commanded joint positions (radians),
         time in seconds. Raises FrameError (the frame is dropped and the sequence broken) if it is unusable."""
         try:
-            chw, qpos, target = self.frame_check(image, qpos, target, stamp)
+            chw, qpos, _ = self.frame_check(image, qpos, target, stamp)
         except FrameError:
             self.buffer.break_sequence()
             raise
-        self.buffer.add(chw, qpos, target, float(stamp))
+        self.buffer.add(chw, qpos, float(stamp))
 
     # -- learning --------------------------------------------------------------------------------------------
     @property

@@ -5,12 +5,14 @@ import threading
 
 import numpy as np
 
+from jepa_agent.data.dataset import frame_actions
+
 #: a time step longer than this many frame periods starts a new sequence (windows never span the gap)
 GAP_PERIODS = 1.5
 
 
 class ReplayBuffer:
-    """Ring buffer of frames (image, qpos, target) with sequence ids, so training windows never span a gap.
+    """Ring buffer of frames (image, measured joint positions) with sequence ids, so training windows never span a gap.
 
     With `holdout_every` = n, absolute frames of every n-th stretch of `holdout_stretch` frames (the last of each n)
     are held out: `window_starts` (training) never returns a window touching one, `holdout_starts` only windows
@@ -23,7 +25,6 @@ class ReplayBuffer:
         self.holdout_stretch, self.holdout_every = holdout_stretch, holdout_every
         self.images = np.zeros((capacity, 3, image_size, image_size), np.uint8)
         self.qpos = np.zeros((capacity, n_joints), np.float32)
-        self.target = np.zeros((capacity, n_joints), np.float32)
         self.sequence = np.zeros(capacity, np.int64)
         self.total = 0
         """Frames ever added; frame n (absolute) lives at slot n % capacity while n >= total - capacity."""
@@ -34,14 +35,14 @@ class ReplayBuffer:
     def __len__(self) -> int:
         return min(self.total, self.capacity)
 
-    def add(self, image: np.ndarray, qpos: np.ndarray, target: np.ndarray, stamp: float) -> None:
+    def add(self, image: np.ndarray, qpos: np.ndarray, stamp: float) -> None:
         """Append one frame (image (3, S, S) uint8); a time gap or backwards step starts a new sequence."""
         with self.lock:
             if self._last_time is not None and not 0 < stamp - self._last_time <= GAP_PERIODS * self.period_s:
                 self._sequence += 1
             self._last_time = stamp
             slot = self.total % self.capacity
-            self.images[slot], self.qpos[slot], self.target[slot] = image, qpos, target
+            self.images[slot], self.qpos[slot] = image, qpos
             self.sequence[slot] = self._sequence
             self.total += 1
 
@@ -88,7 +89,7 @@ class ReplayBuffer:
         with self.lock:
             slots = (starts[:, None] + np.arange(length)[None]) % self.capacity       # (B, T)
             images, qpos = self.images[slots], self.qpos[slots]
-            actions = self.target[slots[:, :-1]] - qpos[:, :-1]
+            actions = frame_actions(qpos)
         return images, actions, qpos
 
     def newest(self, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
