@@ -99,6 +99,41 @@ def private_domain() -> int:
     return random.choice(choices)
 
 
+class NodeProcesses:
+    """Nodes as child processes in a private DDS domain, each with its shipped config file (as the launch files)
+    plus `-p` overrides, logging to `log_dir/<node>.log`; `stop()` shuts them down cleanly (SIGINT)."""
+
+    def __init__(self, params: dict[str, list[str]], log_dir: Path, domain: int):
+        from jepa_agent.resources import config_path
+        self.log_dir = log_dir
+        env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST', ROS_DOMAIN_ID=str(domain),
+                   PYTHONUNBUFFERED='1')   # the children's environment; this process's own is left as it is
+        env.setdefault('MUJOCO_GL', 'egl')
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.procs: dict[str, subprocess.Popen] = {}
+        for name, values in params.items():
+            cmd = [sys.executable, '-m', f'jepa_agent.nodes.{name}', '--ros-args',
+                   '--params-file', str(config_path(f'{name}.yaml'))]
+            for value in values:
+                cmd += ['-p', value]
+            with open(log_dir / f'{name}.log', 'w') as log:
+                self.procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(2)   # SIGINT: the nodes' clean shutdown
+        for name, proc in self.procs.items():
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if proc.returncode != 0:
+                print(f'warning: {name} exited with code {proc.returncode}; see {self.log_dir / name}.log',
+                      file=sys.stderr)
+
+
 # -- the demo proper ---------------------------------------------------------------------------------------------
 class DemoSession:
     """sim_arm + planner as child processes, driven and watched by a small node in this process."""
@@ -113,20 +148,9 @@ class DemoSession:
         self.planner_status: dict[str, str] = {}
 
     def __enter__(self) -> DemoSession:
-        env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST', ROS_DOMAIN_ID=str(self.domain),
-                   PYTHONUNBUFFERED='1')   # the children's environment; this process's own is left as it is
-        env.setdefault('MUJOCO_GL', 'egl')
-        from jepa_agent.resources import config_path
-        params = {'sim_arm': [f'seed:={self.seed}', f'image_size:={self.image_size}'],
-                  'planner': [f'checkpoint:={self.checkpoint}']}
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        for name, values in params.items():   # the shipped config files, as sim_demo.launch.py and eval-planner
-            cmd = [sys.executable, '-m', f'jepa_agent.nodes.{name}', '--ros-args',
-                   '--params-file', str(config_path(f'{name}.yaml'))]
-            for value in values:
-                cmd += ['-p', value]
-            log = open(self.log_dir / f'{name}.log', 'w')
-            self.procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        self.nodes = NodeProcesses({'sim_arm': [f'seed:={self.seed}', f'image_size:={self.image_size}'],
+                                    'planner': [f'checkpoint:={self.checkpoint}']}, self.log_dir, self.domain)
+        self.procs = self.nodes.procs
         try:
             self._start_probe()
         except BaseException:
@@ -247,18 +271,7 @@ class DemoSession:
 
     def __exit__(self, *exc) -> None:
         import rclpy
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(2)   # SIGINT: the nodes' clean shutdown
-        for name, proc in self.procs.items():
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            if proc.returncode != 0:
-                print(f'warning: {name} exited with code {proc.returncode}; see {self.log_dir / name}.log',
-                      file=sys.stderr)
+        self.nodes.stop()
         if getattr(self, 'executor', None) is not None:   # after the nodes: no message arrives mid-teardown
             self.executor.shutdown()
             self._spin.join(timeout=5)
