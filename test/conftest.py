@@ -25,8 +25,11 @@ class NodeProcess:
     """A jepa_agent node started as a real OS process (`python -m jepa_agent.nodes.<name>`)."""
 
     def __init__(self, name: str, params: dict | None = None, remaps: dict | None = None,
-                 log_dir: Path | None = None, args: list[str] | None = None, stdin=None):
+                 log_dir: Path | None = None, args: list[str] | None = None, stdin=None,
+                 params_file: Path | None = None):
         cmd = [sys.executable, '-m', f'jepa_agent.nodes.{name}', *(args or []), '--ros-args']
+        if params_file is not None:
+            cmd += ['--params-file', str(params_file)]
         for key, value in (params or {}).items():
             if isinstance(value, bool):
                 value = str(value).lower()

@@ -100,3 +100,32 @@ def test_push_goal_moves_the_block():
 def test_bad_config_is_a_clear_error(bad):
     with pytest.raises(ConfigError, match=list(bad)[0]):
         build(ArmEnvConfig, bad)
+
+
+def test_any_mjcf_arm_with_a_named_camera_and_end_effector_site(tmp_path):
+    env = make_env(model_file='arm4.xml', camera='oblique', ee_site='tool', block_joint='', image_size=40)
+    assert env.joint_names == ['turret_yaw', 'shoulder_pitch', 'elbow_pitch', 'wrist_pitch']
+    np.testing.assert_allclose(env.robot.lower, [-2.6, -1.2, -1.5, -1.5])
+    obs = env.reset(3)
+    assert obs.image.shape == (40, 40, 3) and obs.ee_pos.shape == (3,) and not env.has_block
+    goal = env.sample_goal(3)
+    np.testing.assert_allclose(env.forward_kinematics(goal.qpos), goal.ee_pos)
+    moved = env.step(np.full(4, 0.1))
+    assert np.all(moved.qpos - obs.qpos > 0.03)                      # every joint follows its actuator
+    with pytest.raises(ValueError, match='push needs a block'):
+        env.sample_goal(3, 'push')
+    env.close()
+
+
+def test_a_scene_the_sim_cannot_drive_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="ee_site 'hand' is not in the scene .* has \\['tool'\\]"):
+        make_env(model_file='arm4.xml', camera='oblique', ee_site='hand')
+    with pytest.raises(ValueError, match="camera 'top' is not in the scene"):
+        make_env(model_file='arm4.xml', ee_site='tool')
+    with pytest.raises(ValueError, match='cannot load the scene'):
+        make_env(model_file=str(tmp_path / 'missing.xml'))
+    unlimited = tmp_path / 'unlimited.xml'
+    unlimited.write_text('<mujoco><worldbody><body><joint name="j" type="hinge"/><geom size="0.1"/></body>'
+                         '</worldbody><actuator><position joint="j"/></actuator></mujoco>')
+    with pytest.raises(ValueError, match="joint 'j' has no range"):
+        make_env(model_file=str(unlimited))

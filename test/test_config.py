@@ -61,6 +61,9 @@ def test_one_file_may_configure_several_nodes_with_wildcards_and_namespaces(tmp_
                            '/arm/*:\n' + PARAMS + '    other: 1\n')
     assert load_section(path, 'train') == {'seed': 1, 'steps': 7}
     assert load_section(path, 'explorer') == {'seed': 1, 'rate_hz': 5.0}
+    assert load_section(path, 'planner') == {'seed': 1, 'rate_hz': 2.0}      # under any namespace
+    assert load_section(write(tmp_path, '/**/recorder:\n' + PARAMS + '    rate_hz: 4.0\n', 'ns.yaml'),
+                        'recorder') == {'rate_hz': 4.0}
 
 
 def test_dotted_keys_are_the_nested_form(tmp_path):

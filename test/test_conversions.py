@@ -57,6 +57,14 @@ def test_bad_images_raise_message_errors(mutate, needle):
         image_to_rgb(msg)
 
 
+def test_bgr8_publishing_decodes_to_the_same_rgb():
+    msg = rgb_to_image(RGB, encoding='bgr8')
+    assert msg.encoding == 'bgr8' and bytes(msg.data[:3]) == RGB[0, 0, ::-1].tobytes()
+    np.testing.assert_array_equal(image_to_rgb(msg), RGB)
+    with pytest.raises(MessageError, match='rgb8 or bgr8'):
+        rgb_to_image(RGB, encoding='mono8')
+
+
 def test_rgb_to_image_refuses_non_rgb_arrays():
     with pytest.raises(MessageError):
         rgb_to_image(np.zeros((4, 4), np.uint8))

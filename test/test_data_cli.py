@@ -51,6 +51,22 @@ def test_collect_sim_then_info_and_verify(tmp_path, capsys):
     env.close()
 
 
+def test_collect_sim_takes_the_arm_and_babbling_from_a_params_file(tmp_path, capsys):
+    from jepa_agent.resources import config_path
+    out = tmp_path / 'arm4'
+    assert cli_main(['data', 'collect-sim', '--config', str(config_path('examples/arm4.yaml')), '--out', str(out),
+                     '--episodes', '1', '--steps', '12']) == 0
+    capsys.readouterr()
+    assert cli_main(['data', 'info', str(out), '--json']) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info['joint_names'] == ['turret_yaw', 'shoulder_pitch', 'elbow_pitch', 'wrist_pitch']
+    assert info['image_width'] == 80 and info['upper'] == [2.6, 0.5, 1.5, 1.5]
+    bad = tmp_path / 'bad.yaml'
+    bad.write_text('sim_arm:\n  ros__parameters:\n    model_file: nowhere.xml\n')
+    assert cli_main(['data', 'collect-sim', '--config', str(bad), '--out', str(tmp_path / 'x')]) == 2
+    assert 'cannot load the scene' in capsys.readouterr().err
+
+
 def test_info_prints_a_readable_summary(tmp_path, capsys):
     write_episode(tmp_path, 5)
     assert cli_main(['data', 'info', str(tmp_path)]) == 0

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import yaml
 from test_planner_node import tiny_checkpoint
 
 from jepa_agent.planning import cli
@@ -85,7 +86,7 @@ def test_planar_kinematics_match_the_simulator():
     rng = np.random.default_rng(0)
     for _ in range(10):
         q = env.random_joint_positions(rng)
-        expected = env.forward_kinematics(q)
+        expected = env.forward_kinematics(q)[:2]                      # the table plane
         np.testing.assert_allclose(fk(torch.as_tensor(q, dtype=torch.float32)).numpy(), expected, atol=1e-5)
 
 
@@ -156,3 +157,28 @@ def test_a_goal_touched_and_then_left_is_not_held():
     stayed = run_episode(env, make_agent(Scripted(env), env, 5), 7003, 'reach', max_steps=100)
     assert left.touched and not left.success
     assert stayed.touched and stayed.success
+
+
+def test_eval_planner_drives_another_arm_from_its_params_file(tmp_path, capsys):
+    """config/examples/arm4.yaml's sim_arm section sets the scene: four joints, its camera, no block."""
+    from jepa_agent.model.checkpoint import save_checkpoint
+    from jepa_agent.model.world_model import ModelConfig, WorldModel
+    from jepa_agent.resources import config_path
+    torch.manual_seed(0)
+    model = WorldModel(ModelConfig(image_size=32, action_dim=4, action_scale=[0.15] * 4, encoder_width=8,
+                                   feature_dim=32, projector_hidden=32, latent_dim=8, predictor_width=32,
+                                   predictor_depth=1))
+    env = make_env(model_file='arm4.xml', camera='oblique', ee_site='tool', block_joint='')
+    checkpoint = save_checkpoint(model.eval(), tmp_path / 'model', {**vars(env.robot), 'rate_hz': 10.0,
+                                                                     'image_height': 32, 'image_width': 32})
+    params = yaml.safe_load(config_path('examples/arm4.yaml').read_text())      # with a cheap search
+    params['/**/planner']['ros__parameters']['cem'] = {'num_samples': 16, 'num_iterations': 1, 'num_elites': 4,
+                                                      'num_retained': 1, 'state_cost_weight': 0.0}
+    config = tmp_path / 'arm4.yaml'
+    config.write_text(yaml.safe_dump(params))
+    assert main(['eval-planner', '--checkpoint', str(checkpoint), '--episodes', '1', '--seed', '5000',
+                 '--max-steps', '3', '--out', str(tmp_path / 'eval'), '--record', '0', '--config', str(config)]) == 0
+    report = json.loads((tmp_path / 'eval' / 'eval_planner.json').read_text())
+    assert report['episodes'] == 1 and report['cem']['num_samples'] == 16
+    assert set(report['baselines']) == {'random'}                # the simulator baseline knows arm.xml only
+    assert 'skipped for arm4.xml' in capsys.readouterr().out

@@ -40,12 +40,16 @@ def add_commands(subparsers) -> argparse._SubParsersAction:
     p.add_argument('--episodes', type=int, default=10)
     p.add_argument('--steps', type=int, default=200, help='frames per episode (10 Hz, the recorder default)')
     p.add_argument('--seed', type=int, default=0, help='episode e uses seed + e')
-    p.add_argument('--image-size', type=int, default=64)
+    p.add_argument('--image-size', type=int, default=None, help='camera image side (default: --config\'s, or 64)')
+    p.add_argument('--config', type=Path, default=None,
+                   help='a params file in the nodes\' layout (e.g. config/examples/arm4.yaml): its sim_arm section sets '
+                        'the scene, camera and timing, its explorer section the babbling')
     p.add_argument('--mode', choices=MODES, default=MODES[0],
                    help="'nodes': the explorer -> sim_arm -> recorder pipeline in simulated time (default); 'steps': "
                         "one ArmEnv.step per frame (idealized timing, what the shipped model was trained on)")
-    p.add_argument('--controller', choices=CONTROLLERS, default=CONTROLLERS[0],
-                   help='the sim arm\'s controller (ArmEnvConfig.controller; default: like joint_trajectory_controller)')
+    p.add_argument('--controller', choices=CONTROLLERS, default=None,
+                   help='the sim arm\'s controller (ArmEnvConfig.controller; default: --config\'s, or like '
+                        'joint_trajectory_controller)')
     p.set_defaults(func=cmd_collect_sim)
 
     p = sub.add_parser('info', help='episodes, frames, duration, joints, camera of a dataset')
@@ -84,17 +88,54 @@ def add_commands(subparsers) -> argparse._SubParsersAction:
     return sub
 
 
+def collect_configs(path: Path | None) -> tuple:
+    """(ArmEnvConfig params, PipelineTiming, BabbleConfig) from the sim_arm and explorer sections of a params file
+    (each may be missing; parameters that only the nodes have are ignored)."""
+    from jepa_agent.config import ConfigError, build, load_section
+    from jepa_agent.data.babble import BabbleConfig
+    from jepa_agent.data.collect import PipelineTiming
+    from jepa_agent.sim.arm_env import scene_params
+
+    def section(node: str) -> dict:
+        try:
+            return load_section(path, node) if path else {}
+        except ConfigError as exc:
+            if 'has no section' in str(exc):
+                return {}
+            raise
+
+    def only(cls, params: dict) -> dict:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return {k: v for k, v in params.items() if k in names}
+
+    sim, explorer = section('sim_arm'), section('explorer')
+    timing = build(PipelineTiming, {**only(PipelineTiming, sim), **({'explorer_hz': explorer['rate_hz']}
+                                                                   if 'rate_hz' in explorer else {})}, section='sim_arm')
+    return scene_params(path), timing, build(BabbleConfig, only(BabbleConfig, explorer), section='explorer')
+
+
 def cmd_collect_sim(args) -> int:
+    from jepa_agent.config import ConfigError
     from jepa_agent.data.collect import collect_sim
     from jepa_agent.sim.arm_env import make_env
-
-    env = make_env(image_size=args.image_size, controller=args.controller)
 
     def progress(e: int, info: dict) -> None:
         print(f'episode {info["index"]}: {info["n_frames"]} frames (seed {info["seed"]})', flush=True)
 
     try:
-        collect_sim(args.out, args.episodes, args.steps, args.seed, env=env, progress=progress, mode=args.mode)
+        scene, timing, babble = collect_configs(args.config)
+        scene.setdefault('image_size', 64)
+        if args.image_size is not None:
+            scene['image_size'] = args.image_size
+        if args.controller is not None:
+            scene['controller'] = args.controller
+        env = make_env(**scene)
+    except (ConfigError, ValueError) as exc:
+        print(f'jepa-agent data collect-sim: {exc}', file=sys.stderr)
+        return 2
+    try:
+        collect_sim(args.out, args.episodes, args.steps, args.seed, env=env, progress=progress, mode=args.mode,
+                    timing=timing, babble=babble)
     except (ValueError, OSError) as exc:
         print(f'jepa-agent data collect-sim: {exc}', file=sys.stderr)
         return 2

@@ -73,6 +73,13 @@ class SimArmConfig(ArmEnvConfig):
     """Fraction in [0, 1) of frames rendered but never published (seeded)."""
     camera_frame_id: str = 'camera'
     """frame_id of the camera images and camera_info."""
+    encoding: str = 'rgb8'
+    """Image encoding published: rgb8 or bgr8 (what many camera drivers send)."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.encoding not in ('rgb8', 'bgr8'):
+            raise ValueError(f'encoding must be rgb8 or bgr8, got {self.encoding=}')
 
     def env_config(self) -> ArmEnvConfig:
         return ArmEnvConfig(**{f.name: getattr(self, f.name) for f in fields(ArmEnvConfig)})
@@ -196,7 +203,8 @@ class SimArmNode(Node):
                     with self._lock:
                         qpos = self.env.data.qpos.copy()
                     stamp = self.get_clock().now()       # the moment of exposure
-                    image = rgb_to_image(view.render(qpos), stamp.to_msg(), self.config.camera_frame_id)
+                    image = rgb_to_image(view.render(qpos), stamp.to_msg(), self.config.camera_frame_id,
+                                         self.config.encoding)
                     self.camera_link.push(stamp.nanoseconds, image)
                     self._counters['camera_rendered'].count += 1
                     deadline += period

@@ -41,7 +41,8 @@ def add_commands(subparsers) -> None:
                         help='seconds from taking a camera frame to the agent receiving it (default 0.03)')
     parser.add_argument('--json', default=None, help='metrics JSON path (default: OUT/eval_planner.json)')
     parser.add_argument('--out', default='eval_planner', help='folder for the JSON, PNG summary and GIF')
-    parser.add_argument('--config', default=None, help='planner YAML (default config/planner.yaml: cem.* values)')
+    parser.add_argument('--config', default=None, help='planner YAML (default config/planner.yaml: cem.* values); '
+                        'a sim_arm section in it sets the scene (another arm: config/examples/arm4.yaml)')
     parser.add_argument('--record', type=int, default=3, help='episodes to put in the GIF')
     parser.add_argument('--baseline-episodes', type=_non_negative, default=None,
                         help='episodes per baseline (default: all; 0 skips the baselines)')
@@ -76,6 +77,7 @@ def cmd_eval_planner(args) -> int:
     from jepa_agent.planning.mpc import LatentMPC
     from jepa_agent.planning.evaluate import evaluate, summarize, write_gif, write_summary_png
     from jepa_agent.sim import make_env
+    from jepa_agent.sim.arm_env import scene_params
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -88,7 +90,14 @@ def cmd_eval_planner(args) -> int:
     except (CheckpointError, ValueError) as exc:
         print(f'jepa-agent eval-planner: {exc}', file=sys.stderr)
         return 1
-    env = make_env(image_size=model.config.image_size, task=args.task)
+    try:
+        env = make_env(**{**scene_params(args.config), 'image_size': model.config.image_size, 'task': args.task})
+    except (ConfigError, ValueError) as exc:
+        print(f'jepa-agent eval-planner: {exc}', file=sys.stderr)
+        return 2
+    if env.config.model_file and args.baseline_episodes != 0:
+        print('note: the simulator baseline knows the shipped arm\'s kinematics only; skipped for '
+              f'{env.config.model_file}', flush=True)
     max_steps = args.max_steps or (150 if args.task == 'push' else 120)
     seeds = list(range(args.seed, args.seed + args.episodes))
     baseline_seeds = seeds if args.baseline_episodes is None else seeds[:args.baseline_episodes]
@@ -103,8 +112,9 @@ def cmd_eval_planner(args) -> int:
     policies = {
         'latent_cem': (LatentMPC(model, env_limits(env), cem), seeds),
         'random': (RandomPolicy(env, seed=args.seed), baseline_seeds),
-        'simulator_cem': (SimulatorPolicy(env, cem if args.task == 'reach' else _cheap(cem)), baseline_seeds),
     }
+    if not env.config.model_file:
+        policies['simulator_cem'] = (SimulatorPolicy(env, cem if args.task == 'reach' else _cheap(cem)), baseline_seeds)
     runs = {name: evaluate(env, make_agent(policy, env, cem.horizon, agent_config, args.command_latency),
                            run_seeds, args.task, max_steps, record=args.record if name == 'latent_cem' else 0,
                            progress=progress(name), command_latency_s=args.command_latency,

@@ -116,7 +116,7 @@ class SimulatorPolicy:
         return float('inf')
 
     def _reach_cost(self, actions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        ee_goal = torch.as_tensor(self.goal.ee_pos, dtype=torch.float32)
+        ee_goal = torch.as_tensor(self.goal.ee_pos[:2], dtype=torch.float32)
         q_goal = torch.as_tensor(self.goal.qpos, dtype=torch.float32)
         distance = ((self.kinematics(targets) - ee_goal).norm(dim=-1)
                     + self.JOINT_WEIGHT * (targets - q_goal).norm(dim=-1))               # (N, H)
@@ -131,7 +131,7 @@ class SimulatorPolicy:
                 env.set_joint_targets(target)
                 env.advance(env.control_dt)
                 costs[n, h] = (np.linalg.norm(env.block_pos() - self.goal.block_pos)
-                               + 0.5 * np.linalg.norm(env.ee_pos() - env.block_pos()))
+                               + 0.5 * np.linalg.norm(env.ee_pos()[:2] - env.block_pos()))
         env.set_state(state)
         return torch.as_tensor(costs, dtype=torch.float32) @ self.weights
 

@@ -16,13 +16,16 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from jepa_agent.data.messages import ImageDecoder, MessageError
 
 
-def rgb_to_image(rgb: np.ndarray, stamp=None, frame_id: str = 'camera') -> Image:
-    """rgb8 Image message from an (H, W, 3) uint8 array."""
-    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+def rgb_to_image(rgb: np.ndarray, stamp=None, frame_id: str = 'camera', encoding: str = 'rgb8') -> Image:
+    """Image message (rgb8, or bgr8 as many camera drivers publish) from an (H, W, 3) uint8 RGB array."""
+    rgb = np.asarray(rgb, dtype=np.uint8)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise MessageError(f'expected an (H, W, 3) array, got shape {rgb.shape}')
-    msg = Image(height=rgb.shape[0], width=rgb.shape[1], encoding='rgb8', is_bigendian=0, step=rgb.shape[1] * 3)
-    msg.data = rgb.tobytes()
+    if encoding not in ('rgb8', 'bgr8'):
+        raise MessageError(f'encoding must be rgb8 or bgr8, got {encoding!r}')
+    pixels = np.ascontiguousarray(rgb[..., ::-1] if encoding == 'bgr8' else rgb)
+    msg = Image(height=rgb.shape[0], width=rgb.shape[1], encoding=encoding, is_bigendian=0, step=rgb.shape[1] * 3)
+    msg.data = pixels.tobytes()
     if stamp is not None:
         msg.header.stamp = stamp
     msg.header.frame_id = frame_id

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jepa_agent.config import bounded, check_ranges
+from jepa_agent.config import bounded, check_ranges, load_section, load_yaml
 
 os.environ.setdefault('MUJOCO_GL', 'egl')
 import mujoco  # noqa: E402  (MUJOCO_GL must be set before import)
@@ -36,6 +36,14 @@ SETPOINT_UPDATES = 10
 class ArmEnvConfig:
     """Sim parameters (the `sim_arm` node's parameters share these names)."""
 
+    # scene
+    model_file: str = ''
+    """MJCF (or a URDF MuJoCo reads) of the arm and its scene: a path or a shipped scene's name (arm.xml, arm4.xml);
+    '' = the shipped table-top arm. The arm's joints are those driven by its position actuators, in actuator order."""
+    ee_site: str = 'ee'
+    """MJCF site whose position is the end effector (reach goals and success)."""
+    block_joint: str = 'block'
+    """Free joint of the pushable object; a scene without it has no push task."""
     # camera
     image_size: int = bounded(64, ge=16, le=224)
     """Square camera image side in pixels."""
@@ -71,7 +79,7 @@ class Goal:
 
     image: np.ndarray       # (H, W, 3) uint8
     qpos: np.ndarray        # (n_joints,) arm joint positions
-    ee_pos: np.ndarray      # (2,) end-effector xy
+    ee_pos: np.ndarray      # (3,) end-effector xyz
     block_pos: np.ndarray   # (2,) block xy
     task: str
 
@@ -83,9 +91,45 @@ class Observation:
     image: np.ndarray       # (H, W, 3) uint8
     qpos: np.ndarray        # (n_joints,)
     qvel: np.ndarray        # (n_joints,)
-    ee_pos: np.ndarray      # (2,)
+    ee_pos: np.ndarray      # (3,)
     block_pos: np.ndarray   # (2,)
     time: float
+
+
+def scene_path(model_file: str) -> Path:
+    """The scene file `model_file` names: a path, or the name of a shipped scene (`sim/assets/`: arm.xml, the
+    default; arm4.xml, the second example arm)."""
+    if not model_file:
+        return ASSET
+    path = Path(model_file).expanduser()
+    shipped = ASSET.parent / model_file
+    return shipped if not path.exists() and shipped.is_file() else path
+
+
+def load_scene(path: str | Path) -> mujoco.MjModel:
+    """The MuJoCo model at `path` (MJCF, or a URDF as MuJoCo reads it); ValueError saying why it cannot be loaded."""
+    try:
+        return mujoco.MjModel.from_xml_path(str(path))
+    except (ValueError, OSError) as exc:
+        raise ValueError(f'cannot load the scene {path}: {exc}') from exc
+
+
+def arm_joints(model: mujoco.MjModel) -> list[int]:
+    """Ids of the joints the actuators drive, in actuator order: the arm. ValueError if an actuator drives anything
+    but one limited hinge or slide joint (limits are part of the arm's description)."""
+    if model.nu == 0:
+        raise ValueError('the scene has no actuators; the arm is the joints its position actuators drive')
+    ids = []
+    for i in range(model.nu):
+        joint = int(model.actuator_trnid[i, 0])
+        name = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_ACTUATOR, i)
+        if int(model.actuator_trntype[i]) != int(mujoco.mjtTrn.mjTRN_JOINT) or \
+                int(model.jnt_type[joint]) not in (int(mujoco.mjtJoint.mjJNT_HINGE), int(mujoco.mjtJoint.mjJNT_SLIDE)):
+            raise ValueError(f'actuator {name!r} does not drive one hinge or slide joint')
+        if not model.jnt_limited[joint]:
+            raise ValueError(f'joint {model.joint(joint).name!r} has no range; give it one (range="lower upper")')
+        ids.append(joint)
+    return ids
 
 
 class ArmEnv:
@@ -93,23 +137,40 @@ class ArmEnv:
 
     def __init__(self, config: ArmEnvConfig | None = None):
         self.config = config or ArmEnvConfig()
-        self.model = mujoco.MjModel.from_xml_path(str(ASSET))
+        self.model = load_scene(scene_path(self.config.model_file))
         self.data = mujoco.MjData(self.model)
         self._scratch = mujoco.MjData(self.model)   # kinematics/rendering of arbitrary states
-        self.joint_names = [self.model.actuator(i).name for i in range(self.model.nu)]
-        jids = [self.model.joint(n).id for n in self.joint_names]
+        jids = arm_joints(self.model)
+        self.joint_names = [self.model.joint(j).name for j in jids]
         self._qadr = np.array([self.model.jnt_qposadr[j] for j in jids])
         self._vadr = np.array([self.model.jnt_dofadr[j] for j in jids])
         self.lower = self.model.jnt_range[jids, 0].copy()
         self.upper = self.model.jnt_range[jids, 1].copy()
         self.velocity_limit = np.full(len(jids), self.config.max_joint_velocity)
-        self._block_qadr = self.model.jnt_qposadr[self.model.joint('block').id]
-        self._ee_site = self.model.site('ee').id
-        self._camera = self.model.camera(self.config.camera).id
+        self._link_bodies = [int(self.model.jnt_bodyid[j]) for j in jids]
+        self._ee_site = self._named(mujoco.mjtObj.mjOBJ_SITE, self.config.ee_site, 'ee_site')
+        self._camera = self._named(mujoco.mjtObj.mjOBJ_CAMERA, self.config.camera, 'camera')
+        block = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_JOINT, self.config.block_joint) \
+            if self.config.block_joint else -1
+        self._block_qadr = int(self.model.jnt_qposadr[block]) if block >= 0 else None
         self._renderer: mujoco.Renderer | None = None
         self._substeps = max(1, round(1.0 / (self.config.control_hz * self.model.opt.timestep)))
         self.peak_speed_ratio = 0.0
         """Fastest joint speed seen during `step()` since the last reset, as a multiple of its velocity limit."""
+
+    def _named(self, kind: mujoco.mjtObj, name: str, parameter: str) -> int:
+        """Id of the MJCF element `name`, or a ValueError naming the parameter and what the scene has."""
+        index = mujoco.mj_name2id(self.model, kind, name)
+        if index < 0:
+            count = {mujoco.mjtObj.mjOBJ_SITE: self.model.nsite, mujoco.mjtObj.mjOBJ_CAMERA: self.model.ncam}[kind]
+            names = [mujoco.mj_id2name(self.model, kind, i) for i in range(count)]
+            raise ValueError(f'{parameter} {name!r} is not in the scene {scene_path(self.config.model_file)}; it '
+                             f'has {names}')
+        return index
+
+    @property
+    def has_block(self) -> bool:
+        return self._block_qadr is not None
 
     # -- properties ------------------------------------------------------------------------------------------
     @property
@@ -141,7 +202,8 @@ class ArmEnv:
         q = self.random_joint_positions(rng, margin=0.8)
         self.data.qpos[self._qadr] = q
         self.data.ctrl[:] = q
-        self._place_block(rng, q)
+        if self.has_block:
+            self._place_block(rng, q)
         mujoco.mj_forward(self.model, self.data)
         self.advance(0.1)
         self.peak_speed_ratio = 0.0
@@ -174,13 +236,15 @@ class ArmEnv:
         self._scratch.qpos[:] = self.data.qpos
         self._scratch.qpos[self._qadr] = q
         mujoco.mj_kinematics(self.model, self._scratch)
-        bodies = [self.model.body(n).id for n in ('link1', 'link2', 'link3')]
-        pts = [self._scratch.xpos[b][:2] for b in bodies] + [self._scratch.site_xpos[self._ee_site][:2]]
+        pts = [self._scratch.xpos[b][:2] for b in self._link_bodies] + [self._scratch.site_xpos[self._ee_site][:2]]
         return np.array(pts)
 
     def forward_kinematics(self, q: np.ndarray) -> np.ndarray:
-        """End-effector xy for arm joint positions `q`."""
-        return self._link_points(q)[-1].copy()
+        """End-effector position (xyz) for arm joint positions `q`."""
+        self._scratch.qpos[:] = self.data.qpos
+        self._scratch.qpos[self._qadr] = q
+        mujoco.mj_kinematics(self.model, self._scratch)
+        return self._scratch.site_xpos[self._ee_site].copy()
 
     def joint_positions(self) -> np.ndarray:
         return self.data.qpos[self._qadr].copy()
@@ -189,9 +253,13 @@ class ArmEnv:
         return self.data.qvel[self._vadr].copy()
 
     def ee_pos(self) -> np.ndarray:
-        return self.data.site_xpos[self._ee_site][:2].copy()
+        """End-effector position (xyz, m)."""
+        return self.data.site_xpos[self._ee_site].copy()
 
     def block_pos(self) -> np.ndarray:
+        """Block position on the table (xy, m); NaN without a block."""
+        if not self.has_block:
+            return np.full(2, np.nan)
         return self.data.qpos[self._block_qadr:self._block_qadr + 2].copy()
 
     def get_state(self) -> np.ndarray:
@@ -274,6 +342,8 @@ class ArmEnv:
         task = task or self.config.task
         if task not in TASKS:
             raise ValueError(f'task must be one of {TASKS}, got {task!r}')
+        if task == 'push' and not self.has_block:
+            raise ValueError(f'push needs a block: the scene has no free joint {self.config.block_joint!r}')
         rng = np.random.default_rng([seed, 0x60A1])   # goal stream, disjoint from reset()/explorer seeds
         qpos = self.data.qpos.copy()
         block = self.block_pos()
@@ -286,7 +356,7 @@ class ArmEnv:
             qpos[self._block_qadr:self._block_qadr + 7] = [block[0], block[1], 0.025, 1, 0, 0, 0]
         for _ in range(100):
             q = self.random_joint_positions(rng, margin=0.9)
-            if self.clearance(q, block) > 0.05:
+            if not self.has_block or self.clearance(q, block) > 0.05:
                 break
         qpos[self._qadr] = q
         return Goal(self.render(qpos), q, self.forward_kinematics(q), block, task)
@@ -301,6 +371,18 @@ class ArmEnv:
         if goal.task == 'reach':
             return d['ee'] <= self.config.reach_tolerance
         return d['block'] <= self.config.push_tolerance
+
+
+def scene_params(path: str | Path | None) -> dict:
+    """The ArmEnvConfig parameters (scene, camera, controller, task) of the sim_arm section of a params file in the
+    nodes' layout; {} without a file or section. The section's other (node-only) parameters are ignored."""
+    if path is None:
+        return {}
+    data = load_yaml(path)
+    if not any(str(key).rstrip('/').rsplit('/', 1)[-1] in ('sim_arm', '**') for key in data):
+        return {}
+    names = {f.name for f in dataclasses.fields(ArmEnvConfig)}
+    return {k: v for k, v in load_section(path, 'sim_arm').items() if k in names}
 
 
 def make_env(**overrides) -> ArmEnv:
