@@ -17,39 +17,9 @@ import numpy as np
 
 from jepa_agent.data.collect import collect_sim
 from jepa_agent.data.dataset import action_statistics, frame_actions
-from jepa_agent.data.episode_reader import EpisodeReader, open_episodes
-from jepa_agent.data.episodes import episode_dirs
-from jepa_agent.demo import NodeProcesses, private_domain
+from jepa_agent.data.episode_reader import open_episodes
+from jepa_agent.demo import EPISODE_FRAMES, record_babbling
 from jepa_agent.sim.arm_env import make_env
-
-FRAMES = 200
-
-
-def complete_episodes(root: Path) -> int:
-    done = 0
-    for path in episode_dirs(root) if (root / 'dataset.json').exists() else []:
-        try:
-            done += EpisodeReader(path).status == 'complete'
-        except Exception:  # noqa: BLE001 - an episode being written may not be readable yet
-            pass
-    return done
-
-
-def record_live(root: Path, episodes: int, seed: int, log_dir: Path) -> float:
-    """Record `episodes` complete episodes through the nodes; returns the seconds it took."""
-    nodes = NodeProcesses({'sim_arm': [f'seed:={seed}'], 'explorer': [f'seed:={seed}'],
-                           'recorder': [f'dataset_dir:={root}', f'episode_frames:={FRAMES}', 'task:=babble']},
-                          log_dir, private_domain())
-    start = time.monotonic()
-    try:
-        while complete_episodes(root) < episodes:
-            if any(proc.poll() is not None for proc in nodes.procs.values()):
-                raise RuntimeError(f'a node exited; logs in {log_dir}')
-            time.sleep(1.0)
-    finally:
-        nodes.stop()
-    return time.monotonic() - start
-
 
 def motion(root: Path) -> dict[str, float]:
     """action_statistics plus the joint-speed percentiles between frames (rad/s, episodes of `root` complete)."""
@@ -68,10 +38,12 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix='action_match_') as tmp:
         live, sim = Path(tmp) / 'live', Path(tmp) / 'sim'
-        seconds = record_live(live, args.episodes, args.seed, Path(tmp) / 'logs')
+        start = time.monotonic()
+        record_babbling(live, args.seed, Path(tmp) / 'logs', args.episodes)
+        seconds = time.monotonic() - start
         env = make_env(image_size=64)
         start = time.monotonic()
-        collect_sim(sim, args.episodes, FRAMES, seed=args.seed, env=env)
+        collect_sim(sim, args.episodes, EPISODE_FRAMES, seed=args.seed, env=env)
         sim_seconds = time.monotonic() - start
         env.close()
         numbers = {'nodes': motion(live), 'collect_sim': motion(sim), 'nodes_seconds': seconds,

@@ -1,5 +1,5 @@
 """The shipped world model on held-out episodes **recorded through the nodes** (sim_arm + explorer + recorder
-processes on the hardware-like sim, `bench/action_match.py`'s recording) or from `jepa-agent data collect-sim`, then
+processes on the hardware-like sim, `jepa_agent.demo.record_babbling`) or from `jepa-agent data collect-sim`, then
 `jepa-agent eval-model` (collapse, rollout error against the no-change baseline, state head).
 
     .venv/bin/python bench/model_quality.py --record                     # 5 live episodes of 20 s
@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from action_match import record_live
+from jepa_agent.demo import record_babbling
 
 
 def jepa_agent(*args: str) -> None:
@@ -32,7 +32,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix='model_quality_') as tmp:
         data = Path(tmp) / 'val'
         if args.source == 'nodes':
-            record_live(data, args.episodes, args.seed, Path(tmp) / 'logs')
+            record_babbling(data, args.seed, Path(tmp) / 'logs', args.episodes)
         else:
             jepa_agent('data', 'collect-sim', '--out', str(data), '--episodes', str(args.episodes), '--steps', '200',
                        '--seed', str(args.seed))

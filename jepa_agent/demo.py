@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import subprocess
@@ -29,6 +30,11 @@ import numpy as np
 
 #: the demo's private ROS domain is drawn from here (0..101 are safe for every DDS port mapping)
 DOMAIN_RANGE = (30, 101)
+#: frames per babbling episode of `demo --learn` and `record_babbling`
+EPISODE_FRAMES = 200
+#: scene and explorer seed of `demo --learn`'s recording through the nodes (its collect-sim episodes use 0, 1, ...;
+#: goals 1000 on)
+LEARN_SEED = 500
 
 
 def write_goal_image(seed: int, path: str | Path, image_size: int = 64, task: str = 'reach') -> Path:
@@ -132,6 +138,36 @@ class NodeProcesses:
             if proc.returncode != 0:
                 print(f'warning: {name} exited with code {proc.returncode}; see {self.log_dir / name}.log',
                       file=sys.stderr)
+
+
+def complete_episodes(root: Path) -> int:
+    """Episodes of the dataset at `root` that were closed normally (0 while there is no dataset)."""
+    from jepa_agent.data.episode_reader import EpisodeReader
+    from jepa_agent.data.episodes import DatasetError, episode_dirs
+    done = 0
+    for path in episode_dirs(root) if (root / 'dataset.json').exists() else []:
+        try:
+            done += EpisodeReader(path).status == 'complete'
+        except (DatasetError, OSError):   # an episode being written may not be readable yet
+            pass
+    return done
+
+
+def record_babbling(root: Path, seed: int, log_dir: Path, episodes: int, timeout_s: float = math.inf) -> int:
+    """Motor babbling recorded through the real nodes (sim_arm + explorer + recorder in auto mode, episodes of 200
+    frames) until `episodes` episodes are complete or `timeout_s` has passed; returns the complete episodes."""
+    nodes = NodeProcesses({'sim_arm': [f'seed:={seed}'], 'explorer': [f'seed:={seed}'],
+                           'recorder': [f'dataset_dir:={root}', f'episode_frames:={EPISODE_FRAMES}', 'task:=babble']},
+                          log_dir, private_domain())
+    start = time.monotonic()
+    try:
+        while complete_episodes(root) < episodes and time.monotonic() - start < timeout_s:
+            if any(proc.poll() is not None for proc in nodes.procs.values()):
+                raise RuntimeError(f'a node exited while recording; logs in {log_dir}')
+            time.sleep(1.0)
+    finally:
+        nodes.stop()
+    return complete_episodes(root)
 
 
 # -- the demo proper ---------------------------------------------------------------------------------------------
@@ -319,7 +355,9 @@ def report_results(results, timings: list[dict[str, float]], checkpoint: Path, o
 
 # -- learning from scratch ---------------------------------------------------------------------------------------
 def learn_from_scratch(out: Path, minutes: float, seed: int) -> Path:
-    """Babble + record in the sim for a quarter of `minutes`, train for the rest; returns the checkpoint."""
+    """Babble + record in the sim for a quarter of `minutes`, train for the rest; returns the checkpoint. The first
+    eighth is recorded through the real nodes (the data path of a real arm), the rest by `collect-sim`'s simulated
+    node pipeline into the same dataset (about 15 times as many frames per minute, moving the arm alike)."""
     from jepa_agent.data.collect import collect_sim
     from jepa_agent.resources import config_path
     from jepa_agent.sim.arm_env import make_env
@@ -329,15 +367,17 @@ def learn_from_scratch(out: Path, minutes: float, seed: int) -> Path:
     start = time.monotonic()
     env = make_env()
     episodes = 0
-    print(f'[learn] exploring: motor babbling in the sim for {minutes / 4:.1f} min -> {data}', flush=True)
+    print(f'[learn] exploring: motor babbling through sim_arm + explorer + recorder for {minutes / 8:.1f} min, then '
+          f'in simulated time until {minutes / 4:.1f} min -> {data}', flush=True)
+    live = record_babbling(data, LEARN_SEED, out / 'learn' / 'logs', episodes=10**6, timeout_s=minutes * 60 / 8)
     try:
         while time.monotonic() - start < minutes * 60 / 4 or episodes < 2:
-            collect_sim(data, episodes=1, steps=200, seed=episodes, env=env)   # goal seeds start at 1000
+            collect_sim(data, episodes=1, steps=EPISODE_FRAMES, seed=episodes, env=env)   # goal seeds start at 1000
             episodes += 1
     finally:
         env.close()
     train_minutes = max(minutes - (time.monotonic() - start) / 60, 0.5)
-    print(f'[learn] recorded {episodes} episodes ({episodes * 200} frames); training for at most '
-          f'{train_minutes:.1f} min -> {model}', flush=True)
+    print(f'[learn] recorded {live} episodes through the nodes and {episodes} in simulated time; training for at '
+          f'most {train_minutes:.1f} min -> {model}', flush=True)
     train(data, model, config_path('train.yaml'), max_minutes=train_minutes)
     return model
