@@ -116,6 +116,20 @@ def test_surprise_falls_while_training_on_a_repeated_motion(env):
     assert learner.steps == 100 and learner.skipped_batches == 0
 
 
+def test_live_batches_leave_the_batch_norm_statistics_alone(env):
+    """Small, correlated live batches must not rewrite the running statistics the model was trained with: with a
+    vanishing learning rate, training steps leave the model's (eval-mode) latents unchanged."""
+    learner = OnlineLearner(tiny_model(), {}, OnlineLearnerConfig(min_frames=20, learning_rate=1e-12), rate_hz=10)
+    frames = repeated_motion(env, 40)
+    for frame in frames:
+        learner.observe(*frame)
+    images = torch.from_numpy(learner.buffer.windows(np.arange(4), 1)[0][:, 0])
+    before = learner.model.eval().encode(images)
+    for _ in range(5):
+        assert learner.train_step() is not None
+    torch.testing.assert_close(learner.model.eval().encode(images), before, rtol=1e-4, atol=1e-5)
+
+
 def test_state_head_keeps_learning_online(env):
     """A model with a state head keeps training it on the live joint states (its readout error falls; without the
     state term the same steps make it worse); a model without a head trains without the term."""
@@ -265,6 +279,22 @@ def test_held_out_frames_are_never_trained_on(env):
     assert not np.any((windows == 169).any(1) & (windows == 170).any(1))     # never across the gap
 
 
+def fitted_tiny_model(frames) -> WorldModel:
+    """The tiny model with BatchNorm statistics fitted on the frames' images, like any offline-trained checkpoint's
+    (the online learner keeps them; see `train_keeping_batch_norm_statistics`)."""
+    model = tiny_model()
+    images = torch.from_numpy(np.stack([image for image, *_ in frames])).permute(0, 3, 1, 2).contiguous()
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None                     # cumulative average over the one pass
+    with torch.no_grad():
+        model.train().encode(images)
+    for norm in norms:
+        norm.momentum = 0.1
+    return model.eval()
+
+
 def train(learner: OnlineLearner, steps: int) -> None:
     for _ in range(steps):
         assert learner.train_step() is not None
@@ -279,8 +309,8 @@ def motion(env):
 @pytest.fixture(scope='module')
 def trained_weights(motion):
     """The tiny model after 100 online steps on `motion` (held-out frames excluded, as always)."""
-    learner = OnlineLearner(tiny_model(), {}, OnlineLearnerConfig(min_frames=20, learning_rate=1e-3, **GATE),
-                            rate_hz=10)
+    learner = OnlineLearner(fitted_tiny_model(motion), {},
+                            OnlineLearnerConfig(min_frames=20, learning_rate=1e-3, **GATE), rate_hz=10)
     for frame in motion:
         learner.observe(*frame)
     train(learner, 100)
@@ -292,7 +322,7 @@ def gated_learner(env, motion, tmp_path, **overrides) -> tuple[OnlineLearner, li
     announced, withheld = [], []
     config = OnlineLearnerConfig(min_frames=20, learning_rate=1e-3, checkpoint_dir=str(tmp_path / 'online'),
                                  **{**GATE, **overrides})
-    learner = OnlineLearner(tiny_model(), {'joint_names': env.joint_names}, config, rate_hz=10,
+    learner = OnlineLearner(fitted_tiny_model(motion), {'joint_names': env.joint_names}, config, rate_hz=10,
                             on_checkpoint=announced.append, on_withheld=withheld.append)
     for frame in motion:
         learner.observe(*frame)

@@ -114,6 +114,16 @@ class OnlineLearnerConfig:
                              f'{self.holdout_horizon=}')
 
 
+def train_keeping_batch_norm_statistics(model: torch.nn.Module) -> None:
+    """Training mode, except that BatchNorm layers normalize with (and keep) their running statistics: live batches
+    are small and their frames correlated, and statistics updated from them moved a well-trained model's held-out
+    10-step error from 5 % to 14 % of persistence within 50 steps even at a learning rate of 1e-9."""
+    model.train()
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.eval()
+
+
 class OnlineLearner:
     """Trains a WorldModel on the live stream in a background thread; reports surprise, and announces checkpoints
     that are no worse than the announced model on held-out live windows."""
@@ -228,7 +238,7 @@ class OnlineLearner:
         batch = self._batch()
         if batch is None:
             return None
-        self.model.train()
+        train_keeping_batch_norm_statistics(self.model)
         try:
             images, actions, qpos = batch
             loss, terms = self.objective(images, actions, self.steps, qpos)
