@@ -32,7 +32,7 @@ from jepa_agent.data.episode_writer import EpisodeWriter
 from jepa_agent.data.episodes import DatasetMeta, Frame
 from jepa_agent.data.sync import FrameSynchronizer, SyncConfig
 from jepa_agent.sim.arm_env import ArmEnv
-from jepa_agent.sim.camera_link import CameraLink
+from jepa_agent.sim.camera_link import CameraLink, to_ns
 from jepa_agent.sim.controlled_arm import ControlledArm
 
 
@@ -64,18 +64,15 @@ def env_dataset_meta(env: ArmEnv, source: str, rate_hz: float = 10.0) -> Dataset
                        source=source)
 
 
-def _ns(t: float) -> int:
-    return round(t * 1e9)
-
-
 def collect_episode(env: ArmEnv, writer: EpisodeWriter, steps: int, seed: int, babble: BabbleConfig | None = None,
-                    timing: PipelineTiming | None = None, gate: CommandGateConfig | None = None) -> None:
-    """Reset `env` with `seed` and append `steps` frames recorded through the simulated node pipeline."""
+                    timing: PipelineTiming | None = None) -> None:
+    """Reset `env` with `seed` and append `steps` frames recorded through the simulated node pipeline (the explorer's
+    gate has its default settings, as config/explorer.yaml)."""
     timing = timing or PipelineTiming()
     rng = np.random.default_rng([seed, 0xC011])
     babbler = MotorBabbler(env.lower, env.upper, env.velocity_limit, dataclasses.replace(babble or BabbleConfig(),
                                                                                          seed=seed))
-    command_gate = CommandGate(env.lower, env.upper, env.velocity_limit, config=gate or CommandGateConfig())
+    command_gate = CommandGate(env.lower, env.upper, env.velocity_limit, config=CommandGateConfig())
     sync = FrameSynchronizer(env.n_joints, SyncConfig(rate_hz=writer.meta.rate_hz))
     camera = CameraLink(timing.camera_latency_s, timing.camera_jitter_s, timing.camera_drop_rate, seed)
     env.reset(seed, render=False)
@@ -84,16 +81,18 @@ def collect_episode(env: ArmEnv, writer: EpisodeWriter, steps: int, seed: int, b
                'explorer': 1.0 / timing.explorer_hz}
     due = {name: rng.uniform(0.0, period) for name, period in periods.items()}   # independent processes' phases
     newest: tuple[float, np.ndarray] | None = None                               # the explorer's joint state
-    t = 0.0
+    t, deadline = 0.0, 10 * steps / timing.camera_hz
     while writer.n_frames < steps:
+        if t > deadline:
+            raise RuntimeError(f'the simulated pipeline made {writer.n_frames} of {steps} frames in {t:.0f} s')
         if t >= due['joints']:
             due['joints'] += periods['joints']
             newest = (t, env.joint_positions())
             _write(writer, steps, sync.add_joints(t, newest[1], env.joint_velocities(), arrival=t))
         if t >= due['camera']:
             due['camera'] += periods['camera']
-            camera.push(_ns(t), (t, env.render()))
-        for stamp, image in camera.pop_due(_ns(t)):
+            camera.push(to_ns(t), (t, env.render()))
+        for stamp, image in camera.pop_due(to_ns(t)):
             _write(writer, steps, sync.add_image(stamp, image, arrival=t))
         if t >= due['explorer'] and newest is not None:
             due['explorer'] += periods['explorer']

@@ -21,7 +21,7 @@ from jepa_agent.planning.agent import Agent, AgentConfig, Hold, Policy, plan_sta
 from jepa_agent.planning.cem import CEMConfig, CEMPlanner, Plan, step_weights
 from jepa_agent.planning.constraints import JointLimits
 from jepa_agent.sim import ArmEnv, Goal
-from jepa_agent.sim.camera_link import CameraLink
+from jepa_agent.sim.camera_link import CameraLink, to_ns
 from jepa_agent.sim.controlled_arm import ControlledArm
 
 #: physics ticks of the simulated controller (s), as in the sim_arm node
@@ -177,9 +177,9 @@ def run_episode(env: ArmEnv, agent: Agent, seed: int, task: str, max_steps: int,
     def tick() -> None:
         t = clock['t']
         if t >= seen['exposures'] * dt - 1e-9:                  # the camera takes a frame every control period
-            camera.push(_ns(t), (t, env.render() if render else None, env.joint_positions()))
+            camera.push(to_ns(t), (t, env.render() if render else None, env.joint_positions()))
             seen['exposures'] += 1
-        for taken, image, q in camera.pop_due(_ns(t + 1e-9)):      # (simulated time sums float ticks)
+        for taken, image, q in camera.pop_due(to_ns(t + 1e-9)):      # (simulated time sums float ticks)
             agent.observe(image, taken, q)
             seen['frame'] = taken
         joint_log.append((t, env.joint_positions()))
@@ -227,9 +227,6 @@ def run_episode(env: ArmEnv, agent: Agent, seed: int, task: str, max_steps: int,
     return result
 
 
-def _ns(t: float) -> int:
-    """Simulated seconds as the camera link's integer nanoseconds."""
-    return round(t * 1e9)
 
 
 def _strip(env: ArmEnv, current: np.ndarray, goal: np.ndarray, planned: np.ndarray | None) -> np.ndarray:

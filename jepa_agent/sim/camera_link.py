@@ -10,6 +10,11 @@ from collections import deque
 import numpy as np
 
 
+def to_ns(seconds: float) -> int:
+    """Seconds (simulated or ROS time) as the camera link's integer nanoseconds."""
+    return round(seconds * 1e9)
+
+
 class CameraLink:
     """What happens to a frame between exposure and subscribers on a real camera: it arrives `latency` plus a uniform
     [0, jitter] s after its stamp, or never (probability `drop_rate`). Seeded, so a run is reproducible. Frames leave
