@@ -3,8 +3,8 @@
 Random interaction is rich in dynamics as long as it covers the joint space and varies its speed, so waypoints
 are drawn uniformly in the limits and approached at a random fraction of the velocity limit. The walk continues
 from its own previous target while the arm follows it: a moving arm's measured position lags its command by the
-command and sensing latency, and a walk restarted from it every period moved the arm at about half the intended
-speed through the nodes.
+command and sensing latency, and a walk restarted from it every period moved the arm about 30 % slower than drawn
+through the nodes.
 """
 from __future__ import annotations
 

@@ -42,8 +42,8 @@ def add_commands(subparsers) -> argparse._SubParsersAction:
     p.add_argument('--seed', type=int, default=0, help='episode e uses seed + e')
     p.add_argument('--image-size', type=int, default=None, help='camera image side (default: --config\'s, or 64)')
     p.add_argument('--config', type=Path, default=None,
-                   help='a params file in the nodes\' layout (e.g. config/examples/arm4.yaml): its sim_arm section sets '
-                        'the scene, camera and timing, its explorer section the babbling')
+                   help='a params file in the nodes\' layout (e.g. config/examples/arm4.yaml): its sim_arm section '
+                        'sets the scene, camera and timing, its explorer section the babbling')
     p.add_argument('--mode', choices=MODES, default=MODES[0],
                    help="'nodes': the explorer -> sim_arm -> recorder pipeline in simulated time (default); 'steps': "
                         "one ArmEnv.step per frame (idealized timing, what the shipped model was trained on)")
@@ -109,8 +109,8 @@ def collect_configs(path: Path | None) -> tuple:
         return {k: v for k, v in params.items() if k in names}
 
     sim, explorer = section('sim_arm'), section('explorer')
-    timing = build(PipelineTiming, {**only(PipelineTiming, sim), **({'explorer_hz': explorer['rate_hz']}
-                                                                   if 'rate_hz' in explorer else {})}, section='sim_arm')
+    rate = {'explorer_hz': explorer['rate_hz']} if 'rate_hz' in explorer else {}
+    timing = build(PipelineTiming, {**only(PipelineTiming, sim), **rate}, section='sim_arm')
     return scene_params(path), timing, build(BabbleConfig, only(BabbleConfig, explorer), section='explorer')
 
 

@@ -4,13 +4,13 @@
     jepa-agent data collect-sim --out data/stepped --mode steps --controller rate_limited   # the shipped model's data
 
 `nodes` (the default) replays the explorer → sim_arm → recorder pipeline in simulated time. A recording made through
-the nodes and one made this way move the arm alike between frames, because both run the same code on the same clocks: the explorer's babbling (`MotorBabbler`) through
-its command gate at its own rate, the sim arm's joint_trajectory_controller with command latency
-(`ControlledArm`), its camera with latency, jitter and drops (`CameraLink`) and its 50 Hz joint states, and the
-recorder's synchronization of those streams into frames (`FrameSynchronizer`). Only the clock differs: simulated
-time runs as fast as the CPU allows. The explorer's timer and the camera start at random (seeded) phases, as
-independent processes do. `jepa-agent data info` prints
-the statistics (`dataset.action_statistics`) that show a dataset moves the arm the way the nodes do.
+the nodes and one made this way move the arm alike between frames, because both run the same code on the same
+clocks: the explorer's babbling (`MotorBabbler`) through its command gate at its own rate, the sim arm's
+joint_trajectory_controller with command latency (`ControlledArm`), its camera with latency, jitter and drops
+(`CameraLink`) and its 50 Hz joint states, and the recorder's synchronization of those streams into frames
+(`FrameSynchronizer`). Only the clock differs: simulated time runs as fast as the CPU allows. The explorer's timer and
+the camera start at random (seeded) phases, as independent processes do. `jepa-agent data info` prints the
+statistics (`dataset.action_statistics`) that show a dataset moves the arm the way the nodes do.
 
 `steps` steps the env once per frame (`ArmEnv.step`, no latency, the babbler restarting from the measured position):
 idealized timing whose motions span the whole velocity range evenly (through the nodes the gate's latency margin
