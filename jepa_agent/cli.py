@@ -1,7 +1,7 @@
 """`jepa-agent`: the command-line entry point.
 
     jepa-agent demo                      # sim arm + planner with the shipped model, several goals
-    jepa-agent data info DIR             # data: info | verify | collect-sim | import-bag | export-lerobot
+    jepa-agent data info DIR             # data: info | verify | collect-sim | import-bag | {export,import}-lerobot
     jepa-agent train --data DIR --out DIR
     jepa-agent eval-model --checkpoint PATH --data DIR
     jepa-agent eval-planner --checkpoint PATH --episodes 50 --seed 1000

@@ -96,3 +96,32 @@ def test_refuses_non_empty_output_and_empty_dataset(exported, tmp_path, capsys):
         pass
     assert cli_main(['data', 'export-lerobot', str(tmp_path / 'empty'), '--out', str(tmp_path / 'x')]) == 1
     assert 'no readable' in capsys.readouterr().err
+
+
+def test_import_lerobot_round_trips_an_export(exported, tmp_path, capsys):
+    """import-lerobot reads back what export-lerobot wrote: the same episodes, tasks, joints, states and targets (so
+    the same actions), and the images within video-codec error."""
+    root, sources = exported
+    robot = tmp_path / 'robot.yaml'
+    robot.write_text('recorder:\n  ros__parameters:\n    joint_names: [a, b]\n    lower: [-1, -2]\n    upper: [1, 2]\n'
+                     '    velocity_limit: [1, 1]\n')
+    assert cli_main(['data', 'import-lerobot', str(root), '--out', str(tmp_path / 'back'), '--config',
+                     str(robot)]) == 0
+    assert 'imported 3 episode(s), 28 frames' in capsys.readouterr().out
+    back = open_episodes(tmp_path / 'back')
+    assert back[0].meta.joint_names == ['a', 'b'] and back[0].meta.upper == [1, 2] and back[0].meta.rate_hz == 10.0
+    for source, copy in zip(sources, back):
+        assert len(copy) == len(source) and copy.info['task'] == source.info['task']
+        np.testing.assert_allclose(copy.qpos, source.qpos, atol=1e-6)
+        np.testing.assert_allclose(copy.target, source.target, atol=1e-6)
+        assert np.abs(copy.images.astype(int) - source.images).mean() < 2.0
+    # without a robot description the limits come from the data; another robot's joints are refused
+    assert cli_main(['data', 'import-lerobot', str(root), '--out', str(tmp_path / 'derived')]) == 0
+    derived = open_episodes(tmp_path / 'derived')[0].meta
+    states = np.concatenate([r.qpos for r in sources] + [r.target for r in sources])
+    np.testing.assert_allclose(derived.lower, states.min(axis=0), atol=1e-6)
+    robot.write_text(robot.read_text().replace('[a, b]', '[a, c]'))
+    assert cli_main(['data', 'import-lerobot', str(root), '--out', str(tmp_path / 'x'), '--config', str(robot)]) == 1
+    assert "joints ['a', 'b'], the robot description ['a', 'c']" in capsys.readouterr().err
+    assert cli_main(['data', 'import-lerobot', str(tmp_path / 'none'), '--out', str(tmp_path / 'y')]) == 1
+    assert 'cannot read' in capsys.readouterr().err

@@ -5,6 +5,7 @@
     jepa-agent data verify data/babble [--repair]
     jepa-agent data import-bag BAG --out data/from_bag [--config config/recorder.yaml] [--image-topic /wrist/image]
     jepa-agent data export-lerobot data/babble --out data/babble_lerobot
+    jepa-agent data import-lerobot data/babble_lerobot --out data/from_lerobot [--config my_arm.yaml]
     jepa-agent data record start|stop|discard [--recorder /recorder]   # the recorder node's services (ROS side:
                                                                        # jepa_agent.ros.cli)
 """
@@ -30,7 +31,7 @@ from jepa_agent.sim.arm_env import CONTROLLERS
 def add_commands(subparsers) -> argparse._SubParsersAction:
     """Register `data` and its ROS-free sub-commands; returns them so `jepa_agent.cli` can add the ROS-side ones."""
     data = subparsers.add_parser('data', help='episode datasets: collect-sim | info | verify | import-bag | '
-                                 'export-lerobot | record',
+                                 'export-lerobot | import-lerobot | record',
                                  description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = data.add_subparsers(dest='data_command', required=True)
 
@@ -84,6 +85,15 @@ def add_commands(subparsers) -> argparse._SubParsersAction:
     p.add_argument('--robot-type', default='jepa_agent_arm', help='info.json robot_type')
     p.add_argument('--overwrite', action='store_true', help='replace a non-empty --out')
     p.set_defaults(func=cmd_export_lerobot)
+
+    p = sub.add_parser('import-lerobot', help='read a LeRobot dataset v3.0 (parquet + mp4) into episodes')
+    p.add_argument('dir', type=Path, help='LeRobot dataset directory (with meta/info.json)')
+    p.add_argument('--out', required=True, type=Path, help='episode dataset (created or appended to)')
+    p.add_argument('--config', type=Path, default=None,
+                   help='params file whose recorder section describes the robot (joint names and limits); default: '
+                        'the data\'s range and fastest motion')
+    p.add_argument('--video-key', default=None, help='camera feature to import when there are several')
+    p.set_defaults(func=cmd_import_lerobot)
 
     return sub
 
@@ -266,4 +276,23 @@ def cmd_export_lerobot(args) -> int:
         return 1
     print(f'wrote LeRobot {info["codebase_version"]} dataset to {args.out}: {info["total_episodes"]} episodes, '
           f'{info["total_frames"]} frames at {info["fps"]} fps')
+    return 0
+
+
+def cmd_import_lerobot(args) -> int:
+    from jepa_agent.config import ConfigError, load
+    from jepa_agent.data.lerobot import LeRobotImportError, import_lerobot
+    from jepa_agent.data.recording import RecorderConfig
+    from jepa_agent.robot import RobotDescription
+
+    try:
+        robot = None
+        if args.config is not None:
+            config = load(RecorderConfig, args.config, 'recorder')
+            robot = RobotDescription(**{f.name: getattr(config, f.name) for f in dataclasses.fields(RobotDescription)})
+        episodes = import_lerobot(args.dir, args.out, robot, args.video_key)
+    except (ConfigError, LeRobotImportError, DatasetError, OSError) as exc:
+        print(f'jepa-agent data import-lerobot: {exc}', file=sys.stderr)
+        return 1
+    print(f'imported {len(episodes)} episode(s), {sum(e["n_frames"] for e in episodes)} frames into {args.out}')
     return 0

@@ -18,6 +18,7 @@ which is what LeRobot's loader checks and how the video frames are placed; recor
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -28,7 +29,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jepa_agent.data.episode_reader import EpisodeReader, open_episodes
-from jepa_agent.data.episodes import read_dataset_meta
+from jepa_agent.data.episode_writer import EpisodeWriter
+from jepa_agent.data.episodes import DatasetMeta, Frame, read_dataset_meta
+from jepa_agent.robot import RobotDescription
 
 CODEBASE_VERSION = 'v3.0'
 IMAGE_KEY = 'observation.images.camera'
@@ -43,6 +46,10 @@ IMAGE_STATS_FRAMES = 32
 
 class ExportError(ValueError):
     """The dataset cannot be exported (nothing readable, bad frame rate, output exists); the text says why."""
+
+
+class LeRobotImportError(ValueError):
+    """A LeRobot dataset cannot be imported (missing files, another layout, joints that do not match)."""
 
 
 def export_lerobot(source: str | Path, out: str | Path, robot_type: str = 'jepa_agent_arm',
@@ -196,3 +203,88 @@ def _write_parquet(path: Path, table: pa.Table) -> None:
 def _write_json(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=4))
+
+
+def import_lerobot(source: str | Path, out: str | Path, robot: RobotDescription | None = None,
+                   video_key: str | None = None) -> list[dict]:
+    """Episodes of a LeRobot v3.0 dataset (one camera video, `observation.state` and absolute `action` joint
+    vectors, as `export_lerobot` writes) appended to the episode dataset `out`; returns their meta.json contents.
+
+    `robot` gives the joints' limits (LeRobot stores none; its joint names must equal the state's names); without
+    it the limits are the data's range and the velocity limit the fastest motion between frames. Actions then follow
+    from the states (`dataset.frame_actions`), as for every source; velocities are unknown (NaN)."""
+    source = Path(source)
+    info = _read_json(source / 'meta/info.json')
+    if not str(info.get('codebase_version', '')).startswith('v3'):
+        raise LeRobotImportError(f'{source}: codebase_version {info.get("codebase_version")!r}; only v3.x is read')
+    features, fps = info['features'], float(info['fps'])
+    videos = [k for k, v in features.items() if v.get('dtype') == 'video']
+    video_key = video_key or (videos[0] if len(videos) == 1 else None)
+    if video_key not in videos or 'observation.state' not in features or 'action' not in features:
+        raise LeRobotImportError(f'{source}: needs observation.state, action and one video (--video-key among '
+                                 f'{videos}); it has {sorted(features)}')
+    names = list(features['observation.state']['names'])
+    frames = _read_tables(source / 'data')
+    state = np.stack(frames.column('observation.state').to_numpy(zero_copy_only=False)).astype(np.float64)
+    action = np.stack(frames.column('action').to_numpy(zero_copy_only=False)).astype(np.float64)
+    episode_of = frames.column('episode_index').to_numpy()
+    episodes = _read_tables(source / 'meta/episodes')
+    robot = robot or _robot_from_data(names, state, action, episode_of, fps)
+    if list(robot.joint_names) != names:
+        raise LeRobotImportError(f'{source}: joints {names}, the robot description {robot.joint_names}')
+    height, width = features[video_key]['shape'][:2]
+    meta = DatasetMeta(**dataclasses.asdict(robot), rate_hz=fps, image_height=height, image_width=width,
+                       source=f'lerobot:{source}')
+    written, decoded = [], {}
+    for row in episodes.to_pylist():
+        rows = np.flatnonzero(episode_of == row['episode_index'])
+        video = source / info['video_path'].format(video_key=video_key,
+                                                   chunk_index=row[f'videos/{video_key}/chunk_index'],
+                                                   file_index=row[f'videos/{video_key}/file_index'])
+        if video not in decoded:
+            decoded[video] = _decode(video)
+        first = round(row[f'videos/{video_key}/from_timestamp'] * fps)
+        images = decoded[video][first:first + len(rows)]
+        if len(images) != len(rows):
+            raise LeRobotImportError(f'{video}: {len(images)} frames for episode {row["episode_index"]}, '
+                                     f'{len(rows)} expected')
+        task = (row.get('tasks') or [''])[0]
+        with EpisodeWriter(out, meta, task=task, info={'lerobot_episode': row['episode_index']}) as writer:
+            for k, (image, q, target) in enumerate(zip(images, state[rows], action[rows])):
+                t = k / fps
+                writer.append(Frame(time=t, image=image, qpos=q, qvel=np.full(len(names), np.nan), target=target,
+                                    image_stamp=t, joint_stamp=t))
+        written.append(writer.close())
+    return written
+
+
+def _robot_from_data(names: list[str], state: np.ndarray, action: np.ndarray, episode_of: np.ndarray,
+                     fps: float) -> RobotDescription:
+    values = np.concatenate([state, action])
+    same_episode = episode_of[1:] == episode_of[:-1]
+    speed = np.abs(np.diff(state, axis=0))[same_episode] * fps
+    fastest = speed.max(axis=0) if len(speed) else np.ones(len(names))
+    return RobotDescription(names, values.min(axis=0).tolist(), values.max(axis=0).tolist(),
+                            np.maximum(fastest, 1e-3).tolist())
+
+
+def _read_tables(folder: Path) -> pa.Table:
+    paths = sorted(folder.rglob('*.parquet'))
+    if not paths:
+        raise LeRobotImportError(f'no parquet files under {folder}')
+    return pa.concat_tables([pq.read_table(p) for p in paths])
+
+
+def _decode(path: Path) -> np.ndarray:
+    """Every frame of a video as (N, H, W, 3) uint8 RGB, in presentation order."""
+    if not path.exists():
+        raise LeRobotImportError(f'missing video {path}')
+    with av.open(str(path)) as container:
+        return np.stack([frame.to_ndarray(format='rgb24') for frame in container.decode(video=0)])
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise LeRobotImportError(f'cannot read {path}: {exc}') from exc
