@@ -122,6 +122,8 @@ def test_a_scene_the_sim_cannot_drive_is_a_clear_error(tmp_path):
         make_env(model_file='arm4.xml', camera='oblique', ee_site='hand')
     with pytest.raises(ValueError, match="camera 'top' is not in the scene"):
         make_env(model_file='arm4.xml', ee_site='tool')
+    with pytest.raises(ValueError, match="block_joint 'block' is not in the scene"):   # '' says: no block
+        make_env(model_file='arm4.xml', ee_site='tool', camera='oblique')
     with pytest.raises(ValueError, match='cannot load the scene'):
         make_env(model_file=str(tmp_path / 'missing.xml'))
     unlimited = tmp_path / 'unlimited.xml'

@@ -43,7 +43,7 @@ class ArmEnvConfig:
     ee_site: str = 'ee'
     """MJCF site whose position is the end effector (reach goals and success)."""
     block_joint: str = 'block'
-    """Free joint of the pushable object; a scene without it has no push task."""
+    """Free joint of the pushable object; '' = none (a scene without a block has no push task)."""
     # camera
     image_size: int = bounded(64, ge=16, le=224)
     """Square camera image side in pixels."""
@@ -150,9 +150,9 @@ class ArmEnv:
         self._link_bodies = [int(self.model.jnt_bodyid[j]) for j in jids]
         self._ee_site = self._named(mujoco.mjtObj.mjOBJ_SITE, self.config.ee_site, 'ee_site')
         self._camera = self._named(mujoco.mjtObj.mjOBJ_CAMERA, self.config.camera, 'camera')
-        block = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_JOINT, self.config.block_joint) \
-            if self.config.block_joint else -1
-        self._block_qadr = int(self.model.jnt_qposadr[block]) if block >= 0 else None
+        block = self._named(mujoco.mjtObj.mjOBJ_JOINT, self.config.block_joint, 'block_joint') \
+            if self.config.block_joint else None
+        self._block_qadr = None if block is None else int(self.model.jnt_qposadr[block])
         self._renderer: mujoco.Renderer | None = None
         self._substeps = max(1, round(1.0 / (self.config.control_hz * self.model.opt.timestep)))
         self.peak_speed_ratio = 0.0
@@ -162,7 +162,8 @@ class ArmEnv:
         """Id of the MJCF element `name`, or a ValueError naming the parameter and what the scene has."""
         index = mujoco.mj_name2id(self.model, kind, name)
         if index < 0:
-            count = {mujoco.mjtObj.mjOBJ_SITE: self.model.nsite, mujoco.mjtObj.mjOBJ_CAMERA: self.model.ncam}[kind]
+            count = {mujoco.mjtObj.mjOBJ_SITE: self.model.nsite, mujoco.mjtObj.mjOBJ_CAMERA: self.model.ncam,
+                     mujoco.mjtObj.mjOBJ_JOINT: self.model.njnt}[kind]
             names = [mujoco.mj_id2name(self.model, kind, i) for i in range(count)]
             raise ValueError(f'{parameter} {name!r} is not in the scene {scene_path(self.config.model_file)}; it '
                              f'has {names}')
