@@ -21,6 +21,7 @@ from jepa_agent.data.episode_reader import open_episodes
 from jepa_agent.demo import EPISODE_FRAMES, record_babbling
 from jepa_agent.sim.arm_env import make_env
 
+
 def motion(root: Path) -> dict[str, float]:
     """action_statistics plus the joint-speed percentiles between frames (rad/s, episodes of `root` complete)."""
     readers = [r for r in open_episodes(root) if r.status == 'complete']
