@@ -134,15 +134,18 @@ def check_sections(data: dict, path: str | Path, node: str) -> None:
                               f'{block.get(PARAMETERS_KEY)!r}')
 
 
-def load_section(path: str | Path, node: str) -> dict:
+def load_section(path: str | Path, node: str, required: bool = True) -> dict:
     """Parameters of `node` from a ROS-style parameter file (`/**` entries apply to every node), dotted keys nested.
     A section applies to `node` under any namespace (`node`, `/node`, `/**/node`, `/arm4/node`).
 
-    The file is checked whole (see the module docstring) and must hold a section for `node`."""
+    The file is checked whole (see the module docstring) and must hold a section for `node` unless not `required`
+    ({} then)."""
     data = load_yaml(path)
     check_sections(data, path, node)
     keys = [key for key in data if key == WILDCARD] + \
         [key for key in data if str(key).rstrip('/').rsplit('/', 1)[-1] == node]
+    if not keys and not required:
+        return {}
     if not keys:
         raise ConfigError(f'{path} has no section for {node!r} (it has {sorted(map(str, data))}); add '
                           f'`{node}: {{{PARAMETERS_KEY}: {{...}}}}`')

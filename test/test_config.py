@@ -45,6 +45,7 @@ def test_file_without_a_section_for_the_node_is_refused(tmp_path):
     path = write(tmp_path, 'planner:\n' + PARAMS + '    rate_hz: 3.0\n')
     with pytest.raises(ConfigError, match=f"{path} has no section for 'train'"):
         load_section(path, 'train')
+    assert load_section(path, 'train', required=False) == {}       # an optional section (e.g. collect-sim --config)
 
 
 def test_misspelled_ros_parameters_key_is_refused(tmp_path):

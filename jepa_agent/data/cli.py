@@ -101,18 +101,13 @@ def add_commands(subparsers) -> argparse._SubParsersAction:
 def collect_configs(path: Path | None) -> tuple:
     """(ArmEnvConfig params, PipelineTiming, BabbleConfig) from the sim_arm and explorer sections of a params file
     (each may be missing; parameters that only the nodes have are ignored)."""
-    from jepa_agent.config import ConfigError, build, load_section
+    from jepa_agent.config import build, load_section
     from jepa_agent.data.babble import BabbleConfig
     from jepa_agent.data.collect import PipelineTiming
     from jepa_agent.sim.arm_env import scene_params
 
     def section(node: str) -> dict:
-        try:
-            return load_section(path, node) if path else {}
-        except ConfigError as exc:
-            if 'has no section' in str(exc):
-                return {}
-            raise
+        return load_section(path, node, required=False) if path else {}
 
     def only(cls, params: dict) -> dict:
         names = {f.name for f in dataclasses.fields(cls)}

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jepa_agent.config import bounded, check_ranges, load_section, load_yaml
+from jepa_agent.config import bounded, check_ranges, load_section
 
 os.environ.setdefault('MUJOCO_GL', 'egl')
 import mujoco  # noqa: E402  (MUJOCO_GL must be set before import)
@@ -379,11 +379,8 @@ def scene_params(path: str | Path | None) -> dict:
     nodes' layout; {} without a file or section. The section's other (node-only) parameters are ignored."""
     if path is None:
         return {}
-    data = load_yaml(path)
-    if not any(str(key).rstrip('/').rsplit('/', 1)[-1] in ('sim_arm', '**') for key in data):
-        return {}
     names = {f.name for f in dataclasses.fields(ArmEnvConfig)}
-    return {k: v for k, v in load_section(path, 'sim_arm').items() if k in names}
+    return {k: v for k, v in load_section(path, 'sim_arm', required=False).items() if k in names}
 
 
 def make_env(**overrides) -> ArmEnv:
