@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from jepa_agent.demo import NodeProcesses, private_domain, record_babbling
+from jepa_agent.demo import record_babbling, run_nodes_until
 from jepa_agent.resources import model_path
 
 
@@ -32,19 +32,16 @@ def live_error(checkpoint: Path, data: Path, out: Path) -> dict:
 
 def learn_live(checkpoints: Path, minutes: float, seed: int, log_dir: Path) -> dict[str, float]:
     """Run sim_arm + explorer + trainer; returns {checkpoint dir: minute its files appeared}."""
-    nodes = NodeProcesses({'sim_arm': [f'seed:={seed}'], 'explorer': [f'seed:={seed}'],
-                           'trainer': [f'checkpoint_dir:={checkpoints}', 'keep_checkpoints:=1000']},
-                          log_dir, private_domain())
     start, seen = time.monotonic(), {}
-    try:
-        while time.monotonic() - start < minutes * 60:
-            if any(proc.poll() is not None for proc in nodes.procs.values()):
-                raise RuntimeError(f'a node exited; logs in {log_dir}')
-            for path in checkpoints.glob('online-*'):
-                seen.setdefault(str(path), (time.monotonic() - start) / 60)
-            time.sleep(2.0)
-    finally:
-        nodes.stop()
+
+    def note_checkpoints() -> bool:
+        for path in checkpoints.glob('online-*'):
+            seen.setdefault(str(path), (time.monotonic() - start) / 60)
+        return False                                  # run the whole time
+
+    run_nodes_until({'sim_arm': [f'seed:={seed}'], 'explorer': [f'seed:={seed}'],
+                     'trainer': [f'checkpoint_dir:={checkpoints}', 'keep_checkpoints:=1000']},
+                    log_dir, note_checkpoints, timeout_s=minutes * 60, poll_s=2.0)
     return seen
 
 

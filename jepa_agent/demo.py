@@ -153,20 +153,27 @@ def complete_episodes(root: Path) -> int:
     return done
 
 
+def run_nodes_until(params: dict[str, list[str]], log_dir: Path, done, timeout_s: float = math.inf,
+                    poll_s: float = 1.0) -> None:
+    """Run the nodes of `params` (as NodeProcesses) in a private domain until `done()` is true or `timeout_s` has
+    passed, polling every `poll_s`; then stop them. RuntimeError if a node exits meanwhile."""
+    nodes = NodeProcesses(params, log_dir, private_domain())
+    start = time.monotonic()
+    try:
+        while not done() and time.monotonic() - start < timeout_s:
+            if any(proc.poll() is not None for proc in nodes.procs.values()):
+                raise RuntimeError(f'a node exited; logs in {log_dir}')
+            time.sleep(poll_s)
+    finally:
+        nodes.stop()
+
+
 def record_babbling(root: Path, seed: int, log_dir: Path, episodes: int, timeout_s: float = math.inf) -> int:
     """Motor babbling recorded through the real nodes (sim_arm + explorer + recorder in auto mode, episodes of 200
     frames) until `episodes` episodes are complete or `timeout_s` has passed; returns the complete episodes."""
-    nodes = NodeProcesses({'sim_arm': [f'seed:={seed}'], 'explorer': [f'seed:={seed}'],
-                           'recorder': [f'dataset_dir:={root}', f'episode_frames:={EPISODE_FRAMES}', 'task:=babble']},
-                          log_dir, private_domain())
-    start = time.monotonic()
-    try:
-        while complete_episodes(root) < episodes and time.monotonic() - start < timeout_s:
-            if any(proc.poll() is not None for proc in nodes.procs.values()):
-                raise RuntimeError(f'a node exited while recording; logs in {log_dir}')
-            time.sleep(1.0)
-    finally:
-        nodes.stop()
+    run_nodes_until({'sim_arm': [f'seed:={seed}'], 'explorer': [f'seed:={seed}'],
+                     'recorder': [f'dataset_dir:={root}', f'episode_frames:={EPISODE_FRAMES}', 'task:=babble']},
+                    log_dir, lambda: complete_episodes(root) >= episodes, timeout_s)
     return complete_episodes(root)
 
 
