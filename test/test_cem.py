@@ -9,7 +9,7 @@ import torch
 from jepa_agent.config import ConfigError, build
 from jepa_agent.model.images import to_model_image
 from jepa_agent.planning.agent import Frame
-from jepa_agent.planning.cem import CEMConfig, CEMPlanner
+from jepa_agent.planning.cem import CEMConfig, CEMPlanner, colored_noise_filter
 from jepa_agent.planning.constraints import JointLimits, project
 from jepa_agent.planning.mpc import LatentMPC
 from jepa_agent.planning.objectives import LatentGoalCost
@@ -17,7 +17,8 @@ from jepa_agent.planning.objectives import LatentGoalCost
 def search(**overrides) -> CEMConfig:
     """The unit tests' search: a short horizon on latent distance only, whatever the shipped defaults
     (config/planner.yaml's) are."""
-    return CEMConfig(**{'num_samples': 300, 'horizon': 5, 'num_iterations': 6, 'state_cost_weight': 0.0, **overrides})
+    return CEMConfig(**{'num_samples': 300, 'horizon': 5, 'num_iterations': 6, 'state_cost_weight': 0.0,
+                        'population_decay': 1.0, 'elite_reuse': 0, **overrides})
 
 
 LIMITS = JointLimits(lower=[-2.8, -2.5, -2.5], upper=[2.8, 2.5, 2.5], velocity=[1.5, 1.5, 1.5], dt=0.1)
@@ -70,6 +71,72 @@ def test_elites_are_retained_into_the_next_iteration():
         assert torch.allclose(after[1:5], best)     # slot 0 holds the refit mean
 
 
+def test_population_shrinks_with_iterations_but_never_below_the_elites():
+    sizes = []
+
+    def spy(actions, targets):
+        sizes.append(actions.shape[0])
+        return reach([0.3, 0.3, 0.3])(actions, targets)
+
+    CEMPlanner(search(num_samples=100, num_iterations=5, num_elites=20, population_decay=2.0), LIMITS).plan(
+        spy, np.zeros(3))
+    assert sizes == [100, 50, 25, 21, 21]
+
+
+def test_elites_of_the_previous_plan_start_the_next_search_shifted():
+    batches = []
+
+    def spy(actions, targets):
+        batches.append(actions.clone())
+        return reach([0.3, 0.3, 0.3])(actions, targets)
+
+    planner = CEMPlanner(search(num_samples=50, num_iterations=2, num_elites=10, num_retained=4, elite_reuse=4), LIMITS)
+    planner.plan(spy, np.zeros(3))
+    last = batches[-1]
+    kept = last[reach([0.3, 0.3, 0.3])(last, project(last, torch.zeros(3), *limit_tensors(search()))[1]).argsort()[:4]]
+    planner.plan(spy, np.zeros(3), shift=2)
+    first = batches[2]
+    assert torch.allclose(first[1:5, :3], kept[:, 2:])       # slot 0: the previous plan, shifted
+    assert torch.equal(first[1:5, 3:], torch.zeros(4, 2, 3))  # padded with zero actions
+    planner.reset()
+    planner.plan(spy, np.zeros(3))
+    assert not batches[4][0].any()                             # forgotten: the zero warm start alone is kept
+    assert not torch.allclose(batches[4][1:5, :3], kept[:, 2:])
+
+
+@pytest.mark.parametrize('horizon', [1, 4, 5, 15])
+def test_colored_noise_has_unit_variance_and_is_smoother_for_higher_beta(horizon):
+    assert torch.equal(colored_noise_filter(horizon, 0.0), torch.eye(horizon))
+    roughness = []
+    for beta in (0.0, 1.0, 2.5):
+        f = colored_noise_filter(horizon, beta)
+        np.testing.assert_allclose(torch.diag(f @ f.T), 1.0, atol=1e-4)
+        noise = f @ torch.randn(20000, horizon, 3, generator=torch.Generator().manual_seed(0))
+        np.testing.assert_allclose(noise.std((0, 2)), 1.0, atol=0.03)
+        roughness.append(float(noise.diff(dim=1).pow(2).mean()) if horizon > 1 else 0.0)
+    assert horizon == 1 or roughness[0] > roughness[1] > roughness[2]
+
+
+def test_mppi_weights_pull_the_refit_toward_the_best_elites():
+    planner = CEMPlanner(search(num_elites=3, num_retained=1, mppi_temperature=0.1), LIMITS)
+    elites = torch.stack([torch.full((5, 3), v) for v in (0.0, 1.0, 2.0)])
+    mean, _ = planner._refit(elites, torch.tensor([0.0, 1.0, 2.0]))
+    assert float(mean.max()) < 0.01                      # the best elite dominates at a low temperature
+    cem_mean, cem_std = CEMPlanner(search(num_elites=3, num_retained=1), LIMITS)._refit(elites, torch.tensor([0.0, 1.0, 2.0]))
+    np.testing.assert_allclose(cem_mean, 1.0)           # CEM: the plain mean and std
+    np.testing.assert_allclose(cem_std, elites.std(0, unbiased=False), rtol=1e-5)
+
+
+@pytest.mark.parametrize('options', [dict(population_decay=1.5, elite_reuse=5), dict(noise_beta=2.0),
+                                     dict(mppi_temperature=0.5)])
+def test_search_options_still_find_the_optimum(options):
+    goal = np.array([0.4, -0.3, 0.2])
+    planner = CEMPlanner(search(num_iterations=8, **options), LIMITS)
+    for _ in range(2):                                    # the second plan starts from the first one's elites
+        plan = planner.plan(reach(goal), np.zeros(3), shift=0)
+    np.testing.assert_allclose(plan.targets[-1], goal, atol=0.02)
+
+
 def limit_tensors(config):
     as_t = lambda x: torch.as_tensor(x, dtype=torch.float32)  # noqa: E731
     return as_t(LIMITS.lower), as_t(LIMITS.upper), as_t(LIMITS.max_step(config.trust_region))
@@ -118,7 +185,9 @@ def test_non_finite_cost_gives_no_plan():
 
 @pytest.mark.parametrize('bad', [dict(num_samples=0), dict(num_elites=400), dict(num_retained=40),
                                  dict(init_std=0.0), dict(min_std=2.0), dict(step_weighting='max'),
-                                 dict(trust_region=0.0), dict(smoothness=-1.0)])
+                                 dict(trust_region=0.0), dict(smoothness=-1.0),
+                                 dict(population_decay=0.5), dict(num_elites=300, elite_reuse=300), dict(noise_beta=-1.0),
+                                 dict(mppi_temperature=-1.0)])
 def test_invalid_config_is_rejected(bad):
     with pytest.raises(ConfigError):
         build(CEMConfig, bad)
@@ -267,3 +336,15 @@ def test_model_images_are_resized_and_mono_expanded():
     assert x.shape == (3, 8, 8) and torch.allclose(x, torch.ones(3, 8, 8))
     with pytest.raises(ValueError):
         to_model_image(np.zeros((8, 8, 4), np.uint8), 8)
+
+
+def test_compiled_rollout_plans_like_the_eager_one_on_a_cpu():
+    """cem.compile on a CPU (inductor; CI has a C++ compiler): compiled when the policy is built, same plans."""
+    plans = []
+    for compiled in (False, True):
+        mpc = LatentMPC(ToyWorldModel(), LIMITS, search(num_samples=64, num_elites=16, num_retained=4,
+                                                        population_decay=2.0, elite_reuse=4, compile=compiled))
+        assert (mpc.rollout != mpc.model.rollout) == compiled
+        mpc.set_goal(colour([0.8, 0.2, 0.5]))
+        plans.append([plan_from(mpc, colour([0.5] * 3), np.zeros(3)).targets for _ in range(3)])
+    np.testing.assert_allclose(plans[1], plans[0], atol=1e-5)

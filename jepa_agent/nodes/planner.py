@@ -76,8 +76,9 @@ class PlannerNodeConfig:
     # control
     enabled: bool = True
     """False = publish nothing (settable at run time; checked right before every command is published)."""
-    rate_hz: float = bounded(10.0, gt=0, le=100)
-    """Largest replanning rate; plans are made on fresh camera frames."""
+    rate_hz: float = bounded(30.0, gt=0, le=100)
+    """Largest replanning rate. Plans are made on fresh camera frames, so below this cap the camera sets the pace;
+    a cap at the camera's rate would hold back every frame that arrives early (jitter) until the period is up."""
 
     def __post_init__(self):
         check_ranges(self)
@@ -120,7 +121,7 @@ class PlannerNode(ManagedNode):
         self._input_fault = ''                   # why the latest camera/joint message was unusable
         self._goal_image: np.ndarray | None = None
         self._pending_goal: np.ndarray | None = None
-        self._pending_model: tuple[object, str] | None = None
+        self._pending_model: tuple[LatentMPC, str] | None = None
         self._new_frame = threading.Event()
         self._stop = threading.Event()
         self._loader: threading.Thread | None = None
@@ -173,11 +174,12 @@ class PlannerNode(ManagedNode):
         """Load off the planning thread; the swap happens between two plans, so control never pauses."""
         try:
             model, _ = self._load_model(path, self.limits.dt)
+            policy = LatentMPC(model, self.limits, self.cem_config)         # (compiles here, with cem.compile)
         except Exception as exc:  # noqa: BLE001  any unusable announcement (bad path, corrupt file) keeps the model
             self.rejections.reject('model_update', f'new model {path!r} not used, keeping {self.checkpoint}: {exc}')
             return
         with self._lock:
-            self._pending_model = (model, path)
+            self._pending_model = (policy, path)
         self._new_frame.set()
 
     # -- inputs --------------------------------------------------------------------------------------------
@@ -292,8 +294,7 @@ class PlannerNode(ManagedNode):
             pending_model, self._pending_model = self._pending_model, None
             pending_goal, self._pending_goal = self._pending_goal, None
         if pending_model is not None:
-            model, path = pending_model
-            self.agent.policy = LatentMPC(model, self.limits, self.cem_config)
+            self.agent.policy, path = pending_model
             self.checkpoint = path
             pending_goal = pending_goal if pending_goal is not None else self._goal_image   # re-encode the goal
             self.get_logger().info(f'now planning with the model from {path}')

@@ -29,7 +29,7 @@ class CEMConfig:
     # search
     num_samples: int = bounded(100, ge=1)
     """Action sequences scored per iteration (one batch)."""
-    num_iterations: int = bounded(10, ge=1)
+    num_iterations: int = bounded(4, ge=1)
     """Sample / score / refit rounds per plan."""
     horizon: int = bounded(5, ge=1)
     """Planned steps H (one control period each)."""
@@ -37,6 +37,18 @@ class CEMConfig:
     """Best samples the sampling distribution is refit to."""
     num_retained: int = bounded(10, ge=0)
     """Elites carried unchanged into the next iteration's batch (elite retention)."""
+    population_decay: float = bounded(2.0, ge=1.0)
+    """iCEM's shrinking population: iteration i scores num_samples / population_decay**i sequences (at least
+    num_elites + 1). Later iterations refine a narrow distribution and need fewer samples (1 = no decay)."""
+    elite_reuse: int = bounded(10, ge=0)
+    """Elites of the previous plan (at most num_elites) carried, shifted by the executed steps, into the first
+    iteration (iCEM): the search goes on where the last one stopped instead of restarting from its mean alone."""
+    noise_beta: float = bounded(0.0, ge=0, le=4)
+    """Colour of the sampling noise along the horizon, power spectrum ∝ 1/f^beta (iCEM): 0 = white noise,
+    2 = smooth sequences that keep a direction over the horizon."""
+    mppi_temperature: float = bounded(0.0, ge=0)
+    """0 = CEM: refit to the plain mean and std of the elites. > 0 = MPPI-style: elites weighted by
+    exp(-(cost - best) / (mppi_temperature × (mean elite cost - best))), so the best ones pull harder."""
     init_std: float = bounded(0.5, gt=0, le=10)
     """Initial sampling std, as a fraction of the per-step bound."""
     min_std: float = bounded(0.05, ge=0, le=10)
@@ -66,7 +78,8 @@ class CEMConfig:
     seed: int = 0
     """Seed of the sampling noise (plans are reproducible)."""
     compile: bool = False
-    """torch.compile the model rollout (used on GPU only)."""
+    """torch.compile the model rollout (GPU: CUDA graphs; CPU: inductor, needs a C++ compiler). The policy
+    compiles when it is built (seconds; cached on disk), so the first plans are not slow."""
 
     def __post_init__(self):
         check_ranges(self)
@@ -74,6 +87,8 @@ class CEMConfig:
             raise ValueError(f'num_elites must be <= num_samples, got {self.num_elites=} {self.num_samples=}')
         if self.num_retained > self.num_elites or self.num_retained >= self.num_samples:
             raise ValueError(f'num_retained must be in 0..num_elites and < num_samples, got {self.num_retained=}')
+        if min(self.elite_reuse, self.num_elites) >= self.num_samples:
+            raise ValueError(f'elite_reuse must be < num_samples, got {self.elite_reuse=} {self.num_samples=}')
         if self.min_std > self.init_std:
             raise ValueError(f'min_std must be <= init_std, got {self.init_std=} {self.min_std=}')
         if self.step_weighting not in STEP_WEIGHTINGS:
@@ -111,19 +126,25 @@ class CEMPlanner:
         as_t = lambda x: torch.as_tensor(x, dtype=torch.float32, device=self.device)  # noqa: E731
         self.lower, self.upper, self.max_step = as_t(limits.lower), as_t(limits.upper), as_t(self.max_step_np)
         self.generator = torch.Generator(self.device).manual_seed(config.seed)
+        self.noise_filter = colored_noise_filter(config.horizon, config.noise_beta).to(self.device)   # (H, H)
         self._previous: torch.Tensor | None = None            # (H, J) last returned actions
+        self._previous_elites = torch.zeros(0, config.horizon, limits.n_joints, device=self.device)   # (E', H, J)
 
     def reset(self) -> None:
         """Forget the warm start (new goal, new episode)."""
         self._previous = None
+        self._previous_elites = self._previous_elites[:0]
+
+    def population(self, iteration: int) -> int:
+        """Sequences scored in this iteration (iCEM's decaying population)."""
+        cfg = self.config
+        return max(int(round(cfg.num_samples / cfg.population_decay ** iteration)), cfg.num_elites + 1)
 
     def warm_start(self, shift: int) -> torch.Tensor:
         """(H, J) initial mean: the previous plan advanced by `shift` executed steps, padded with zeros."""
-        H, J = self.config.horizon, self.limits.n_joints
-        mean = torch.zeros(H, J, device=self.device)
-        if self._previous is not None and shift < H:
-            mean[:H - shift] = self._previous[shift:]
-        return mean
+        if self._previous is None:
+            return torch.zeros(self.config.horizon, self.limits.n_joints, device=self.device)
+        return shifted(self._previous[None], shift)[0]
 
     @torch.no_grad()
     def plan(self, objective: Objective, q0: np.ndarray, shift: int = 1) -> Plan | None:
@@ -135,13 +156,13 @@ class CEMPlanner:
         q0_t = torch.as_tensor(q0, dtype=torch.float32, device=self.device)
         mean = self.warm_start(shift)                                                   # (H, J)
         std = torch.full((H, J), cfg.init_std, device=self.device) * self.max_step      # (H, J)
-        kept = mean[None]                                   # (R, H, J) warm start is scored as-is
+        kept = torch.cat([mean[None], shifted(self._previous_elites, shift)])   # (R, H, J) scored as they are
         best_cost, best = torch.tensor(float('inf'), device=self.device), mean
-        for _ in range(cfg.num_iterations):
+        for iteration in range(cfg.num_iterations):
             # sample
-            noise = torch.randn(cfg.num_samples - kept.shape[0], H, J, device=self.device,
+            white = torch.randn(self.population(iteration) - kept.shape[0], H, J, device=self.device,
                                 generator=self.generator)
-            samples = torch.cat([kept, mean + std * noise])                             # (N, H, J)
+            samples = torch.cat([kept, mean + std * (self.noise_filter @ white)])       # (N, H, J)
             actions, targets = project(samples, q0_t, self.lower, self.upper, self.max_step)
             # roll out + score
             cost = objective(actions, targets)                                          # (N,)
@@ -154,19 +175,50 @@ class CEMPlanner:
             # refit on the unclipped samples, so the mean may leave the box and push samples onto its faces
             elite_cost, idx = torch.topk(cost, cfg.num_elites, largest=False)            # (E,)
             elites = samples[idx]                                                       # (E, H, J)
-            mean = elites.mean(0)
-            std = elites.std(0, unbiased=False).clamp_min(cfg.min_std * self.max_step)
+            mean, std = self._refit(elites, elite_cost)
             kept = torch.cat([mean[None], elites[:cfg.num_retained]])                  # refit mean is scored too
             if elite_cost[0] < best_cost:
                 best_cost, best = elite_cost[0], actions[idx[0]]
         # select: the best sequence ever scored (already feasible)
-        self._previous = best
+        self._previous, self._previous_elites = best, elites[:cfg.elite_reuse]
         _, targets = project(best[None], q0_t, self.lower, self.upper, self.max_step)
         return Plan(best.cpu().double().numpy(), targets[0].cpu().double().numpy(), float(best_cost),
                     time.perf_counter() - start)
+
+    def _refit(self, elites: torch.Tensor, elite_cost: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and std (H, J) of the next sampling distribution: the elites' (CEM), or their MPPI-weighted ones."""
+        weights = torch.full_like(elite_cost, 1.0 / elite_cost.numel())                 # (E,)
+        if self.config.mppi_temperature > 0:
+            spread = (elite_cost.mean() - elite_cost[0]).clamp_min(1e-12) * self.config.mppi_temperature
+            weights = torch.softmax(-(elite_cost - elite_cost[0]) / spread, 0)
+        mean = torch.einsum('e,ehj->hj', weights, elites)
+        std = torch.einsum('e,ehj->hj', weights, (elites - mean).pow(2)).sqrt()
+        return mean, std.clamp_min(self.config.min_std * self.max_step)
 
     def _limit_cost(self, targets: torch.Tensor) -> torch.Tensor:
         """(N,) cost of targets (N, H, J) inside the `limit_margin` band of a position limit."""
         margin = self.config.limit_margin
         depth = torch.relu(torch.maximum(self.lower + margin - targets, targets - (self.upper - margin)))
         return self.config.limit_cost * (depth / margin).pow(2).sum(-1).mean(-1)
+
+
+def shifted(sequences: torch.Tensor, shift: int) -> torch.Tensor:
+    """Sequences (N, H, J) advanced by `shift` executed steps, padded with zero actions."""
+    out = torch.zeros_like(sequences)
+    if shift < sequences.shape[1]:
+        out[:, :sequences.shape[1] - shift] = sequences[:, shift:]
+    return out
+
+
+def colored_noise_filter(horizon: int, beta: float) -> torch.Tensor:
+    """(H, H) lower-triangular L such that L @ white noise (.., H, J) has unit variance and the stationary power
+    spectrum 1/f^beta along the horizon (the lowest frequency stands in for f = 0, as in iCEM); identity for 0."""
+    if beta == 0 or horizon == 1:
+        return torch.eye(horizon)
+    k = np.arange(horizon // 2 + 1)
+    power = np.maximum(k / horizon, 1 / horizon) ** -beta
+    power[1:(horizon + 1) // 2] *= 2                                   # both halves of the symmetric spectrum
+    lag = np.arange(horizon)
+    autocovariance = (power[None] * np.cos(2 * np.pi * np.outer(lag, k) / horizon)).sum(1)
+    covariance = autocovariance[np.abs(lag[:, None] - lag[None])] / autocovariance[0]
+    return torch.as_tensor(np.linalg.cholesky(covariance + 1e-6 * np.eye(horizon)), dtype=torch.float32)

@@ -30,6 +30,8 @@ class LatentMPC:
         self.model = model.eval()
         self.planner = CEMPlanner(config, limits, self.device)
         self.rollout = maybe_compile(model.rollout, config.compile, self.device)
+        if config.compile:
+            self._warm_up()
         self.weights = step_weights(config.horizon, config.step_weighting)
         self.state_cost_weight = config.state_cost_weight
         if self.state_cost_weight > 0 and model.state_head is None:
@@ -94,6 +96,14 @@ class LatentMPC:
             stay = torch.as_tensor(np.tile(q0, (1, H, 1)), dtype=torch.float32, device=self.device)
             self._stay_cost = float(objective(torch.zeros_like(stay), stay)[0])
         return plan
+
+    @torch.no_grad()
+    def _warm_up(self) -> None:
+        """Compile the rollout now, for the batch sizes a plan uses, rather than during the first plans."""
+        c, (H, J) = self.model.config, (self.planner.config.horizon, self.planner.limits.n_joints)
+        for n in (self.planner.population(0), 1):                  # the search's batches, staying put
+            self.rollout(torch.zeros(n, c.history, c.latent_dim, device=self.device),
+                         torch.zeros(n, H, J, device=self.device))
 
     def stay_cost(self) -> float:
         """Predicted cost of staying where the last plan started (see `agent.Policy`); infinite unless the view is

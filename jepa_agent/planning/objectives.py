@@ -36,7 +36,11 @@ class LatentGoalCost:
 
 
 def maybe_compile(rollout: Rollout, enabled: bool, device: torch.device) -> Rollout:
-    """torch.compile the rollout on GPU when asked (CPU compilation needs a toolchain and rarely pays off here)."""
-    if enabled and device.type == 'cuda':
+    """torch.compile the rollout when asked: CUDA graphs on a GPU; on a CPU, inductor with the weights frozen into
+    the graph (fused elementwise ops, prepacked matrices; needs a C++ compiler). Batch sizes stay dynamic, so the
+    shrinking populations of one search share a graph. The first calls compile (seconds)."""
+    if not enabled:
+        return rollout
+    if device.type == 'cuda':
         return torch.compile(rollout, mode='reduce-overhead', dynamic=False)
-    return rollout
+    return torch.compile(rollout, dynamic=True, options={'freezing': True})
