@@ -2,8 +2,10 @@
 
     .venv/bin/python bench/plan_latency.py                          # CPU, 2 threads, 300 samples × 5 it × H 5
     .venv/bin/python bench/plan_latency.py --config config/planner.yaml --threads 1   # the deployed search, 1 core
+    .venv/bin/python bench/plan_latency.py --config config/planner.yaml --threads 1 --compile  # compiled (inductor)
     python3 bench/plan_latency.py --device cuda --compile           # GPU (needs only torch + safetensors + yaml)
-    .venv/bin/python bench/plan_latency.py --ros --seconds 20       # sim_arm + planner processes, frame → command
+    .venv/bin/python bench/plan_latency.py --ros --config config/planner.yaml --threads 1 [--compile]
+                                                                    # sim_arm + planner processes, frame → command
 
 The CEM part times `LatentMPC.plan` (encode the frame + plan) and the plan alone. The ROS part starts sim_arm and
 planner as real processes, gives a goal image, and measures, for each /jepa_agent/plan message (stamped with the
@@ -33,9 +35,12 @@ def percentiles(values_ms: list[float]) -> dict[str, float]:
 
 
 def search_settings(args):
-    """The CEM search timed: all of --config's cem.*, or the command line's size with the planner's cost terms."""
+    """The CEM search timed: all of --config's cem.*, or the deployed search with the command line's size (or the
+    fields of `args.search`, from bench/search_compare.py) replaced."""
     from jepa_agent.planning.cli import planner_settings
     config = planner_settings(args.config)[0]
+    if getattr(args, 'search', None) is not None:
+        return dataclasses.replace(config, **args.search)
     if args.config is None:
         config = dataclasses.replace(config, num_samples=args.samples, num_iterations=args.iterations,
                                      horizon=args.horizon)
@@ -79,7 +84,8 @@ def bench_cem(args) -> dict:
     name = torch.cuda.get_device_name(device) if device.type == 'cuda' else \
         f'CPU, {threads} thread{"s" if threads > 1 else ""}'
     return {'device': name, 'model': repr(model), 'samples': config.num_samples, 'iterations': config.num_iterations,
-            'horizon': config.horizon, 'compile': args.compile, 'state_cost_weight': config.state_cost_weight,
+            'horizon': config.horizon, 'population_decay': config.population_decay, 'elite_reuse': config.elite_reuse,
+            'compile': args.compile, 'state_cost_weight': config.state_cost_weight,
             'plan_ms': percentiles(plan_ms),
             'encode_and_plan_ms': percentiles(act_ms)}
 
@@ -114,7 +120,8 @@ def bench_ros(args) -> dict:
               f'cem.horizon:={args.horizon}')
     procs = [start('sim_arm', f'seed:={seed}'),
              start('planner', f'checkpoint:={args.checkpoint}', f'threads:={args.threads}',
-                   *(() if args.config else search), params_file=args.config)]
+                   *(() if args.config else search), *(('cem.compile:=true',) if args.compile else ()),
+                   params_file=args.config)]
     rclpy.init()
     node = rclpy.create_node('plan_latency_bench')
     latencies, commands, arrived = [], [], {}       # latencies: (exposure → command, arrival → command) ms
@@ -157,6 +164,8 @@ def bench_ros(args) -> dict:
     return {'frame_to_command_ms': percentiles(exposure), 'camera_latency_ms': percentiles(exposure - arrival),
             'arrival_to_command_ms': percentiles(arrival), 'command_rate_hz': round(len(commands) / args.seconds, 2),
             'samples': cem.num_samples, 'iterations': cem.num_iterations, 'horizon': cem.horizon,
+            'population_decay': cem.population_decay, 'elite_reuse': cem.elite_reuse,
+            'compile': cem.compile or args.compile,
             'planner_threads': args.threads, 'cpu_cores': os.cpu_count()}
 
 
@@ -172,7 +181,7 @@ def main() -> int:
     parser.add_argument('--horizon', type=int, default=5)
     parser.add_argument('--repeats', type=int, default=100)
     parser.add_argument('--warmup', type=int, default=10)
-    parser.add_argument('--compile', action='store_true', help='torch.compile the rollout (GPU)')
+    parser.add_argument('--compile', action='store_true', help='torch.compile the rollout (cem.compile)')
     parser.add_argument('--ros', action='store_true', help='measure camera frame → command with real processes')
     parser.add_argument('--seconds', type=float, default=20.0, help='ROS measurement duration')
     parser.add_argument('--config', default=None, help='planner parameter file whose cem.* search to time')
@@ -189,24 +198,36 @@ def main() -> int:
     return 0
 
 
+def search_text(result: dict) -> str:
+    """'CEM 100 × 4 × H5, population decay 2, 10 reused elites, compiled' from a result."""
+    text = f"CEM {result['samples']} × {result['iterations']} × H{result['horizon']}"
+    if result['population_decay'] != 1:
+        text += f", population decay {result['population_decay']:g}"
+    if result['elite_reuse']:
+        text += f", {result['elite_reuse']} reused elites"
+    return text + (', compiled' if result['compile'] else '')
+
+
 def record_result(args, result: dict) -> None:
     from results import record
+    compiled = '_compiled' if result['compile'] else ''          # a row of its own beside the eager one
     if args.ros:
         ms = result['frame_to_command_ms']
         camera, node = result['camera_latency_ms'], result['arrival_to_command_ms']
-        record('frame_to_command', 'camera frame (its exposure stamp) → published command (sim_arm + planner '
+        record('frame_to_command' + compiled, 'camera frame (its exposure stamp) → published command (sim_arm + planner '
                'processes)', f"p50 {ms['p50']:.0f} ms / p95 {ms['p95']:.0f} ms: the sim's camera latency p50 "
                f"{camera['p50']:.0f} ms, then frame arrival → command p50 {node['p50']:.0f} / p95 {node['p95']:.0f}"
                f" ms; {result['command_rate_hz']} commands/s "
-               f"(CEM {result['samples']} × {result['iterations']} × H{result['horizon']})", 'p95 ≤ 60 ms',
-               result, order=80)
+               f"({search_text(result)})", 'p95 ≤ 60 ms',
+               result, order=81 if compiled else 80)
         return
     plan, total = result['plan_ms'], result['encode_and_plan_ms']
-    search = f"CEM {result['samples']} × {result['iterations']} × H{result['horizon']}"
-    name = 'plan_latency_deployed' if args.config else 'plan_latency'
+    search = search_text(result)
+    name = ('plan_latency_deployed' if args.config else 'plan_latency') + compiled
     record(name, f"plan latency, {search}{' (deployed)' if args.config else ''}, {result['device']}",
            f"p50 {plan['p50']:.1f} ms / p95 {plan['p95']:.1f} ms (with encoding p50 {total['p50']:.1f} ms)",
-           '≤ 33 ms p50 on one core' if args.config else '—', result, order=71 if args.config else 70)
+           '≤ 33 ms p50 on one core' if args.config else '—', result,
+           order=(71 if args.config else 70) + (3 if compiled else 0))
 
 
 if __name__ == '__main__':
