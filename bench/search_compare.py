@@ -1,8 +1,8 @@
 """Search settings side by side on the same model: the deployed CEM (config/planner.yaml), the same compiled
 (cem.compile), a LeWM-style search (300 samples × 30 iterations × H5) and a DINO-WM-style one (100 × 10 × H5; plain
 CEM, no shrinking population or reused elites), all with the deployed cost terms. For each: ms per plan on one CPU
-thread, and reach goals held through the planner node's agent loop (plan latency is charged, so a slow search also
-pays in control).
+thread (and on the GPU, when there is one), and reach goals held through the planner node's agent loop (plan
+latency is charged, so a slow search also pays in control).
 
     .venv/bin/python bench/search_compare.py --goals 20 --record
 """
@@ -31,15 +31,17 @@ def size(search: dict) -> str:
     return '{num_samples} × {num_iterations} × H{horizon}'.format(**fields)
 
 
-def plan_ms(checkpoint: str, search: dict) -> dict:
-    """Plan latency percentiles (ms) of one search on one thread, as bench/plan_latency.py measures it."""
+def plan_ms(checkpoint: str, search: dict, device: str = 'cpu') -> dict:
+    """Plan latency percentiles (ms) of one search on one CPU thread (or the GPU), as bench/plan_latency.py measures
+    it."""
     from plan_latency import bench_cem
-    args = Namespace(checkpoint=checkpoint, device='cpu', threads=1, config=None, search=search,
+    args = Namespace(checkpoint=checkpoint, device=device, threads=1, config=None, search=search,
                      compile=search.get('compile', False), warmup=3, repeats=20)
     return bench_cem(args)['plan_ms']
 
 
 def main() -> int:
+    import torch
     from reach import run_split
 
     from jepa_agent.planning.evaluate import summarize
@@ -56,10 +58,15 @@ def main() -> int:
                      args.workers)
     rows = {name: {'plan_ms': plan_ms(args.checkpoint, search), **summarize(runs[name])}
             for name, search in SEARCHES.items()}
-    print('| search | ms per plan p50 (1 thread) | held | touched |\n|---|---:|---:|---:|')
+    gpu = torch.cuda.is_available()                  # the same searches timed on the GPU too, when there is one
+    for name, search in SEARCHES.items() if gpu else ():
+        rows[name]['plan_ms_cuda'] = plan_ms(args.checkpoint, search, 'cuda')
+    print(f"| search | ms per plan p50 (1 thread){' | GPU' if gpu else ''} | held | touched |\n"
+          f"|---|---:|{'---:|' if gpu else ''}---:|---:|")
     for name, row in rows.items():
-        print(f"| {name} {size(SEARCHES[name])} | {row['plan_ms']['p50']:.0f} | {row['success_rate']:.0%} | "
-              f"{row['touched_rate']:.0%} |")
+        on_gpu = f" | {row['plan_ms_cuda']['p50']:.1f}" if gpu else ''
+        print(f"| {name} {size(SEARCHES[name])} | {row['plan_ms']['p50']:.0f}{on_gpu} | {row['success_rate']:.0%} "
+              f"| {row['touched_rate']:.0%} |")
     if args.record:
         from results import record
         record('search_compare', f'search settings on the same model, {args.goals} reach goals (seeds {seeds[0]}–'
