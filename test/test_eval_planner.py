@@ -182,3 +182,23 @@ def test_eval_planner_drives_another_arm_from_its_params_file(tmp_path, capsys):
     assert report['episodes'] == 1 and report['cem']['num_samples'] == 16
     assert set(report['baselines']) == {'random'}                # the simulator baseline knows arm.xml only
     assert 'skipped for arm4.xml' in capsys.readouterr().out
+
+
+def test_push_episodes_use_seeds_with_a_scripted_push_and_last_twice_its_length(tmp_path):
+    from jepa_agent.planning.evaluate import goal_seeds
+    env = make_env(task='push')
+    seeds = goal_seeds(env, 1000, 3, 'push')
+    assert len(seeds) == 3 and seeds == sorted(seeds) and seeds[0] >= 1000
+    for seed in range(1000, seeds[-1] + 1):                  # the seeds passed over have no scripted push
+        env.reset(seed, render=False)
+        if seed not in seeds:
+            with pytest.raises(ValueError, match='no scripted push'):
+                env.sample_goal(seed)
+    assert goal_seeds(env, 7, 2, 'reach') == [7, 8]
+    env.reset(seeds[0], render=False)
+    demonstration = env.sample_goal(seeds[0]).demonstration
+    agent = make_agent(SimulatorPolicy(env, CEMConfig(num_samples=8, num_iterations=1, num_elites=2,
+                                                      num_retained=1, horizon=2)), env, 2)
+    result = run_episode(env, agent, seeds[0], 'push', max_steps=150)
+    assert result.steps == 2 * len(demonstration) or result.touched    # the budget when the block is not moved there
+    assert run_episode(env, agent, seeds[0], 'push', max_steps=5).steps in range(0, 6)

@@ -4,7 +4,9 @@
     jepa-agent eval-planner --task push --episodes 20 --seed 1000 --out eval/push --baseline-episodes 10
 
 Episode i starts from `ArmEnv.reset(seed + i)` and aims at `ArmEnv.sample_goal(seed + i)`, a goal stream disjoint
-from the reset/explorer streams, so goal images are never training frames.
+from the reset/explorer streams, so goal images are never training frames. A push goal is where a scripted push from
+the start state leaves the block (reachable by construction; seeds without one are passed over), and its episode
+lasts twice the push's periods (at most --max-steps).
 Episodes run the planner node's agent loop in simulated time on a hardware-like arm: camera frames arrive late, each
 plan's measured latency is charged while the last command goes on, commands pass the command gate and a
 joint_trajectory_controller with command latency, and success means the goal is held for the last second (`touched`:
@@ -34,7 +36,8 @@ def add_commands(subparsers) -> None:
     parser.add_argument('--seed', type=int, default=1000, help='first episode seed (goals from seed..seed+N-1)')
     parser.add_argument('--task', choices=('reach', 'push'), default='reach')
     parser.add_argument('--max-steps', type=int, default=None,
-                        help='control periods per episode (default: reach 120, push 150)')
+                        help='control periods per episode (default: reach 120; push: twice its scripted push, '
+                             'at most 150)')
     parser.add_argument('--command-latency', type=float, default=0.05,
                         help='seconds from publishing a command to its start (default 0.05)')
     parser.add_argument('--camera-latency', type=float, default=0.03,
@@ -75,7 +78,7 @@ def cmd_eval_planner(args) -> int:
     from jepa_agent.model.checkpoint import CheckpointError, load_checkpoint
     from jepa_agent.planning.closed_loop import RandomPolicy, SimulatorPolicy, env_limits, make_agent
     from jepa_agent.planning.mpc import LatentMPC
-    from jepa_agent.planning.evaluate import evaluate, summarize, write_gif, write_summary_png
+    from jepa_agent.planning.evaluate import evaluate, goal_seeds, summarize, write_gif, write_summary_png
     from jepa_agent.sim import make_env
     from jepa_agent.sim.arm_env import scene_params
 
@@ -99,7 +102,7 @@ def cmd_eval_planner(args) -> int:
         print('note: the simulator baseline knows the shipped arm\'s kinematics only; skipped for '
               f'{env.config.model_file}', flush=True)
     max_steps = args.max_steps or (150 if args.task == 'push' else 120)
-    seeds = list(range(args.seed, args.seed + args.episodes))
+    seeds = goal_seeds(env, args.seed, args.episodes, args.task)
     baseline_seeds = seeds if args.baseline_episodes is None else seeds[:args.baseline_episodes]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -121,7 +124,8 @@ def cmd_eval_planner(args) -> int:
                            camera_latency_s=args.camera_latency)
             for name, (policy, run_seeds) in policies.items() if run_seeds}
     summaries = {name: summarize(results) for name, results in runs.items()}
-    report = {**summaries['latent_cem'], 'task': args.task, 'seed': args.seed, 'max_steps': max_steps,
+    report = {**summaries['latent_cem'], 'task': args.task, 'seed': args.seed, 'seeds': seeds,
+              'max_steps': max_steps,
               'checkpoint': str(args.checkpoint), 'agent': vars(agent_config), 'cem': vars(cem),
               'command_latency_s': args.command_latency, 'camera_latency_s': args.camera_latency,
               'baselines': {name: summary for name, summary in summaries.items() if name != 'latent_cem'}}

@@ -164,6 +164,8 @@ def run_episode(env: ArmEnv, agent: Agent, seed: int, task: str, max_steps: int,
     time the agent took (encoding included), while the arm goes on with the previous command."""
     env.reset(seed, render=False)
     goal = env.sample_goal(seed, task)
+    if goal.demonstration is not None:                  # a push: twice the scripted push's periods, at most
+        max_steps = min(max_steps, 2 * len(goal.demonstration))
     agent.set_goal(goal.image if agent.policy.needs_images else goal)
     arm = ControlledArm(env, command_latency_s)
     dt, duration = env.control_dt, max_steps * env.control_dt

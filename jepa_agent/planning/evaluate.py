@@ -22,6 +22,24 @@ def evaluate(env: ArmEnv, agent: Agent, seeds: list[int], task: str, max_steps: 
     return results
 
 
+def goal_seeds(env: ArmEnv, first: int, count: int, task: str) -> list[int]:
+    """The first `count` seeds from `first` whose start state has a goal of `task`: every seed has a reach goal; a
+    push goal needs a scripted push that moves the block far enough (sim/push.py), which about 70 % of start
+    states have."""
+    if task != 'push':
+        return list(range(first, first + count))
+    seeds, seed = [], first
+    while len(seeds) < count:
+        env.reset(seed, render=False)
+        try:
+            env.sample_goal(seed, task)
+            seeds.append(seed)
+        except ValueError:
+            pass
+        seed += 1
+    return seeds
+
+
 def _stats(values: list[float], *percentiles: int) -> dict[str, float | None]:
     if not values:
         return {f'p{p}': None for p in percentiles}

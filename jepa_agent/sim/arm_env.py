@@ -1,11 +1,10 @@
 """MuJoCo table-top arm: the plain-Python environment behind the sim node, the demo, the tests and the benchmarks.
 
 The arm is shaped like a ros2_control arm: named revolute joints with position limits, position actuators, and a
-camera. An action is the joint-target delta for one control period (jepa_agent/data/dataset.py). With
-`controller: joint_trajectory` (the default) a step does what a one-point trajectory does on
-joint_trajectory_controller: the setpoint moves linearly from the measured position to the target over the period,
-however fast that is (targets are only kept inside the joint limits); `rate_limited` clips the delta to the velocity
-limit and jumps the setpoint there.
+camera. An action is the joint-target delta for one control period (jepa_agent/data/dataset.py). With `controller:
+joint_trajectory` (the default) a step does what a one-point trajectory does on joint_trajectory_controller: the
+setpoint moves linearly from the measured position to the target over the period, however fast that is (targets are
+only kept inside the joint limits); `rate_limited` clips the delta to the velocity limit and jumps the setpoint there.
 
 Rendering uses an EGL context, which belongs to the thread that first calls `render()`; call it from one thread.
 """
@@ -24,6 +23,7 @@ os.environ.setdefault('MUJOCO_GL', 'egl')
 import mujoco  # noqa: E402  (MUJOCO_GL must be set before import)
 
 from jepa_agent.robot import RobotDescription  # noqa: E402
+from jepa_agent.sim import push  # noqa: E402
 
 ASSET = Path(__file__).parent / 'assets' / 'arm.xml'
 TASKS = ('reach', 'push')
@@ -82,6 +82,7 @@ class Goal:
     ee_pos: np.ndarray      # (3,) end-effector xyz
     block_pos: np.ndarray   # (2,) block xy
     task: str
+    demonstration: np.ndarray | None = None   # (T, J) env.step actions of the scripted push to it (push goals)
 
 
 @dataclass
@@ -247,6 +248,12 @@ class ArmEnv:
         mujoco.mj_kinematics(self.model, self._scratch)
         return self._scratch.site_xpos[self._ee_site].copy()
 
+    def ee_jacobian(self) -> np.ndarray:
+        """(3, J) end-effector position Jacobian with respect to the arm joints, at the current state."""
+        jacobian = np.zeros((3, self.model.nv))
+        mujoco.mj_jacSite(self.model, self.data, jacobian, None, self._ee_site)
+        return jacobian[:, self._vadr]
+
     def joint_positions(self) -> np.ndarray:
         return self.data.qpos[self._qadr].copy()
 
@@ -339,28 +346,33 @@ class ArmEnv:
 
     # -- goals -----------------------------------------------------------------------------------------------
     def sample_goal(self, seed: int, task: str | None = None) -> Goal:
-        """A reachable goal drawn from `seed`: reach moves the arm only; push also moves the block."""
+        """A goal drawn from `seed`: reach, an arm pose clear of the block; push, a scripted push's end state."""
         task = task or self.config.task
         if task not in TASKS:
             raise ValueError(f'task must be one of {TASKS}, got {task!r}')
         if task == 'push' and not self.has_block:
             raise ValueError(f'push needs a block: the scene has no free joint {self.config.block_joint!r}')
         rng = np.random.default_rng([seed, 0x60A1])   # goal stream, disjoint from reset()/explorer seeds
-        qpos = self.data.qpos.copy()
-        block = self.block_pos()
         if task == 'push':
-            for _ in range(100):
-                r, theta = rng.uniform(0.12, 0.28), rng.uniform(-np.pi, np.pi)
-                block = np.array([r * np.cos(theta), r * np.sin(theta)])
-                if np.linalg.norm(block - self.block_pos()) > 0.06:
-                    break
-            qpos[self._block_qadr:self._block_qadr + 7] = [block[0], block[1], 0.025, 1, 0, 0, 0]
+            return self._push_goal(rng)
         for _ in range(100):
             q = self.random_joint_positions(rng, margin=0.9)
-            if not self.has_block or self.clearance(q, block) > 0.05:
+            if not self.has_block or self.clearance(q, self.block_pos()) > 0.05:
                 break
-        qpos[self._qadr] = q
-        return Goal(self.render(qpos), q, self.forward_kinematics(q), block, task)
+        qpos = self.data.qpos.copy()
+        qpos[self._qadr] = q                                          # the block stays where it is
+        return Goal(self.render(qpos), q, self.forward_kinematics(q), self.block_pos(), task)
+
+    def _push_goal(self, rng: np.random.Generator) -> Goal:
+        """Where a scripted push (sim/push.py) from the current state leaves arm and block; ValueError if none."""
+        actions, start = push.scripted_push(self, rng), self.get_state()
+        if actions is None:
+            raise ValueError(f'no scripted push moves the block {push.MIN_DISTANCE}–{push.MAX_DISTANCE} m from here')
+        for action in actions:
+            self.step(action, render=False)
+        goal = Goal(self.render(), self.joint_positions(), self.ee_pos(), self.block_pos(), 'push', actions)
+        self.set_state(start)
+        return goal
 
     def distances(self, goal: Goal) -> dict[str, float]:
         """End-effector and block distances (m) to the goal state."""
