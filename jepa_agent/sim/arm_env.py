@@ -354,7 +354,7 @@ class ArmEnv:
             raise ValueError(f'push needs a block: the scene has no free joint {self.config.block_joint!r}')
         rng = np.random.default_rng([seed, 0x60A1])   # goal stream, disjoint from reset()/explorer seeds
         if task == 'push':
-            return self._push_goal(rng)
+            return self._push_goal(rng, seed)
         for _ in range(100):
             q = self.random_joint_positions(rng, margin=0.9)
             if not self.has_block or self.clearance(q, self.block_pos()) > 0.05:
@@ -363,11 +363,11 @@ class ArmEnv:
         qpos[self._qadr] = q                                          # the block stays where it is
         return Goal(self.render(qpos), q, self.forward_kinematics(q), self.block_pos(), task)
 
-    def _push_goal(self, rng: np.random.Generator) -> Goal:
+    def _push_goal(self, rng: np.random.Generator, seed: int) -> Goal:
         """Where a scripted push (sim/push.py) from the current state leaves arm and block; ValueError if none."""
         actions, start = push.scripted_push(self, rng), self.get_state()
         if actions is None:
-            raise ValueError(f'no scripted push moves the block {push.MIN_DISTANCE}–{push.MAX_DISTANCE} m from here')
+            raise ValueError(f'seed {seed}: no scripted push moves the block {push.MIN_DISTANCE}-{push.MAX_DISTANCE} m')
         for action in actions:
             self.step(action, render=False)
         goal = Goal(self.render(), self.joint_positions(), self.ee_pos(), self.block_pos(), 'push', actions)
