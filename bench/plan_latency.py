@@ -214,8 +214,8 @@ def record_result(args, result: dict) -> None:
     if args.ros:
         ms = result['frame_to_command_ms']
         camera, node = result['camera_latency_ms'], result['arrival_to_command_ms']
-        record('frame_to_command' + compiled, 'camera frame (its exposure stamp) → published command (sim_arm + planner '
-               'processes)', f"p50 {ms['p50']:.0f} ms / p95 {ms['p95']:.0f} ms: the sim's camera latency p50 "
+        record('frame_to_command' + compiled, 'camera frame (its exposure stamp) → published command (sim_arm + '
+               'planner processes)', f"p50 {ms['p50']:.0f} ms / p95 {ms['p95']:.0f} ms: the sim's camera latency p50 "
                f"{camera['p50']:.0f} ms, then frame arrival → command p50 {node['p50']:.0f} / p95 {node['p95']:.0f}"
                f" ms; {result['command_rate_hz']} commands/s "
                f"({search_text(result)})", 'p95 ≤ 60 ms',

@@ -122,7 +122,8 @@ def test_mppi_weights_pull_the_refit_toward_the_best_elites():
     elites = torch.stack([torch.full((5, 3), v) for v in (0.0, 1.0, 2.0)])
     mean, _ = planner._refit(elites, torch.tensor([0.0, 1.0, 2.0]))
     assert float(mean.max()) < 0.01                      # the best elite dominates at a low temperature
-    cem_mean, cem_std = CEMPlanner(search(num_elites=3, num_retained=1), LIMITS)._refit(elites, torch.tensor([0.0, 1.0, 2.0]))
+    cem = CEMPlanner(search(num_elites=3, num_retained=1), LIMITS)
+    cem_mean, cem_std = cem._refit(elites, torch.tensor([0.0, 1.0, 2.0]))
     np.testing.assert_allclose(cem_mean, 1.0)           # CEM: the plain mean and std
     np.testing.assert_allclose(cem_std, elites.std(0, unbiased=False), rtol=1e-5)
 
@@ -186,8 +187,8 @@ def test_non_finite_cost_gives_no_plan():
 @pytest.mark.parametrize('bad', [dict(num_samples=0), dict(num_elites=400), dict(num_retained=40),
                                  dict(init_std=0.0), dict(min_std=2.0), dict(step_weighting='max'),
                                  dict(trust_region=0.0), dict(smoothness=-1.0),
-                                 dict(population_decay=0.5), dict(num_elites=300, elite_reuse=300), dict(noise_beta=-1.0),
-                                 dict(mppi_temperature=-1.0)])
+                                 dict(population_decay=0.5), dict(num_elites=300, elite_reuse=300),
+                                 dict(noise_beta=-1.0), dict(mppi_temperature=-1.0)])
 def test_invalid_config_is_rejected(bad):
     with pytest.raises(ConfigError):
         build(CEMConfig, bad)

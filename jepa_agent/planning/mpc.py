@@ -101,7 +101,8 @@ class LatentMPC:
     def _warm_up(self) -> None:
         """Compile the rollout now, for the batch sizes a plan uses, rather than during the first plans."""
         c, (H, J) = self.model.config, (self.planner.config.horizon, self.planner.limits.n_joints)
-        for n in (self.planner.population(0), 1):                  # the search's batches, staying put
+        sizes = {self.planner.population(i) for i in range(self.planner.config.num_iterations)} | {1}
+        for n in sorted(sizes, reverse=True):                       # the search's batches, and staying put
             self.rollout(torch.zeros(n, c.history, c.latent_dim, device=self.device),
                          torch.zeros(n, H, J, device=self.device))
 
