@@ -340,12 +340,16 @@ def test_model_images_are_resized_and_mono_expanded():
 
 
 def test_compiled_rollout_plans_like_the_eager_one_on_a_cpu():
-    """cem.compile on a CPU (inductor; CI has a C++ compiler): compiled when the policy is built, same plans."""
+    """cem.compile on a CPU (inductor; CI has a C++ compiler): compiled when the policy is built, so the plans
+    compile nothing more, and they are the eager ones."""
+    from torch._dynamo.utils import counters
     plans = []
     for compiled in (False, True):
         mpc = LatentMPC(ToyWorldModel(), LIMITS, search(num_samples=64, num_elites=16, num_retained=4,
                                                         population_decay=2.0, elite_reuse=4, compile=compiled))
         assert (mpc.rollout != mpc.model.rollout) == compiled
+        graphs = counters['stats']['unique_graphs']
         mpc.set_goal(colour([0.8, 0.2, 0.5]))
         plans.append([plan_from(mpc, colour([0.5] * 3), np.zeros(3)).targets for _ in range(3)])
+        assert counters['stats']['unique_graphs'] == graphs
     np.testing.assert_allclose(plans[1], plans[0], atol=1e-5)

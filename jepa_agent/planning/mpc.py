@@ -30,8 +30,6 @@ class LatentMPC:
         self.model = model.eval()
         self.planner = CEMPlanner(config, limits, self.device)
         self.rollout = maybe_compile(model.rollout, config.compile, self.device)
-        if config.compile:
-            self._warm_up()
         self.weights = step_weights(config.horizon, config.step_weighting)
         self.state_cost_weight = config.state_cost_weight
         if self.state_cost_weight > 0 and model.state_head is None:
@@ -47,6 +45,8 @@ class LatentMPC:
         self.near_goal = False
         """Whether the newest view is within `near_goal_steps` largest steps of the goal (latent distance)."""
         self.goal_latent: torch.Tensor | None = None                               # (D,)
+        if config.compile:
+            self._warm_up()
 
     @torch.no_grad()
     def encode(self, image: np.ndarray) -> torch.Tensor:
@@ -99,12 +99,15 @@ class LatentMPC:
 
     @torch.no_grad()
     def _warm_up(self) -> None:
-        """Compile the rollout now, for the batch sizes a plan uses, rather than during the first plans."""
+        """Compile the rollout now, through the objective a plan calls (its tensor layouts are part of what a compiled
+        graph is specialised on) and for the batch sizes a plan uses, rather than during the first plans."""
         c, (H, J) = self.model.config, (self.planner.config.horizon, self.planner.limits.n_joints)
+        zeros = lambda *shape: torch.zeros(*shape, device=self.device)  # noqa: E731
+        objective = LatentGoalCost(self.rollout, zeros(c.history, c.latent_dim), zeros(c.latent_dim), self.weights,
+                                   self.model.state_head, self.state_cost_weight)
         sizes = {self.planner.population(i) for i in range(self.planner.config.num_iterations)} | {1}
         for n in sorted(sizes, reverse=True):                       # the search's batches, and staying put
-            self.rollout(torch.zeros(n, c.history, c.latent_dim, device=self.device),
-                         torch.zeros(n, H, J, device=self.device))
+            objective(zeros(n, H, J), zeros(n, H, J))
 
     def stay_cost(self) -> float:
         """Predicted cost of staying where the last plan started (see `agent.Policy`); infinite unless the view is
