@@ -27,7 +27,7 @@ def scripted_push(env, rng: np.random.Generator) -> np.ndarray | None:
     start, block = env.get_state(), env.block_pos()
     try:
         for _ in range(ATTEMPTS):
-            actions = _attempt(env, _draw(block, rng))
+            actions = drive_through(env, draw_push(block, rng))
             moved = float(np.linalg.norm(env.block_pos() - block))
             env.set_state(start)
             if MIN_DISTANCE <= moved <= MAX_DISTANCE:
@@ -37,7 +37,7 @@ def scripted_push(env, rng: np.random.Generator) -> np.ndarray | None:
         env.set_state(start)
 
 
-def _draw(block: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def draw_push(block: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Waypoints (3, 2) of a push in a random direction over a random length, both ends inside the workspace:
     behind the block, at its face, and where the tip stops when the block has moved that length."""
     for _ in range(100):
@@ -48,7 +48,7 @@ def _draw(block: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return block + np.outer([-(CONTACT + 0.03), -(CONTACT - 0.005), length - CONTACT + 0.01], u)
 
 
-def _attempt(env, waypoints: np.ndarray) -> np.ndarray:
+def drive_through(env, waypoints: np.ndarray) -> np.ndarray:
     """Drive the tip through `waypoints` with env.step for at most MAX_PERIODS; the actions taken."""
     actions, w = [], 0
     for _ in range(MAX_PERIODS):
@@ -56,12 +56,12 @@ def _attempt(env, waypoints: np.ndarray) -> np.ndarray:
             if w == len(waypoints) - 1:
                 break
             w += 1
-        actions.append(_ik_step(env, waypoints[w]))
+        actions.append(ik_step(env, waypoints[w]))
         env.step(actions[-1], render=False)
     return np.array(actions)
 
 
-def _ik_step(env, target: np.ndarray) -> np.ndarray:
+def ik_step(env, target: np.ndarray) -> np.ndarray:
     """Joint step (J,) that moves the tip toward `target` (xy) by at most EE_STEP, inside the velocity limit."""
     J = env.ee_jacobian()[:2]
     error = target - env.ee_pos()[:2]
