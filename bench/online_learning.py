@@ -24,7 +24,7 @@ from jepa_agent.resources import model_path
 def live_error(checkpoint: Path, data: Path, out: Path) -> dict:
     """eval-model's 10-step error and its share of the no-change error for `checkpoint` on `data`."""
     subprocess.run([sys.executable, '-m', 'jepa_agent.cli', 'eval-model', '--checkpoint', str(checkpoint), '--data',
-                    str(data), '--json', str(out)], check=True, capture_output=True)
+                    str(data), '--json', str(out), '--no-block-probe'], check=True, capture_output=True)
     m = json.loads(out.read_text())
     return {'rollout_error_10': m['rollout_error'][-1], 'share': m['rollout_error'][-1] / m['persistence_error'][-1],
             'effective_rank_fraction': m['effective_rank_fraction']}

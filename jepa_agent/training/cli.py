@@ -2,7 +2,7 @@
 
     jepa-agent train --data data/babble --out runs/reach [--config config/train.yaml] [--max-minutes 15] [--resume]
     torchrun --nproc_per_node 2 -m jepa_agent.cli train --data data/babble --out runs/ddp     # multi-process DDP
-    jepa-agent eval-model --checkpoint runs/reach --data data/val --json runs/reach/eval.json
+    jepa-agent eval-model --checkpoint runs/reach --data data/val --json runs/reach/eval.json [--probe-seeds 100]
     jepa-agent seal-checkpoint runs/old     # record the weights' sha256 in a checkpoint saved before checksums
 """
 from __future__ import annotations
@@ -18,6 +18,11 @@ from jepa_agent.model.devices import DEVICE_HELP, check_device, resolve_device
 from jepa_agent.resources import config_path
 
 HORIZON = 10
+#: reset states the block probe renders by default (training/probe.py; about 40 s on a 2-core CPU)
+PROBE_SEEDS = 100
+#: the block probe's after-contact guesses, as printed
+PROBE_GUESSES = (('predicted', 'probe of the predicted latent'), ('encoded', 'of the true frame'),
+                 ('unmoved', 'block left where it was'))
 
 
 def add_commands(subparsers) -> None:
@@ -42,6 +47,9 @@ def add_commands(subparsers) -> None:
     evaluate.add_argument('--plot', default=None, help='PNG plot path (default: next to --json, else none)')
     evaluate.add_argument('--windows', type=int, default=512, help='number of evaluation windows')
     evaluate.add_argument('--device', type=check_device, default='auto', help=DEVICE_HELP)
+    evaluate.add_argument('--probe-seeds', type=int, default=PROBE_SEEDS, help='sim start states of the block probe '
+                          '(linear probe of the block position from latents; sim-arm datasets only)')
+    evaluate.add_argument('--no-block-probe', action='store_true', help='skip the block probe')
     evaluate.set_defaults(func=cmd_eval_model)
 
     seal = subparsers.add_parser('seal-checkpoint', help="record the weights' sha256 in a checkpoint's config.json",
@@ -93,6 +101,8 @@ def cmd_eval_model(args) -> int:
         dataset = open_windows(args.data, model.config.history + HORIZON, stride=1)
         DatasetMeta.from_dict(dataset.meta).robot.check_matches(DatasetMeta.from_dict(metadata).robot, 'the checkpoint')
         metrics = evaluate(model, dataset, HORIZON, args.windows, end_effector=sim_end_effector(dataset.meta))
+        if not args.no_block_probe:
+            metrics.update(sim_block_probe(model, dataset.meta, args.probe_seeds))
     except ConfigError:
         raise
     except (ValueError, OSError) as exc:
@@ -119,16 +129,28 @@ def cmd_seal_checkpoint(args) -> int:
     return 0
 
 
-def sim_end_effector(meta: dict):
-    """End-effector xy from joint positions via the sim's kinematics, when the dataset comes from that arm."""
+def sim_arm(meta: dict, **overrides):
+    """The sim's arm (make_env(**overrides)) when the dataset comes from it (the same joint names), else None."""
     try:
-        from jepa_agent.sim.arm_env import ArmEnv
+        from jepa_agent.sim.arm_env import make_env
     except ImportError:   # no MuJoCo on this machine
         return None
-    env = ArmEnv()
-    if list(env.joint_names) != list(meta['joint_names']):
-        return None
-    return lambda qpos: np.stack([env.forward_kinematics(q) for q in qpos])
+    env = make_env(**overrides)
+    return env if list(env.joint_names) == list(meta['joint_names']) else None
+
+
+def sim_end_effector(meta: dict):
+    """End-effector xy from joint positions via the sim's kinematics, when the dataset comes from that arm."""
+    env = sim_arm(meta)
+    return None if env is None else lambda qpos: np.stack([env.forward_kinematics(q) for q in qpos])
+
+
+def sim_block_probe(model, meta: dict, seeds: int) -> dict:
+    """Block-probe metrics (training/probe.py) on the sim, when the dataset comes from its arm; {} otherwise: a probe
+    on another arm's scene would not say what the model saw in its own data."""
+    from jepa_agent.training.probe import block_probe
+    env = sim_arm(meta, image_size=model.config.image_size, task='push')
+    return block_probe(model, env, seeds, horizon=HORIZON) if env is not None and env.has_block else {}
 
 
 def format_metrics(m: dict) -> str:
@@ -142,7 +164,18 @@ def format_metrics(m: dict) -> str:
              f"latent distance vs joint distance (Spearman) {m['latent_vs_joint_spearman']:.3f}"]
     if 'latent_vs_ee_spearman' in m:
         lines.append(f"latent distance vs end-effector distance (Spearman) {m['latent_vs_ee_spearman']:.3f}")
+    if 'block_probe_r2' in m:
+        lines += format_block_probe(m)
     return '\n'.join(lines)
+
+
+def format_block_probe(m: dict) -> list[str]:
+    """Lines of the block probe's metrics (training/probe.py)."""
+    guesses = ', '.join(f"{label} {m[f'block_probe_r2_{name}_{HORIZON}']:.3f} / "
+                        f"{100 * m[f'block_probe_error_{name}_{HORIZON}_m']:.1f} cm" for name, label in PROBE_GUESSES)
+    return [f"linear probe from latents, R² on held-out sim frames: block {m['block_probe_r2']:.3f}, "
+            f"end effector {m['ee_probe_r2']:.3f}",
+            f"block {HORIZON} steps after contact ({m['block_probe_pushes']} pushes), R² / mean error: {guesses}"]
 
 
 def plot_metrics(m: dict, path: str | Path) -> None:
