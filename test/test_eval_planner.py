@@ -11,7 +11,8 @@ from test_planner_node import tiny_checkpoint
 from jepa_agent.planning import cli
 from jepa_agent.planning.cem import CEMConfig
 from jepa_agent.planning.cem import Plan
-from jepa_agent.planning.closed_loop import PlanarKinematics, SimulatorPolicy, make_agent, run_episode
+from jepa_agent.planning.closed_loop import (CEILING_LATENCY_S, PlanarKinematics, ReplayPolicy, SimulatorPolicy,
+                                             make_agent, path_around, run_episode)
 from jepa_agent.sim import make_env
 
 
@@ -93,6 +94,7 @@ def test_planar_kinematics_match_the_simulator():
 def test_a_policy_without_a_plan_holds_the_arm():
     class Refusing:
         needs_images = False
+        charged_latency_s = None
 
         def set_goal(self, goal):
             pass
@@ -124,6 +126,7 @@ class Scripted:
     """Plans that go to the goal pose and, once `leave` and there, away again; each plan 'takes' `latency_s`."""
 
     needs_images = False
+    charged_latency_s = None
 
     def __init__(self, env, latency_s=0.0, leave=False):
         self.env, self.latency_s, self.leave = env, latency_s, leave
@@ -201,4 +204,38 @@ def test_push_episodes_use_seeds_with_a_scripted_push_and_last_twice_its_length(
                                                       num_retained=1, horizon=2)), env, 2)
     result = run_episode(env, agent, seeds[0], 'push', max_steps=150)
     assert result.steps == 2 * len(demonstration) or result.touched    # the budget when the block is not moved there
+    assert result.success == (result.final_distance <= env.config.push_tolerance)     # push: scored at the end
+    assert result.latencies_ms and set(result.latencies_ms) == {CEILING_LATENCY_S * 1e3}   # not its physics time
     assert run_episode(env, agent, seeds[0], 'push', max_steps=5).steps in range(0, 6)
+
+
+def test_the_path_around_the_block_goes_straight_when_clear_and_around_when_not():
+    centre = np.zeros(2)
+    assert path_around(np.array([-0.1, 0.1]), np.array([0.1, 0.1]), centre, 0.05) == pytest.approx(0.2)
+    tangents, arc = 2 * np.sqrt(0.1 ** 2 - 0.05 ** 2), 0.05 * (np.pi - 2 * np.arccos(0.5))
+    assert path_around(np.array([-0.1, 0.0]), np.array([0.1, 0.0]), centre, 0.05) == pytest.approx(tangents + arc)
+
+
+def test_replaying_a_push_open_loop_moves_the_block_toward_its_goal():
+    """The replay baseline commands the scripted push's targets on the episode's clock; through the hardware-like
+    arm it lags the push but still moves the block most of the way."""
+    from jepa_agent.planning.evaluate import goal_seeds
+    env = make_env(task='push')
+    seed = goal_seeds(env, 1000, 1, 'push')[0]
+    env.reset(seed, render=False)
+    start = env.block_pos()
+    goal = env.sample_goal(seed)
+    result = run_episode(env, make_agent(ReplayPolicy(env, 5), env, 5), seed, 'push', max_steps=150)
+    assert result.holds == 0 and result.peak_speed_ratio <= 1.1
+    assert result.final_distance < 0.5 * np.linalg.norm(goal.block_pos - start), result.final_distance
+
+
+def test_eval_planner_push_reports_success_at_the_end_held_and_the_replay_baseline(tmp_path, capsys):
+    checkpoint = tiny_checkpoint(tmp_path / 'model')
+    assert main(['eval-planner', '--checkpoint', checkpoint, '--task', 'push', '--episodes', '1', '--seed', '1000',
+                 '--max-steps', '3', '--out', str(tmp_path / 'eval'), '--record', '0', '--baseline-episodes', '1',
+                 '--config', small_planner_config(tmp_path)]) == 0
+    report = json.loads((tmp_path / 'eval' / 'eval_planner.json').read_text())
+    assert report['task'] == 'push' and set(report['baselines']) == {'random', 'replay', 'simulator_cem'}
+    assert all(0.0 <= s['held_rate'] <= s['touched_rate'] <= 1.0 for s in [report, *report['baselines'].values()])
+    assert 'replay: success' in capsys.readouterr().out

@@ -91,6 +91,8 @@ class Policy(Protocol):
     """What chooses the actions: the latent MPC, or an evaluation baseline."""
 
     needs_images: bool
+    charged_latency_s: float | None
+    """Plan time that evaluations in simulated time charge instead of the measured one; None = the measured one."""
 
     def set_goal(self, goal) -> None: ...
 

@@ -25,8 +25,8 @@ def evaluate(env: ArmEnv, agent: Agent, seeds: list[int], task: str, max_steps: 
 def goal_seeds(env: ArmEnv, first: int, count: int, task: str) -> list[int]:
     """The first `count` seeds from `first` whose start state has a goal of `task`: every seed has a reach goal; a
     push goal needs a scripted push that moves the block far enough (sim/push.py), which about 70 % of start
-    states have."""
-    if task != 'push':
+    states have (push_far: about 60 %)."""
+    if task == 'reach':
         return list(range(first, first + count))
     seeds, seed = [], first
     while len(seeds) < count:
@@ -53,6 +53,7 @@ def summarize(results: list[EpisodeResult]) -> dict:
     return {
         'episodes': len(results),
         'success_rate': len(successes) / max(len(results), 1),
+        'held_rate': sum(r.held for r in results) / max(len(results), 1),
         'touched_rate': sum(r.touched for r in results) / max(len(results), 1),
         'steps_to_success': {'mean': round(float(np.mean([r.steps for r in successes])), 2) if successes else None,
                              **_stats([r.steps for r in successes], 50, 95)},

@@ -22,6 +22,7 @@ class LatentMPC:
     """Receding-horizon CEM toward a goal image in the world model's latent space (the agent's policy)."""
 
     needs_images = True
+    charged_latency_s = None
 
     def __init__(self, model: torch.nn.Module, limits: JointLimits, config: CEMConfig):
         if limits.n_joints != model.config.action_dim:

@@ -26,7 +26,7 @@ from jepa_agent.robot import RobotDescription  # noqa: E402
 from jepa_agent.sim import push  # noqa: E402
 
 ASSET = Path(__file__).parent / 'assets' / 'arm.xml'
-TASKS = ('reach', 'push')
+TASKS = ('reach', 'push', 'push_far')
 CONTROLLERS = ('joint_trajectory', 'rate_limited')
 #: setpoint updates (and joint-speed samples) per control period; joint_trajectory ramps the setpoint through them
 SETPOINT_UPDATES = 10
@@ -59,7 +59,7 @@ class ArmEnvConfig:
     """Joint velocity limit (rad/s); bounds the per-step action to max_joint_velocity / control_hz."""
     # task
     task: str = 'reach'
-    """Goal kind for sample_goal(): 'reach' (end-effector pose) or 'push' (block position)."""
+    """Goal kind for sample_goal(): 'reach' (end-effector pose), 'push' or 'push_far' (block position)."""
     reach_tolerance: float = bounded(0.03, gt=0)
     """Success radius (m) of the end effector around the goal."""
     push_tolerance: float = bounded(0.04, gt=0)
@@ -346,15 +346,15 @@ class ArmEnv:
 
     # -- goals -----------------------------------------------------------------------------------------------
     def sample_goal(self, seed: int, task: str | None = None) -> Goal:
-        """A goal drawn from `seed`: reach, an arm pose clear of the block; push, a scripted push's end state."""
+        """A goal drawn from `seed`: reach, an arm pose clear of the block; push(_far), a scripted push's end state."""
         task = task or self.config.task
         if task not in TASKS:
             raise ValueError(f'task must be one of {TASKS}, got {task!r}')
-        if task == 'push' and not self.has_block:
-            raise ValueError(f'push needs a block: the scene has no free joint {self.config.block_joint!r}')
+        if task != 'reach' and not self.has_block:
+            raise ValueError(f'{task} needs a block: the scene has no free joint {self.config.block_joint!r}')
         rng = np.random.default_rng([seed, 0x60A1])   # goal stream, disjoint from reset()/explorer seeds
-        if task == 'push':
-            return self._push_goal(rng, seed)
+        if task != 'reach':
+            return self._push_goal(rng, seed, task)
         for _ in range(100):
             q = self.random_joint_positions(rng, margin=0.9)
             if not self.has_block or self.clearance(q, self.block_pos()) > 0.05:
@@ -363,14 +363,14 @@ class ArmEnv:
         qpos[self._qadr] = q                                          # the block stays where it is
         return Goal(self.render(qpos), q, self.forward_kinematics(q), self.block_pos(), task)
 
-    def _push_goal(self, rng: np.random.Generator, seed: int) -> Goal:
+    def _push_goal(self, rng: np.random.Generator, seed: int, task: str) -> Goal:
         """Where a scripted push (sim/push.py) from the current state leaves arm and block; ValueError if none."""
-        actions, start = push.scripted_push(self, rng), self.get_state()
+        start, actions = self.get_state(), push.SCRIPTS[task](self, rng)
         if actions is None:
-            raise ValueError(f'seed {seed}: no scripted push moves the block {push.MIN_DISTANCE}-{push.MAX_DISTANCE} m')
+            raise ValueError(f'seed {seed}: no scripted {task} from this start state (sim/push.py)')
         for action in actions:
             self.step(action, render=False)
-        goal = Goal(self.render(), self.joint_positions(), self.ee_pos(), self.block_pos(), 'push', actions)
+        goal = Goal(self.render(), self.joint_positions(), self.ee_pos(), self.block_pos(), task, actions)
         self.set_state(start)
         return goal
 

@@ -1,5 +1,6 @@
 """Scripted pushes: approach the block from one side and push it, so that every push goal is reachable by
-construction (replaying the push from the start state reaches it).
+construction (replaying the push from the start state reaches it). A far push (`push_far` goals) is two of them in a
+row, the second from where the first left arm and block, that together move the block at least FAR_DISTANCE.
 
 The end effector follows waypoints (behind the block, its face, past its start) by damped-least-squares steps on the
 planar end-effector Jacobian, each step inside the joint velocity limit. An attempt counts when the block ends up
@@ -12,6 +13,7 @@ import numpy as np
 
 MIN_DISTANCE, MAX_DISTANCE = 0.08, 0.20   # m the block moves
 MAX_PERIODS = 30                          # control periods of one push
+FAR_DISTANCE, FAR_PERIODS = 0.15, 80      # push_far: two pushes, the block ends at least this far from its start
 ATTEMPTS = 20                             # drawn directions and lengths per start state
 CONTACT = 0.045                           # m from the block's centre to the tip's centre at contact (half side + tip)
 EE_STEP = 0.06                            # m the end effector is asked to move per period, at most
@@ -35,6 +37,34 @@ def scripted_push(env, rng: np.random.Generator) -> np.ndarray | None:
         return None
     finally:
         env.set_state(start)
+
+
+def scripted_push_far(env, rng: np.random.Generator) -> np.ndarray | None:
+    """(T, J) actions of two pushes in a row that leave the block FAR_DISTANCE or more from where it started, in
+    T ≤ FAR_PERIODS periods, or None if ATTEMPTS draws find none. The state is left as it was."""
+    start, block = env.get_state(), env.block_pos()
+    try:
+        for _ in range(ATTEMPTS):
+            env.set_state(start)
+            first = scripted_push(env, rng)
+            if first is None:
+                return None
+            for action in first:
+                env.step(action, render=False)
+            second = scripted_push(env, rng)
+            if second is None:
+                continue
+            for action in second:
+                env.step(action, render=False)
+            if np.linalg.norm(env.block_pos() - block) >= FAR_DISTANCE and len(first) + len(second) <= FAR_PERIODS:
+                return np.concatenate([first, second])
+        return None
+    finally:
+        env.set_state(start)
+
+
+#: the scripted push of each push task
+SCRIPTS = {'push': scripted_push, 'push_far': scripted_push_far}
 
 
 def draw_push(block: np.ndarray, rng: np.random.Generator) -> np.ndarray:
