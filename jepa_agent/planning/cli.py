@@ -122,7 +122,7 @@ def cmd_eval_planner(args) -> int:
     if args.task != 'reach':
         policies['replay'] = (ReplayPolicy(env, cem.horizon), baseline_seeds)
     if not env.config.model_file:
-        policies['simulator_cem'] = (SimulatorPolicy(env, cem if args.task == 'reach' else _cheap(cem)), baseline_seeds)
+        policies['simulator_cem'] = (SimulatorPolicy(env, cem), baseline_seeds)
     runs = {name: evaluate(env, make_agent(policy, env, cem.horizon, agent_config, args.command_latency),
                            run_seeds, args.task, max_steps, record=args.record if name == 'latent_cem' else 0,
                            progress=progress(name), command_latency_s=args.command_latency,
@@ -154,10 +154,3 @@ def _non_negative(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f'must be >= 0, got {value}')
     return value
-
-
-def _cheap(cem: CEMConfig) -> CEMConfig:
-    """Push ceiling rolls every sample out in the physics: fewer samples keep it affordable (64, 32, 16 over three
-    iterations), drawn wide (init_std 1) because the tip has far to go."""
-    from dataclasses import replace
-    return replace(cem, num_samples=64, num_iterations=3, num_elites=6, num_retained=2, init_std=1.0)

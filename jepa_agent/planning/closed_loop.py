@@ -11,6 +11,7 @@ the demonstration's joint targets replayed open loop, all through the same agent
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -140,7 +141,9 @@ class SimulatorPolicy:
 
     def __init__(self, env: ArmEnv, config: CEMConfig):
         self.env = env
-        self.planner = CEMPlanner(config, env_limits(env))
+        self.planners = {'reach': CEMPlanner(config, env_limits(env)),
+                         'push': CEMPlanner(push_search(config), env_limits(env))}
+        self.planner = self.planners['reach']
         self.weights = step_weights(config.horizon, config.step_weighting)
         self.kinematics = PlanarKinematics(env)
         self.goal: Goal | None = None
@@ -149,6 +152,7 @@ class SimulatorPolicy:
     def set_goal(self, goal: Goal) -> None:
         self.goal = goal
         self.charged_latency_s = None if goal.task == 'reach' else CEILING_LATENCY_S
+        self.planner = self.planners['reach' if goal.task == 'reach' else 'push']
         self.planner.reset()
 
     def plan(self, frames, q: np.ndarray, in_flight: np.ndarray, shift: int = 1) -> Plan | None:
@@ -184,6 +188,12 @@ class SimulatorPolicy:
         distance = float(np.linalg.norm(offset))
         behind = block - self.BEHIND * offset / max(distance, 1e-9)
         return distance + self.BEHIND_WEIGHT * min(1.0, distance / 0.02) * path_around(tip, behind, block, self.AROUND)
+
+
+def push_search(config: CEMConfig) -> CEMConfig:
+    """The push ceiling's search: it rolls every sample out in the physics, so fewer samples keep it affordable
+    (64, 32, 16 over three iterations), drawn wide (init_std 1) because the tip has far to go."""
+    return dataclasses.replace(config, num_samples=64, num_iterations=3, num_elites=6, num_retained=2, init_std=1.0)
 
 
 def path_around(start: np.ndarray, end: np.ndarray, centre: np.ndarray, radius: float) -> float:
