@@ -6,6 +6,7 @@ import pytest
 
 from jepa_agent.data.babble import MotorBabbler
 from jepa_agent.data.collect import PipelineTiming, collect_sim
+from jepa_agent.data.curiosity import CuriousBabbler
 from jepa_agent.data.dataset import action_statistics, frame_actions
 from jepa_agent.data.episode_reader import EpisodeReader
 from jepa_agent.data.episode_writer import EpisodeWriter
@@ -13,6 +14,8 @@ from jepa_agent.data.episodes import Frame, episode_dirs
 from jepa_agent.nodes.explorer import ExplorerConfig
 from jepa_agent.nodes.sim_arm import SimArmConfig
 from jepa_agent.sim.arm_env import make_env
+from jepa_agent.sim.contact import arm_touches_block
+from jepa_agent.sim.push import scripted_push
 from test_episodes import META
 
 
@@ -79,3 +82,68 @@ def test_steps_mode_is_one_env_step_per_frame(tmp_path):
     assert action_statistics(tmp_path)['command_response'] > 0.8                        # setpoints jumped: near full
     with pytest.raises(ValueError, match='mode must be one of'):
         collect_sim(tmp_path, episodes=1, steps=3, env=env, mode='fast')
+
+
+def test_contact_is_read_from_mujoco():
+    env = make_env(image_size=32)
+    env.reset(3, render=False)
+    assert not arm_touches_block(env)                                     # reset places the block clear of the arm
+    touched = []
+    for action in scripted_push(env, np.random.default_rng(0)):
+        env.step(action, render=False)
+        touched.append(arm_touches_block(env))
+    env.close()
+    assert 0 < np.mean(touched) < 1                                       # a push touches the block, not all along
+
+
+class ContactSurprise:
+    """A surprise that marks contact perfectly (plus noise): what curiosity would get from an ideal world model."""
+
+    def __init__(self, env):
+        self.env, self.rng = env, np.random.default_rng(0)
+
+    def reset(self) -> None:
+        pass
+
+    def observe(self, image: np.ndarray, qpos: np.ndarray) -> float:
+        return float(arm_touches_block(self.env)) + 0.1 * self.rng.random()
+
+
+def contact_fractions(root, source: str) -> list[float]:
+    """Per-episode contact fractions of 6 × 200 stepped frames (seeds 0-5, docs/data.md's table)."""
+    env = make_env(image_size=16)                                         # contact does not depend on the camera
+    infos = collect_sim(root / source, episodes=6, steps=200, seed=0, env=env, source=source, mode='steps',
+                        surprise=ContactSurprise(env))
+    env.close()
+    return [info['contact_fraction'] for info in infos]
+
+
+@pytest.fixture(scope='module')
+def babble_contact(tmp_path_factory) -> list[float]:
+    return contact_fractions(tmp_path_factory.mktemp('babble'), 'babble')
+
+
+def test_play_pushes_the_block_more_than_babbling(tmp_path, babble_contact):
+    play = contact_fractions(tmp_path, 'play')
+    reader = EpisodeReader(episode_dirs(tmp_path / 'play')[0])
+    assert reader.info['source'] == 'play' and reader.info['task'] == 'play' and len(reader) == 200
+    assert np.mean(play) > 0.15 and np.mean(play) > np.mean(babble_contact) + 0.03, (babble_contact, play)  # 0.21, 0.13
+    with pytest.raises(ValueError, match='source must be one of'):
+        collect_sim(tmp_path, episodes=1, steps=3, source='dance')
+    with pytest.raises(ValueError, match='needs a world model'):
+        collect_sim(tmp_path, episodes=1, steps=3, source='curiosity')
+
+
+def test_curiosity_raises_contact_given_a_surprise_that_marks_it(tmp_path, babble_contact):
+    curious = contact_fractions(tmp_path, 'curiosity')                    # the shipped model's surprise: docs/data.md
+    assert np.mean(curious) > np.mean(babble_contact) + 0.05, (babble_contact, curious)   # measured 0.31, 0.13
+
+
+def test_curiosity_lingers_after_a_surprising_frame():
+    values = iter([1.0] * 12 + [50.0])
+    babbler = CuriousBabbler(np.full(2, -2.0), np.full(2, 2.0), np.full(2, 1.0), lambda q: next(values))
+    q = np.zeros(2)
+    for _ in range(12):
+        q = babbler.next_target(q, 0.1)                                   # ordinary frames, the arm babbling
+    step = np.abs(babbler.next_target(q, 0.1) - q)                        # a surprising one
+    assert np.all(step <= babbler.curiosity.slow_fraction * 0.1 + 1e-9) and np.any(step > 0)

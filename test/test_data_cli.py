@@ -37,6 +37,11 @@ def test_collect_sim_then_info_and_verify(tmp_path, capsys):
     assert [e['frames'] for e in info['episodes']] == [15, 15] and info['total_frames'] == 30
     assert info['joint_names'] == ['shoulder', 'elbow', 'wrist'] and info['image_width'] == 32
     assert info['rate_hz'] == 10.0 and info['total_duration_s'] == 3.0
+    assert all(e['source'] == 'babble' for e in info['episodes'])
+    fractions = [e['contact_fraction'] for e in info['episodes']]
+    assert all(0 <= f <= 1 for f in fractions) and info['contact_fraction'] == pytest.approx(np.mean(fractions), 1e-3)
+    assert cli_main(['data', 'info', str(out)]) == 0
+    assert 'contact: the arm touches the block in' in capsys.readouterr().out
     assert cli_main(['data', 'verify', str(out)]) == 0
     # episodes are reproducible from their seed, and the logged image shows the logged joints
     reader = EpisodeReader(episode_dirs(out)[1])
@@ -65,6 +70,15 @@ def test_collect_sim_takes_the_arm_and_babbling_from_a_params_file(tmp_path, cap
     bad.write_text('sim_arm:\n  ros__parameters:\n    model_file: nowhere.xml\n')
     assert cli_main(['data', 'collect-sim', '--config', str(bad), '--out', str(tmp_path / 'x')]) == 2
     assert 'cannot load the scene' in capsys.readouterr().err
+
+
+def test_collect_sim_curiosity_runs_the_shipped_model(tmp_path, capsys):
+    out = tmp_path / 'curious'
+    assert cli_main(['data', 'collect-sim', '--out', str(out), '--source', 'curiosity', '--episodes', '1',
+                     '--steps', '10', '--mode', 'steps']) == 0
+    assert 'arm-block contact in' in capsys.readouterr().out
+    reader = EpisodeReader(episode_dirs(out)[0])
+    assert reader.info['source'] == 'curiosity' and 0 <= reader.info['contact_fraction'] <= 1 and len(reader) == 10
 
 
 def test_info_prints_a_readable_summary(tmp_path, capsys):
@@ -106,6 +120,10 @@ def test_verify_reports_and_repairs_an_interrupted_episode(tmp_path, capsys):
 
 def test_bad_arguments_and_missing_dataset(tmp_path, capsys):
     assert cli_main(['data', 'collect-sim', '--out', str(tmp_path), '--episodes', '0']) == 2
+    assert cli_main(['data', 'collect-sim', '--out', str(tmp_path), '--source', 'curiosity',
+                     '--checkpoint', str(tmp_path / 'no_model')]) == 2
+    with pytest.raises(SystemExit):
+        cli_main(['data', 'collect-sim', '--out', str(tmp_path), '--source', 'dance'])
     assert cli_main(['data', 'info', str(tmp_path / 'nothing')]) == 1
     assert cli_main(['data', 'verify', str(tmp_path / 'nothing')]) == 1
     captured = capsys.readouterr()

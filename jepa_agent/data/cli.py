@@ -1,6 +1,7 @@
 """`jepa-agent data ...`: collect, inspect, check and convert episode datasets.
 
     jepa-agent data collect-sim --out data/babble --episodes 20 --steps 200 --seed 0 [--image-size 64]
+    jepa-agent data collect-sim --out data/play --source play        # or curiosity [--checkpoint models/reach_64px]
     jepa-agent data info data/babble [--json]
     jepa-agent data verify data/babble [--repair]
     jepa-agent data import-bag BAG --out data/from_bag [--config config/recorder.yaml] [--image-topic /wrist/image]
@@ -20,7 +21,7 @@ import warnings
 from pathlib import Path
 
 from jepa_agent.data.bag import BagError, BagTopics, import_bag
-from jepa_agent.data.collect import MODES
+from jepa_agent.data.collect import MODES, SOURCES
 from jepa_agent.data.episode_reader import EpisodeReader
 from jepa_agent.data.episode_writer import recover_episode
 from jepa_agent.data.episodes import DatasetError, episode_dirs, read_dataset_meta
@@ -51,6 +52,11 @@ def add_commands(subparsers) -> argparse._SubParsersAction:
     p.add_argument('--controller', choices=CONTROLLERS, default=None,
                    help='the sim arm\'s controller (ArmEnvConfig.controller; default: --config\'s, or like '
                         'joint_trajectory_controller)')
+    p.add_argument('--source', choices=SOURCES, default=SOURCES[0],
+                   help="'babble': motor babbling (default); 'play': noisy scripted pushes of the block mixed with "
+                        "babbling; 'curiosity': babbling that lingers where the world model is surprised")
+    p.add_argument('--checkpoint', type=Path, default=None,
+                   help='curiosity: the world model whose surprise steers it (default: the shipped reach_64px)')
     p.set_defaults(func=cmd_collect_sim)
 
     p = sub.add_parser('info', help='episodes, frames, duration, joints, camera of a dataset')
@@ -119,13 +125,25 @@ def collect_configs(path: Path | None) -> tuple:
     return scene_params(path), timing, build(BabbleConfig, only(BabbleConfig, explorer), section='explorer')
 
 
+def load_surprise(checkpoint: Path | None):
+    """The surprise of a world model (default: the shipped reach_64px) that curiosity steers by. The one import of
+    the model package from data (setup.cfg's layers contract lets this function wire the two together)."""
+    from jepa_agent.model.checkpoint import load_checkpoint
+    from jepa_agent.model.surprise import LatentSurprise
+    from jepa_agent.resources import model_path
+
+    model, _ = load_checkpoint(checkpoint or model_path('reach_64px'))
+    return LatentSurprise(model)
+
+
 def cmd_collect_sim(args) -> int:
     from jepa_agent.config import ConfigError
     from jepa_agent.data.collect import collect_sim
     from jepa_agent.sim.arm_env import make_env
 
     def progress(e: int, info: dict) -> None:
-        print(f'episode {info["index"]}: {info["n_frames"]} frames (seed {info["seed"]})', flush=True)
+        print(f'episode {info["index"]}: {info["n_frames"]} frames (seed {info["seed"]}), arm-block contact in '
+              f'{info["contact_fraction"]:.0%}', flush=True)
 
     try:
         scene, timing, babble = collect_configs(args.config)
@@ -134,13 +152,14 @@ def cmd_collect_sim(args) -> int:
             scene['image_size'] = args.image_size
         if args.controller is not None:
             scene['controller'] = args.controller
+        surprise = load_surprise(args.checkpoint) if args.source == 'curiosity' else None
         env = make_env(**scene)
-    except (ConfigError, ValueError) as exc:
+    except (ConfigError, ValueError, OSError) as exc:
         print(f'jepa-agent data collect-sim: {exc}', file=sys.stderr)
         return 2
     try:
         collect_sim(args.out, args.episodes, args.steps, args.seed, env=env, progress=progress, mode=args.mode,
-                    timing=timing, babble=babble)
+                    timing=timing, babble=babble, source=args.source, surprise=surprise)
     except (ValueError, OSError) as exc:
         print(f'jepa-agent data collect-sim: {exc}', file=sys.stderr)
         return 2
@@ -151,14 +170,16 @@ def cmd_collect_sim(args) -> int:
 
 
 def dataset_summary(root: Path) -> dict:
-    """Dataset metadata plus per-episode frames/duration/status; unreadable episodes listed with the reason."""
+    """Dataset metadata plus per-episode frames/duration/status (and collect-sim's source and contact fraction);
+    unreadable episodes listed with the reason."""
     meta = read_dataset_meta(root)
     episodes = []
     for path in episode_dirs(root):
         try:
             r = EpisodeReader(path, meta)
             episodes.append({'episode': path.name, 'status': 'interrupted' if r.interrupted else r.status,
-                             'frames': len(r), 'duration_s': round(r.duration, 3), 'task': r.info.get('task', '')})
+                             'frames': len(r), 'duration_s': round(r.duration, 3), 'task': r.info.get('task', ''),
+                             **{k: r.info[k] for k in ('source', 'contact_fraction') if k in r.info}})
         except (DatasetError, OSError) as exc:
             episodes.append({'episode': path.name, 'status': 'corrupt', 'error': str(exc)})
     from jepa_agent.data.dataset import action_statistics
@@ -166,7 +187,9 @@ def dataset_summary(root: Path) -> dict:
         motion = {k: round(v, 4) for k, v in action_statistics(root).items()}
     except (ValueError, DatasetError, OSError):
         motion = None                       # no usable episode with commanded motion
+    contact = [e['contact_fraction'] for e in episodes if 'contact_fraction' in e]
     return {'dataset': str(root), **meta.to_dict(), 'episodes': episodes, 'motion': motion,
+            'contact_fraction': round(sum(contact) / len(contact), 4) if contact else None,
             'total_frames': sum(e.get('frames', 0) for e in episodes),
             'total_duration_s': round(sum(e.get('duration_s', 0.0) for e in episodes), 3)}
 
@@ -187,6 +210,9 @@ def cmd_info(args) -> int:
     if summary['motion']:
         print(f'motion: the joints move {summary["motion"]["command_response"]:.0%} of a commanded step by the next '
               f'frame; mean joint speed {summary["motion"]["mean_speed"]:.3f} rad/s')
+    if summary['contact_fraction'] is not None:
+        print(f'contact: the arm touches the block in {summary["contact_fraction"]:.1%} of the frames (mean over '
+              'episodes that measured it)')
     for e in summary['episodes']:
         detail = e.get('error') or f'{e["frames"]:6d} frames {e["duration_s"]:8.2f} s  {e["task"]}'
         print(f'  {e["episode"]}  {e["status"]:<11} {detail}')

@@ -123,8 +123,9 @@ class EpisodeWriter:
         os.fsync(self._frames.fileno())
         self._last_sync = time.monotonic()
 
-    def close(self) -> dict:
-        """Finish the episode (status 'complete'); returns its meta.json content."""
+    def close(self, info: dict | None = None) -> dict:
+        """Finish the episode (status 'complete'), adding `info` to its meta.json (what is known only at the end,
+        e.g. collect-sim's contact fraction); returns the meta.json content."""
         if self._images.closed:
             return self._info
         try:
@@ -132,7 +133,7 @@ class EpisodeWriter:
         finally:   # even if fsync fails (e.g. disk full) the frames are in the page cache: finish the episode
             self._images.close()
             self._frames.close()
-            self._info.update(status='complete', n_frames=self.n_frames, closed=time.time())
+            self._info.update(info or {}, status='complete', n_frames=self.n_frames, closed=time.time())
             write_json_atomic(self.path / META_FILE, self._info)
         return self._info
 
