@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -53,7 +54,7 @@ def run_split(checkpoint: str, jobs: dict[str, tuple[str, list[int], dict | None
     seeds dealt out to `workers` processes of one torch thread each."""
     chunks = [(label, policy, seeds[i::workers], search) for label, (policy, seeds, search) in jobs.items()
               for i in range(workers) if seeds[i::workers]]
-    with ProcessPoolExecutor(workers) as pool:
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('spawn')) as pool:   # no inherited EGL
         done = pool.map(run_goals, [checkpoint] * len(chunks), *list(zip(*chunks))[1:], [task] * len(chunks))
     runs: dict[str, list] = {label: [] for label in jobs}
     for (label, *_), results in zip(chunks, done):
