@@ -129,13 +129,15 @@ class SimulatorPolicy:
     check). Push rolls every sample out in the physics (few samples: it is slow; each plan is charged
     CEILING_LATENCY_S, not its physics time) and scores the block's distance to its goal plus the end effector's
     path to the point behind the block (seen from the goal), around the block: a straight-line pull to that point
-    held the tip against the block's goal side in a check of 10 goals (2/10 at the end, 7/10 with the path around).
+    held the tip against the block's goal side (4 of 10 development goals at the end; 7 with the path around).
     """
 
     JOINT_WEIGHT = 0.3
     BEHIND_WEIGHT = 0.5
     #: m from the block's centre: the point the tip pushes from, and the disc its path goes around
     BEHIND, AROUND = 0.055, 0.05
+    #: m from the goal within which the tip's term fades out (nothing is left to push)
+    FADE = 0.02
 
     needs_images = False
 
@@ -183,11 +185,12 @@ class SimulatorPolicy:
 
     def _push_step_cost(self, block: np.ndarray, tip: np.ndarray) -> float:
         """Block-to-goal distance + BEHIND_WEIGHT × the tip's path around the block to the point it pushes from,
-        faded out within 2 cm of the goal (there is nothing left to push)."""
+        faded out within FADE of the goal."""
         offset = self.goal.block_pos - block
         distance = float(np.linalg.norm(offset))
         behind = block - self.BEHIND * offset / max(distance, 1e-9)
-        return distance + self.BEHIND_WEIGHT * min(1.0, distance / 0.02) * path_around(tip, behind, block, self.AROUND)
+        fade = min(1.0, distance / self.FADE)
+        return distance + self.BEHIND_WEIGHT * fade * path_around(tip, behind, block, self.AROUND)
 
 
 def push_search(config: CEMConfig) -> CEMConfig:
