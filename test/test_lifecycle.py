@@ -19,19 +19,23 @@ from jepa_agent.ros.qos import LATCHED
 from jepa_agent.sim import make_env
 
 
-def call(probe, srv_type, service: str, request):
+def call(probe, srv_type, service: str, request, attempts: int = 1):
+    """The service's response within 60 s, the request sent `attempts` times over that time (only for requests
+    that change nothing: a request sent just as a service appears can be lost while DDS matches its endpoints)."""
     client = probe.create_client(srv_type, service)
     try:
         assert client.wait_for_service(timeout_sec=60.0), f'{service} never became available'
-        future = client.call_async(request)
-        assert wait_for(future.done, 60.0), f'{service} did not answer'
-        return future.result()
+        for _ in range(attempts):
+            future = client.call_async(request)
+            if wait_for(future.done, 60.0 / attempts):
+                return future.result()
+        raise AssertionError(f'{service} did not answer')
     finally:
         probe.destroy_client(client)
 
 
 def state(probe, node: str) -> str:
-    return call(probe, GetState, f'/{node}/get_state', GetState.Request()).current_state.label
+    return call(probe, GetState, f'/{node}/get_state', GetState.Request(), attempts=6).current_state.label
 
 
 def transition(probe, node: str, transition_id: int) -> bool:
