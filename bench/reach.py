@@ -30,10 +30,9 @@ def run_goals(checkpoint: str, policy: str, seeds: list[int], search: dict | Non
     from jepa_agent.model.checkpoint import load_checkpoint
     from jepa_agent.planning.cli import planner_settings
     from jepa_agent.planning.closed_loop import RandomPolicy, ReplayPolicy, SimulatorPolicy, env_limits, make_agent
-    from jepa_agent.planning.evaluate import evaluate
+    from jepa_agent.planning.evaluate import episode_steps, evaluate
     from jepa_agent.planning.mpc import LatentMPC
     from jepa_agent.sim import make_env
-    from jepa_agent.sim.push import FAR_PERIODS
     torch.set_num_threads(1)
     cem, agent_config = planner_settings(None)
     cem = dataclasses.replace(cem, **(search or {}))
@@ -42,8 +41,8 @@ def run_goals(checkpoint: str, policy: str, seeds: list[int], search: dict | Non
     chosen = {'latent_cem': lambda: LatentMPC(model, env_limits(env), cem),
               'simulator_cem': lambda: SimulatorPolicy(env, cem), 'random': lambda: RandomPolicy(env, seed=seeds[0]),
               'replay': lambda: ReplayPolicy(env, cem.horizon)}
-    max_steps = 120 if task == 'reach' else 2 * FAR_PERIODS                # push: 2 × its demonstration, at most
-    results = evaluate(env, make_agent(chosen[policy](), env, cem.horizon, agent_config), seeds, task, max_steps)
+    results = evaluate(env, make_agent(chosen[policy](), env, cem.horizon, agent_config), seeds, task,
+                       episode_steps(task))
     env.close()
     return results
 

@@ -70,13 +70,13 @@ def planner_success(model, episodes: int) -> float:
     from jepa_agent.planning.cli import planner_settings
     from jepa_agent.planning.closed_loop import env_limits, make_agent
     from jepa_agent.planning.evaluate import evaluate as run_goals
-    from jepa_agent.planning.evaluate import summarize
+    from jepa_agent.planning.evaluate import episode_steps, summarize
     from jepa_agent.planning.mpc import LatentMPC
     from jepa_agent.sim import make_env
     cem, agent_config = planner_settings(None)
     env = make_env(image_size=model.config.image_size, task='reach')
     agent = make_agent(LatentMPC(model.eval(), env_limits(env), cem), env, cem.horizon, agent_config)
-    results = run_goals(env, agent, list(range(1000, 1000 + episodes)), 'reach', 120)
+    results = run_goals(env, agent, list(range(1000, 1000 + episodes)), 'reach', episode_steps('reach'))
     env.close()
     return summarize(results)['success_rate']
 

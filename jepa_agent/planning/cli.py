@@ -81,7 +81,8 @@ def cmd_eval_planner(args) -> int:
     from jepa_agent.model.checkpoint import CheckpointError, load_checkpoint
     from jepa_agent.planning.closed_loop import RandomPolicy, ReplayPolicy, SimulatorPolicy, env_limits, make_agent
     from jepa_agent.planning.mpc import LatentMPC
-    from jepa_agent.planning.evaluate import evaluate, goal_seeds, summarize, write_gif, write_summary_png
+    from jepa_agent.planning.evaluate import (episode_steps, evaluate, goal_seeds, summarize, write_gif,
+                                              write_summary_png)
     from jepa_agent.sim import make_env
     from jepa_agent.sim.arm_env import scene_params
 
@@ -104,7 +105,7 @@ def cmd_eval_planner(args) -> int:
     if env.config.model_file and args.baseline_episodes != 0:
         print('note: the simulator baseline knows the shipped arm\'s kinematics only; skipped for '
               f'{env.config.model_file}', flush=True)
-    max_steps = args.max_steps or (120 if args.task == 'reach' else 2 * FAR_PERIODS)   # push: 2 × its demonstration
+    max_steps = args.max_steps or episode_steps(args.task)
     seeds = goal_seeds(env, args.seed, args.episodes, args.task)
     baseline_seeds = seeds if args.baseline_episodes is None else seeds[:args.baseline_episodes]
     out = Path(args.out)

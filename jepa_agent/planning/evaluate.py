@@ -8,6 +8,10 @@ import numpy as np
 from jepa_agent.planning.agent import Agent
 from jepa_agent.planning.closed_loop import EpisodeResult, run_episode
 from jepa_agent.sim import ArmEnv
+from jepa_agent.sim.push import FAR_PERIODS
+
+#: control periods of a reach episode (12 s at 10 Hz)
+REACH_STEPS = 120
 
 
 def evaluate(env: ArmEnv, agent: Agent, seeds: list[int], task: str, max_steps: int, record: int = 0,
@@ -20,6 +24,12 @@ def evaluate(env: ArmEnv, agent: Agent, seeds: list[int], task: str, max_steps: 
         if progress:
             progress(i, results[-1])
     return results
+
+
+def episode_steps(task: str) -> int:
+    """The default step budget of a `task` episode: REACH_STEPS for reach; for push goals the longest scripted push's
+    periods twice over (`run_episode` gives each push episode twice its own push's periods, at most this)."""
+    return REACH_STEPS if task == 'reach' else 2 * FAR_PERIODS
 
 
 def goal_seeds(env: ArmEnv, first: int, count: int, task: str) -> list[int]:
