@@ -6,6 +6,7 @@ import threading
 import time
 
 import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile
 from sensor_msgs.msg import JointState
@@ -93,6 +94,32 @@ class JointWatcher(Inbox):
     def positions(self) -> np.ndarray | None:
         msg = self.latest()
         return None if msg is None else joint_positions(msg, self.names)
+
+
+class RecorderStatus(Inbox):
+    """The recorder's /diagnostics values (published once a second), with what they say about recorded frames."""
+
+    NAME = 'recorder: episodes'
+
+    def __init__(self, node: Node):
+        super().__init__(node, DiagnosticArray, '/diagnostics')
+
+    def values(self, since: float = 0.0) -> list[dict[str, str]]:
+        """Each status stamped at or after `since` (ROS time, seconds), oldest first."""
+        return [{kv.key: kv.value for kv in status.values}
+                for msg in self.messages() if msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9 >= since
+                for status in msg.status if status.name == self.NAME]
+
+    def received(self, *kinds: str) -> bool:
+        """The recorder reports at least one message of each kind ('images', 'joint_states', 'commands')."""
+        latest = self.values()[-1:]
+        return bool(latest) and all(int(latest[0][f'received_{kind}']) > 0 for kind in kinds)
+
+    def frames_recorded_since(self, since: float) -> int:
+        """Frames stored between the recorder's first and latest status stamped at or after `since`: frames it
+        stored after `since`, whatever its backlog of camera images was then."""
+        statuses = self.values(since)
+        return int(statuses[-1]['episode_frames']) - int(statuses[0]['episode_frames']) if statuses else 0
 
 
 def launch_test_requirements(*modules: str) -> str:

@@ -9,7 +9,7 @@ import subprocess
 import numpy as np
 import pytest
 from conftest import wait_for
-from ros_helpers import JointWatcher
+from ros_helpers import JointWatcher, RecorderStatus
 from std_srvs.srv import Trigger
 
 from jepa_agent.data.cli import verify_dataset
@@ -34,6 +34,7 @@ def test_teleop_session_is_recorded_and_usable_for_training(start_node, ros_prob
     sim = start_node('sim_arm', params={'seed': 2})
     recorder = start_node('recorder', params={'dataset_dir': str(data)})
     joints = JointWatcher(ros_probe, NAMES)
+    status = RecorderStatus(ros_probe)
     assert wait_for(lambda: joints.positions() is not None, timeout=60), sim.output()
     start = joints.positions()
     assert wait_for(lambda: call(ros_probe, '/recorder/start_episode').success, timeout=30), recorder.output()
@@ -43,7 +44,10 @@ def test_teleop_session_is_recorded_and_usable_for_training(start_node, ros_prob
     teleop.proc.stdin.write(b'qqqq')                     # shoulder +0.4 rad in four jogs
     teleop.proc.stdin.close()
     assert wait_for(lambda: abs(joints.positions()[0] - start[0] - 0.4) < 0.02, timeout=30), teleop.output()
+    reached = ros_probe.get_clock().now().nanoseconds * 1e-9
     assert wait_for(lambda: not teleop.alive(), timeout=15) and teleop.proc.returncode == 0, teleop.output()
+    # 1 s of frames stored after the arm arrived: more than the recorder's backlog of camera images on a busy machine
+    assert wait_for(lambda: status.frames_recorded_since(reached) >= 10, timeout=30), status.values()[-3:]
     response = call(ros_probe, '/recorder/stop_episode')
     assert response.success, response.message
     assert recorder.stop() == 0, recorder.output()
