@@ -75,9 +75,12 @@ def record_run(args, seeds: list[int], summaries: dict) -> None:
     from results import held_text, record
 
     def success(s: dict) -> str:
-        return held_text(s) if args.task == 'reach' else \
-            f"**{round(s['success_rate'] * s['episodes'])}/{s['episodes']}** ({s['success_rate']:.0%}; held " \
-            f"{s['held_rate']:.0%}, touched {s['touched_rate']:.0%})"
+        if args.task != 'reach':
+            return f"**{round(s['success_rate'] * s['episodes'])}/{s['episodes']}** ({s['success_rate']:.0%}; held " \
+                   f"{s['held_rate']:.0%}, touched {s['touched_rate']:.0%})"
+        knocked = round(s['block_moved_rate'] * s['episodes'])
+        held = f", held {round(s['success_rate_block_moved'] * knocked)}" if knocked else ''
+        return f"{held_text(s)}; the block knocked away in {knocked}{held}"
 
     s = summaries['latent_cem']
     baselines = ', '.join(f"{name.replace('_cem', '')} {round(b['success_rate'] * b['episodes'])}/{b['episodes']}"

@@ -11,8 +11,9 @@ from test_planner_node import tiny_checkpoint
 from jepa_agent.planning import cli
 from jepa_agent.planning.cem import CEMConfig
 from jepa_agent.planning.cem import Plan
-from jepa_agent.planning.closed_loop import (CEILING_LATENCY_S, PlanarKinematics, ReplayPolicy, SimulatorPolicy,
-                                             make_agent, path_around, run_episode)
+from jepa_agent.planning.closed_loop import (CEILING_LATENCY_S, EpisodeResult, PlanarKinematics, ReplayPolicy,
+                                             SimulatorPolicy, make_agent, path_around, run_episode)
+from jepa_agent.planning.evaluate import BLOCK_MOVED_M, summarize
 from jepa_agent.sim import make_env
 
 
@@ -228,6 +229,16 @@ def test_replaying_a_push_open_loop_moves_the_block_toward_its_goal():
     result = run_episode(env, make_agent(ReplayPolicy(env, 5), env, 5), seed, 'push', max_steps=150)
     assert result.holds == 0 and result.peak_speed_ratio <= 1.1
     assert result.final_distance < 0.5 * np.linalg.norm(goal.block_pos - start), result.final_distance
+    assert result.block_moved == pytest.approx(np.linalg.norm(env.block_pos() - start))
+    assert result.block_moved > BLOCK_MOVED_M
+
+
+def test_summaries_count_the_episodes_that_moved_the_block_and_their_successes():
+    results = [EpisodeResult(True, 10, 0.01, block_moved=0.0), EpisodeResult(True, 10, 0.01, block_moved=0.3),
+               EpisodeResult(False, 10, 0.05, block_moved=0.1), EpisodeResult(False, 10, 0.05, block_moved=0.001)]
+    summary = summarize(results)
+    assert summary['block_moved_rate'] == 0.5 and summary['success_rate_block_moved'] == 0.5
+    assert summarize(results[:1])['success_rate_block_moved'] is None
 
 
 def test_eval_planner_push_reports_success_at_the_end_held_and_the_replay_baseline(tmp_path, capsys):

@@ -232,6 +232,9 @@ class EpisodeResult:
     """Commands that stopped the arm because the agent judged the goal reached (its deadband)."""
     peak_speed_ratio: float = 0.0
     """Fastest joint speed the arm really reached, as a multiple of its velocity limit."""
+    block_moved: float = 0.0
+    """How far the block ended from where it started (m; 0 in a scene without one): on a reach, what the arm
+    knocked away on its way (the goal image then shows the block where it no longer is)."""
     frames: list[np.ndarray] = field(default_factory=list)
     """(H, 3W, 3) uint8 strips (current view | goal | pose at the end of the plan), when recorded."""
 
@@ -244,6 +247,7 @@ def run_episode(env: ArmEnv, agent: Agent, seed: int, task: str, max_steps: int,
     time the agent took (encoding included), while the arm goes on with the previous command."""
     env.reset(seed, render=False)
     goal = env.sample_goal(seed, task)
+    block_start = env.block_pos() if env.has_block else None
     if goal.demonstration is not None:                  # a push: twice the scripted push's periods, at most
         max_steps = min(max_steps, 2 * len(goal.demonstration))
     agent.set_goal(goal.image if agent.policy.needs_images else goal)
@@ -308,6 +312,8 @@ def run_episode(env: ArmEnv, agent: Agent, seed: int, task: str, max_steps: int,
     result.steps = int(round(clock['first_touch'] / dt)) if result.touched else max_steps
     result.final_distance = env.distances(goal)['ee' if task == 'reach' else 'block']
     result.peak_speed_ratio = arm.monitor.max_speed_ratio
+    if block_start is not None:
+        result.block_moved = float(np.linalg.norm(env.block_pos() - block_start))
     return result
 
 
