@@ -2,6 +2,7 @@
 stream, and the planner reloads each new checkpoint.
 
     ros2 launch jepa_agent explore_and_learn.launch.py                      # explore: babble + record + learn
+    ros2 launch jepa_agent explore_and_learn.launch.py explore_mode:=curiosity   # linger where the model is surprised
     ros2 launch jepa_agent explore_and_learn.launch.py mode:=plan goal_seed:=1002 \\
         checkpoint:=$HOME/.ros/jepa_agent/online/online-0001200          # plan with what was learnt, still learning
 
@@ -42,7 +43,8 @@ def nodes(context):
                                'goal_image_path': goal}]),
     ]
     if mode == 'explore':
-        actions.append(jepa_node('explorer', [{'seed': LaunchConfiguration('explore_seed')}]))
+        actions.append(jepa_node('explorer', [{'seed': LaunchConfiguration('explore_seed'),
+                                               'mode': text('explore_mode')}]))
     return actions
 
 
@@ -56,6 +58,7 @@ def generate_launch_description():
         argument('dataset_dir', output_dir('explore'), 'Where the recorder writes episodes.'),
         argument('episode_frames', '300', 'Frames per recorded episode (auto mode).'),
         argument('explore_seed', '0', 'Seed of the motor babbling.'),
+        argument('explore_mode', 'babble', "'babble', or 'curiosity': linger where the trainer is surprised."),
         argument('goal_seed', '1000', 'Scene seed (and, in plan mode, the goal drawn from it).'),
         OpaqueFunction(function=nodes),
     ])

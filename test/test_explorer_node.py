@@ -6,6 +6,7 @@ import pytest
 from conftest import wait_for
 from ros_helpers import Inbox, JointWatcher, steady_rates
 from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Float32
 from trajectory_msgs.msg import JointTrajectory
 
 from jepa_agent.data.messages import trajectory_points
@@ -72,8 +73,41 @@ def test_explorer_drives_another_arm_by_parameters_and_remaps(start_node, ros_pr
         assert np.all(step <= np.array(limits.velocity_limit) * times[0] + 1e-9), step   # velocity-limited
 
 
-def test_explorer_rejects_mismatched_limits_at_start_up(start_node):
-    node = start_node('explorer', params={'lower': [-1.0, -1.0]})
+@pytest.mark.parametrize('params, why', [({'lower': [-1.0, -1.0]}, 'one value per joint'),
+                                         ({'mode': 'play'}, "mode must be one of ('babble', 'curiosity')")])
+def test_explorer_rejects_bad_configuration_at_start_up(start_node, params, why):
+    node = start_node('explorer', params=params)
     assert wait_for(lambda: not node.alive(), timeout=20.0)
     assert node.proc.returncode != 0 and 'configuration error' in node.output(), node.output()
-    assert 'one value per joint' in node.output()
+    assert why in node.output()
+
+
+def test_curious_explorer_slows_down_after_a_surprise_and_skips_bad_ones(start_node, ros_probe):
+    """mode curiosity: the probe plays the arm (joint states at the last commanded target) and the trainer (a steady
+    surprise at 20 Hz). Babbling at 0.3-1x the velocity limit, then a surprise far above the recent ones: the
+    explorer moves at curiosity.slow_fraction of the limit while it lingers. A NaN surprise is skipped with a
+    warning."""
+    limit, dt, slow, spike_at = 1.5, 0.1, 0.1, 30
+    explorer = start_node('explorer', params={'mode': 'curiosity', 'seed': 3, 'curiosity.hold': 3.0,
+                                              'curiosity.slow_fraction': slow})
+    state_pub = ros_probe.create_publisher(JointState, '/joint_states', 10)
+    surprise_pub = ros_probe.create_publisher(Float32, '/jepa_agent/surprise', 10)
+    state = {'q': [0.0, 0.0, 0.0]}
+    ros_probe.create_timer(0.02, lambda: state_pub.publish(JointState(name=NAMES, position=state['q'])))
+    ros_probe.create_timer(0.05, lambda: surprise_pub.publish(Float32(data=1.0)))
+    received: list[JointTrajectory] = []
+
+    def follow(msg: JointTrajectory) -> None:
+        state['q'] = [float(x) for x in msg.points[-1].positions]
+        received.append(msg)
+        if len(received) in (5, spike_at):
+            surprise_pub.publish(Float32(data=float('nan') if len(received) == 5 else 1000.0))
+
+    ros_probe.create_subscription(JointTrajectory, TOPIC, follow, 10)
+    assert wait_for(lambda: len(received) >= spike_at + 15, timeout=60.0), explorer.output()
+    targets = np.array([trajectory_points(msg, NAMES)[1][-1] for msg in received])
+    steps = np.abs(np.diff(targets, axis=0)).max(axis=1)                    # largest joint step per period
+    assert np.median(steps[1:spike_at - 1]) > 0.3 * limit * dt - 1e-6, steps    # babbling
+    assert np.all(steps[spike_at + 5:spike_at + 14] <= slow * limit * dt + 1e-6), steps   # lingering
+    assert 'rejected surprise: nan' in explorer.output() and explorer.alive()
+    assert 'curious about the surprise on /jepa_agent/surprise' in explorer.output()

@@ -2,24 +2,33 @@
 
     explorer --ros-args --params-file config/explorer.yaml
     explorer --ros-args -p amplitude:=0.5 -p seed:=7
+    explorer --ros-args -p mode:=curiosity          # linger where the trainer's world model is surprised
     explorer --ros-args -r joint_states:=/my_arm/joint_states -r arm_controller/joint_trajectory:=/my_arm/command
 
 Each control period it reads the latest joint_states (joints matched by name) and publishes a one-point
 JointTrajectory toward the next `MotorBabbler` target, through the command gate (`jepa_agent.command_gate`: nothing
 from stale or invalid joint states, never faster than the velocity limits from where the arm is). Another arm needs
 only other joint_names/limits parameters.
+
+`mode: curiosity` babbles the same way but slows down and keeps its waypoint after a frame the world model did not
+foresee (`jepa_agent.data.curiosity`, `curiosity.*` parameters): the surprise is the trainer node's, on
+jepa_agent/surprise, so the model that is learning decides where to look. It needs no knowledge of the scene, so it
+works on a real arm; without a trainer publishing surprise it babbles plainly.
 """
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass
 
 from sensor_msgs.msg import JointState
+from std_msgs.msg import Float32
 from trajectory_msgs.msg import JointTrajectory
 
 from jepa_agent.command_gate import CommandGate, CommandGateConfig, CommandRefused
 from jepa_agent.config import bounded
 from jepa_agent.data.babble import BabbleConfig, MotorBabbler
+from jepa_agent.data.curiosity import CuriosityConfig, CuriousBabbler
 from jepa_agent.data.messages import MessageError
 from jepa_agent.robot import RobotDescription
 from jepa_agent.ros import topics
@@ -40,10 +49,18 @@ class ExplorerConfig(RobotDescription, BabbleConfig):
     """Control rate: one trajectory per period, reaching its target at the end of the period."""
     state_timeout: float = bounded(0.5, gt=0)
     """Seconds without /joint_states after which the explorer pauses (it never commands from stale state)."""
+    mode: str = 'babble'
+    """'babble', or 'curiosity': babbling that lingers after a frame the trainer's world model did not foresee
+    (its surprise on jepa_agent/surprise; the curiosity.* parameters)."""
 
     def __post_init__(self):
         BabbleConfig.__post_init__(self)       # checks the ranges of every field, these included
         RobotDescription.__post_init__(self)
+        if self.mode not in MODES:
+            raise ValueError(f'mode must be one of {MODES}, got {self.mode!r}')
+
+
+MODES = ('babble', 'curiosity')
 
 
 class ExplorerNode(ManagedNode):
@@ -52,7 +69,10 @@ class ExplorerNode(ManagedNode):
     def __init__(self):
         super().__init__('explorer')
         self.config = cfg = declare_config(self, ExplorerConfig)
-        self.babbler = MotorBabbler(cfg.lower, cfg.upper, cfg.velocity_limit, cfg)
+        curiosity = declare_config(self, CuriosityConfig, 'curiosity.')
+        self._surprise: float | None = None            # the largest surprise the babbler has not seen yet
+        self.babbler = CuriousBabbler(cfg.lower, cfg.upper, cfg.velocity_limit, self.take_surprise, cfg, curiosity) \
+            if cfg.mode == 'curiosity' else MotorBabbler(cfg.lower, cfg.upper, cfg.velocity_limit, cfg)
         self.gate = CommandGate(cfg.lower, cfg.upper, cfg.velocity_limit, cfg.state_timeout,
                                 declare_config(self, CommandGateConfig, 'command_gate.'))
         self.rejections = InputRejections(self.get_logger())
@@ -63,14 +83,30 @@ class ExplorerNode(ManagedNode):
         self.pub = self.create_command_publisher(JointTrajectory, topics.TRAJECTORY, RELIABLE)
         self.joint_sub = self.create_subscription(JointState, topics.JOINT_STATES, self.on_joint_state, RELIABLE)
         self.create_timer(1.0 / cfg.rate_hz, self.step)
-        self.get_logger().info(f'babbling joints {cfg.joint_names} at {cfg.rate_hz} Hz (amplitude {cfg.amplitude}, '
-                               f'seed {cfg.seed}) on {self.pub.topic_name} from {self.joint_sub.topic_name}')
+        how = f'amplitude {cfg.amplitude}, seed {cfg.seed}'
+        if cfg.mode == 'curiosity':
+            sub = self.create_subscription(Float32, topics.SURPRISE, self.on_surprise, RELIABLE)
+            how += f', curious about the surprise on {sub.topic_name}'
+        self.get_logger().info(f'babbling joints {cfg.joint_names} at {cfg.rate_hz} Hz ({how}) on '
+                               f'{self.pub.topic_name} from {self.joint_sub.topic_name}')
 
     def on_joint_state(self, msg: JointState) -> None:
         try:
             self.joint_state.update(msg)
         except MessageError as exc:
             self.rejections.reject('joint_state', exc)
+
+    def on_surprise(self, msg: Float32) -> None:
+        if not (math.isfinite(msg.data) and msg.data >= 0):
+            self.rejections.reject('surprise', f'{msg.data} is not a finite value >= 0')
+            return
+        self._surprise = msg.data if self._surprise is None else max(self._surprise, msg.data)
+
+    def take_surprise(self, measured) -> float | None:
+        """The largest surprise received since the last period (None: none arrived): values that arrive together
+        (a burst after a stall) must not hide a surprising one."""
+        value, self._surprise = self._surprise, None
+        return value
 
     def step(self) -> None:
         """Publish the next babbling target, or wait while inactive or the measured state is missing or stale."""
@@ -90,6 +126,7 @@ class ExplorerNode(ManagedNode):
             self.get_logger().warning(f'command refused: {exc}', throttle_duration_sec=5.0)
             return
         self.pub.publish(timed_trajectory(self.config.joint_names, positions, times))
+
 
 def main(args: list[str] | None = None) -> int:
     return run_node(ExplorerNode, 'explorer', args)
