@@ -58,7 +58,8 @@ def generate_launch_description():
         argument('dataset_dir', output_dir('explore'), 'Where the recorder writes episodes.'),
         argument('episode_frames', '300', 'Frames per recorded episode (auto mode).'),
         argument('explore_seed', '0', 'Seed of the motor babbling.'),
-        argument('explore_mode', 'babble', "'babble', or 'curiosity': linger where the trainer is surprised."),
+        argument('explore_mode', 'babble', "'babble', 'curiosity' (linger where the trainer is surprised) or 'play' "
+                 "(push the block between babbling)."),
         argument('goal_seed', '1000', 'Scene seed (and, in plan mode, the goal drawn from it).'),
         OpaqueFunction(function=nodes),
     ])

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from conftest import wait_for
 from ros_helpers import Inbox, JointWatcher, steady_rates
+from geometry_msgs.msg import PoseStamped
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32
 from trajectory_msgs.msg import JointTrajectory
@@ -74,7 +75,9 @@ def test_explorer_drives_another_arm_by_parameters_and_remaps(start_node, ros_pr
 
 
 @pytest.mark.parametrize('params, why', [({'lower': [-1.0, -1.0]}, 'one value per joint'),
-                                         ({'mode': 'play'}, "mode must be one of ('babble', 'curiosity')")])
+                                         ({'mode': 'dance'}, "mode must be one of ('babble', 'curiosity', 'play')"),
+                                         ({'mode': 'play', 'joint_names': ['a', 'b', 'c']},
+                                          'mode play mirrors the sim arm')])
 def test_explorer_rejects_bad_configuration_at_start_up(start_node, params, why):
     node = start_node('explorer', params=params)
     assert wait_for(lambda: not node.alive(), timeout=20.0)
@@ -111,3 +114,31 @@ def test_curious_explorer_slows_down_after_a_surprise_and_skips_bad_ones(start_n
     assert np.all(steps[spike_at + 5:spike_at + 14] <= slow * limit * dt + 1e-6), steps   # lingering
     assert 'rejected surprise: nan' in explorer.output() and explorer.alive()
     assert 'curious about the surprise on /jepa_agent/surprise' in explorer.output()
+
+
+def test_playing_explorer_pushes_the_block_it_sees_on_the_sim(start_node, ros_probe):
+    """mode play with sim_arm: the block, which sim_arm publishes with each joint state, is pushed away from where it
+    started. Babbling is confined to 5 % of each joint range around its centre, which does not reach the block in
+    this scene (mode babble: not moved in 60 s); play's pushes go to the block (about 10 s)."""
+    sim = start_node('sim_arm', params={'seed': 2})
+    blocks = Inbox(ros_probe, PoseStamped, '/sim/block_pose')
+    assert wait_for(lambda: len(blocks) > 0, timeout=60.0), sim.output()
+    first = blocks.latest().pose.position
+    start = np.array([first.x, first.y])
+    env = make_env()
+    env.reset(2, render=False)
+    np.testing.assert_allclose(start, env.block_pos(), atol=1e-3)             # the sim's block, where it rests
+    assert blocks.latest().header.frame_id == 'world'
+
+    def moved() -> float:
+        p = blocks.latest().pose.position
+        return float(np.linalg.norm(np.array([p.x, p.y]) - start))
+
+    explorer = start_node('explorer', params={'mode': 'play', 'seed': 1, 'amplitude': 0.05,
+                                              'play.babble_fraction': 0.0})
+    assert wait_for(lambda: moved() > 0.03, timeout=60.0), (moved(), explorer.output())
+    bad = PoseStamped()
+    bad.pose.position.x = float('nan')
+    ros_probe.create_publisher(PoseStamped, '/sim/block_pose', 10).publish(bad)
+    assert wait_for(lambda: 'rejected block_pose' in explorer.output(), timeout=20.0), explorer.output()
+    assert 'playing with the block on /sim/block_pose' in explorer.output() and sim.alive() and explorer.alive()

@@ -18,6 +18,7 @@ from rclpy.parameter import Parameter
 from jepa_agent.command_gate import CommandGateConfig
 from jepa_agent.config import ConfigError, field_range
 from jepa_agent.data.curiosity import CuriosityConfig
+from jepa_agent.data.play import PlayConfig
 from jepa_agent.data.recording import RecorderConfig
 from jepa_agent.robot import RobotDescription
 from jepa_agent.nodes.explorer import ExplorerConfig
@@ -35,7 +36,7 @@ GATE = (CommandGateConfig, 'command_gate.')
 NODES = {
     'planner': [(PlannerNodeConfig, ''), (CEMConfig, 'cem.'), (RobotDescription, ''), (AgentConfig, ''), GATE],
     'sim_arm': [(SimArmConfig, '')],
-    'explorer': [(ExplorerConfig, ''), GATE, (CuriosityConfig, 'curiosity.')],
+    'explorer': [(ExplorerConfig, ''), GATE, (CuriosityConfig, 'curiosity.'), (PlayConfig, 'play.')],
     'recorder': [(RecorderConfig, '')],
     'trainer': [(TrainerConfig, ''), (RobotDescription, '')],
     'teleop_keyboard': [(TeleopConfig, ''), GATE],

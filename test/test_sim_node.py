@@ -16,7 +16,9 @@ from trajectory_msgs.msg import JointTrajectory
 
 from jepa_agent.command_gate import CommandGateConfig
 from jepa_agent.config import build, load_section, to_params
+from jepa_agent.data.curiosity import CuriosityConfig
 from jepa_agent.data.messages import image_to_rgb
+from jepa_agent.data.play import PlayConfig
 from jepa_agent.nodes.explorer import ExplorerConfig
 from jepa_agent.nodes.sim_arm import SimArmConfig
 from jepa_agent.nodes.teleop_keyboard import TeleopConfig
@@ -319,5 +321,8 @@ def test_config_file_lists_every_parameter_with_its_default(cls, node):
     params = load_section(path, node)
     if node != 'sim_arm':                                     # nodes that command the arm: gate parameters too
         assert build(CommandGateConfig, params.pop('command_gate')) == CommandGateConfig()
+    if node == 'explorer':                                    # and the explorer's modes
+        assert build(CuriosityConfig, params.pop('curiosity')) == CuriosityConfig()
+        assert build(PlayConfig, params.pop('play')) == PlayConfig()
     assert set(params) == set(to_params(cls()))
     assert build(cls, params) == cls()

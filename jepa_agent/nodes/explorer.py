@@ -14,22 +14,30 @@ only other joint_names/limits parameters.
 foresee (`jepa_agent.data.curiosity`, `curiosity.*` parameters): the surprise is the trainer node's, on
 jepa_agent/surprise, so the model that is learning decides where to look. It needs no knowledge of the scene, so it
 works on a real arm; without a trainer publishing surprise it babbles plainly.
+
+`mode: play` (the sim arm only) alternates noisy scripted pushes of the block with babbling (`jepa_agent.data.play`,
+`play.*` parameters): it reads the block's pose from sim_arm (sim/block_pose) and mirrors the arm's kinematics from the
+measured joints; while no fresh block pose arrives it babbles.
 """
 from __future__ import annotations
 
 import math
 import sys
+import time
 from dataclasses import dataclass
 
+import numpy as np
+from geometry_msgs.msg import PoseStamped
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float32
 from trajectory_msgs.msg import JointTrajectory
 
 from jepa_agent.command_gate import CommandGate, CommandGateConfig, CommandRefused
-from jepa_agent.config import bounded
+from jepa_agent.config import ConfigError, bounded
 from jepa_agent.data.babble import BabbleConfig, MotorBabbler
 from jepa_agent.data.curiosity import CuriosityConfig, CuriousBabbler
 from jepa_agent.data.messages import MessageError
+from jepa_agent.data.play import PlayConfig, PlayPolicy
 from jepa_agent.robot import RobotDescription
 from jepa_agent.ros import topics
 from jepa_agent.ros.conversions import timed_trajectory
@@ -39,6 +47,7 @@ from jepa_agent.ros.params import declare_config
 from jepa_agent.ros.qos import RELIABLE
 from jepa_agent.ros.rejections import InputRejections
 from jepa_agent.ros.run import run_node
+from jepa_agent.sim.arm_env import make_env
 
 
 @dataclass
@@ -50,8 +59,9 @@ class ExplorerConfig(RobotDescription, BabbleConfig):
     state_timeout: float = bounded(0.5, gt=0)
     """Seconds without /joint_states after which the explorer pauses (it never commands from stale state)."""
     mode: str = 'babble'
-    """'babble', or 'curiosity': babbling that lingers after a frame the trainer's world model did not foresee
-    (its surprise on jepa_agent/surprise; the curiosity.* parameters)."""
+    """'babble'; 'curiosity': babbling that lingers after a frame the trainer's world model did not foresee (its
+    surprise on jepa_agent/surprise; the curiosity.* parameters); 'play' (sim arm only): noisy scripted pushes of
+    the block, seen on sim/block_pose, between babbling (the play.* parameters)."""
 
     def __post_init__(self):
         BabbleConfig.__post_init__(self)       # checks the ranges of every field, these included
@@ -60,7 +70,7 @@ class ExplorerConfig(RobotDescription, BabbleConfig):
             raise ValueError(f'mode must be one of {MODES}, got {self.mode!r}')
 
 
-MODES = ('babble', 'curiosity')
+MODES = ('babble', 'curiosity', 'play')
 
 
 class ExplorerNode(ManagedNode):
@@ -70,13 +80,24 @@ class ExplorerNode(ManagedNode):
         super().__init__('explorer')
         self.config = cfg = declare_config(self, ExplorerConfig)
         curiosity = declare_config(self, CuriosityConfig, 'curiosity.')
+        play = declare_config(self, PlayConfig, 'play.')
         self._surprise: float | None = None            # the largest surprise the babbler has not seen yet
+        self._block: tuple[np.ndarray, float] | None = None    # newest block xy and when it arrived (monotonic s)
         self.babbler = CuriousBabbler(cfg.lower, cfg.upper, cfg.velocity_limit, self.take_surprise, cfg, curiosity) \
             if cfg.mode == 'curiosity' else MotorBabbler(cfg.lower, cfg.upper, cfg.velocity_limit, cfg)
+        self.play = self._play_policy(play) if cfg.mode == 'play' else None
         self.gate = CommandGate(cfg.lower, cfg.upper, cfg.velocity_limit, cfg.state_timeout,
                                 declare_config(self, CommandGateConfig, 'command_gate.'))
         self.rejections = InputRejections(self.get_logger())
         self.joint_state = NewestJointState(cfg.joint_names, cfg.lower, cfg.upper, self.get_clock())
+
+    def _play_policy(self, config: PlayConfig) -> PlayPolicy:
+        """Play on a mirror of the sim arm (its kinematics, posed at the measured joints each period)."""
+        scene = make_env()
+        if list(self.config.joint_names) != list(scene.joint_names):
+            raise ConfigError(f'mode play mirrors the sim arm: joint_names must be {scene.joint_names}, got '
+                              f'{self.config.joint_names}')
+        return PlayPolicy(scene, self.babbler, config, seed=self.config.seed)
 
     def configure(self) -> None:
         cfg = self.config
@@ -87,6 +108,9 @@ class ExplorerNode(ManagedNode):
         if cfg.mode == 'curiosity':
             sub = self.create_subscription(Float32, topics.SURPRISE, self.on_surprise, RELIABLE)
             how += f', curious about the surprise on {sub.topic_name}'
+        if cfg.mode == 'play':
+            sub = self.create_subscription(PoseStamped, topics.BLOCK_POSE, self.on_block_pose, RELIABLE)
+            how += f', playing with the block on {sub.topic_name}'
         self.get_logger().info(f'babbling joints {cfg.joint_names} at {cfg.rate_hz} Hz ({how}) on '
                                f'{self.pub.topic_name} from {self.joint_sub.topic_name}')
 
@@ -101,6 +125,13 @@ class ExplorerNode(ManagedNode):
             self.rejections.reject('surprise', f'{msg.data} is not a finite value >= 0')
             return
         self._surprise = msg.data if self._surprise is None else max(self._surprise, msg.data)
+
+    def on_block_pose(self, msg: PoseStamped) -> None:
+        xy = np.array([msg.pose.position.x, msg.pose.position.y])
+        if not np.all(np.isfinite(xy)):
+            self.rejections.reject('block_pose', f'position {xy.tolist()} is not finite')
+            return
+        self._block = xy, time.monotonic()
 
     def take_surprise(self, measured) -> float | None:
         """The largest surprise received since the last period (None: none arrived): values that arrive together
@@ -119,13 +150,25 @@ class ExplorerNode(ManagedNode):
                                       throttle_duration_sec=5.0)
             return
         dt = 1.0 / self.config.rate_hz
-        target = self.babbler.next_target(joints.positions, dt)
+        target = self._next_target(joints.positions, dt)
         try:
             times, positions = self.gate.admit(target[None], [dt], joints)
         except CommandRefused as exc:
             self.get_logger().warning(f'command refused: {exc}', throttle_duration_sec=5.0)
             return
         self.pub.publish(timed_trajectory(self.config.joint_names, positions, times))
+
+
+    def _next_target(self, measured: np.ndarray, dt: float) -> np.ndarray:
+        """The babbler's target, or in play mode the play policy's on the mirrored scene (babbling while the block's
+        pose is missing or older than state_timeout)."""
+        if self.play is None:
+            return self.babbler.next_target(measured, dt)
+        if self._block is None or time.monotonic() - self._block[1] > self.config.state_timeout:
+            self.get_logger().warning('no fresh block pose: babbling', throttle_duration_sec=5.0)
+            return self.babbler.next_target(measured, dt)
+        self.play.env.mirror(measured, self._block[0])
+        return self.play.next_target(measured, dt)
 
 
 def main(args: list[str] | None = None) -> int:

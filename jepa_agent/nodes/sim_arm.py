@@ -26,6 +26,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_srvs.srv import Trigger
@@ -119,6 +120,8 @@ class SimArmNode(Node):
         self.image_pub = self.create_publisher(Image, topics.IMAGE, SENSOR)
         self.info_pub = self.create_publisher(CameraInfo, topics.CAMERA_INFO, SENSOR)
         self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, RELIABLE)
+        self.block_pub = self.create_publisher(PoseStamped, topics.BLOCK_POSE, RELIABLE) if self.env.has_block \
+            else None
         self.command_sub = self.create_subscription(JointTrajectory, topics.TRAJECTORY, self.on_trajectory, RELIABLE)
         self.create_service(Trigger, '~/reset', self.on_reset)
         self.create_timer(1.0 / cfg.joint_state_hz, self.publish_joint_states)
@@ -227,11 +230,20 @@ class SimArmNode(Node):
 
     # -- publishing ----------------------------------------------------------------------------------------------
     def publish_joint_states(self) -> None:
+        """Joint states, and the block's pose with the same stamp when the scene has a block."""
         with self._lock:
             q, v = self.env.joint_positions(), self.env.joint_velocities()
+            block = self.env.block_pose() if self.block_pub else None
+        stamp = self.get_clock().now().to_msg()
         msg = JointState(name=list(self.env.joint_names), position=q.tolist(), velocity=v.tolist())
-        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.stamp = stamp
         self.joint_pub.publish(msg)
+        if block is not None:
+            pose = PoseStamped()
+            pose.header.stamp, pose.header.frame_id = stamp, 'world'
+            p, o = pose.pose.position, pose.pose.orientation
+            (p.x, p.y, p.z), (o.w, o.x, o.y, o.z) = block[:3].tolist(), block[3:].tolist()
+            self.block_pub.publish(pose)
         self._counters['joint_states'].count += 1
 
     def camera_info(self) -> CameraInfo:

@@ -16,6 +16,9 @@ CAMERA_INFO = 'camera/camera_info'
 JOINT_STATES = 'joint_states'
 #: arm commands (trajectory_msgs/JointTrajectory) with ros2_control joint_trajectory_controller semantics
 TRAJECTORY = 'arm_controller/joint_trajectory'
+#: the block's pose in the world frame (geometry_msgs/PoseStamped), from sim_arm with each joint state when its
+#: scene has a block: ground truth that a real arm's stream does not carry (the explorer's play mode needs it)
+BLOCK_POSE = 'sim/block_pose'
 #: goal images for the planner (sensor_msgs/Image, transient local: a goal sent before start-up counts)
 GOAL_IMAGE = 'jepa_agent/goal_image'
 #: the planner's whole planned horizon, for visualization (trajectory_msgs/JointTrajectory)

@@ -270,6 +270,19 @@ class ArmEnv:
             return np.full(2, np.nan)
         return self.data.qpos[self._block_qadr:self._block_qadr + 2].copy()
 
+    def block_pose(self) -> np.ndarray:
+        """Block position (xyz, m) and orientation (quaternion wxyz): its free joint's coordinates."""
+        return self.data.qpos[self._block_qadr:self._block_qadr + 7].copy()
+
+    def mirror(self, q: np.ndarray, block_xy: np.ndarray | None = None) -> None:
+        """Put the arm at joint positions `q` (and the block at `block_xy`) without simulating, for kinematics of a
+        live arm (end effector, Jacobian); the block keeps its height and orientation."""
+        self.data.qpos[self._qadr] = q
+        if block_xy is not None and self.has_block:
+            self.data.qpos[self._block_qadr:self._block_qadr + 2] = block_xy
+        mujoco.mj_kinematics(self.model, self.data)
+        mujoco.mj_comPos(self.model, self.data)
+
     def get_state(self) -> np.ndarray:
         """Full physics state (qpos, qvel, ctrl, time) for save/restore, e.g. simulator-in-the-loop planning."""
         return np.concatenate([self.data.qpos, self.data.qvel, self.data.ctrl, [self.data.time]])
