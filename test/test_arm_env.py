@@ -149,3 +149,16 @@ def test_a_scene_the_sim_cannot_drive_is_a_clear_error(tmp_path):
                          '</worldbody><actuator><position joint="j"/></actuator></mujoco>')
     with pytest.raises(ValueError, match="joint 'j' has no range"):
         make_env(model_file=str(unlimited))
+
+
+def test_mirror_poses_arm_and_block_for_kinematics_without_simulating():
+    env = make_env()
+    env.reset(3, render=False)
+    q, xy, time = np.array([0.4, -0.8, 1.1]), np.array([0.2, -0.1]), env.data.time
+    env.mirror(q, xy)
+    np.testing.assert_allclose(env.joint_positions(), q)
+    np.testing.assert_allclose(env.block_pos(), xy)
+    np.testing.assert_allclose(env.ee_pos(), env.forward_kinematics(q))
+    dq = np.array([1e-4, -2e-4, 1.5e-4])                       # the Jacobian is the mirrored pose's
+    np.testing.assert_allclose(env.ee_jacobian() @ dq, env.forward_kinematics(q + dq) - env.ee_pos(), atol=1e-7)
+    assert env.data.time == time

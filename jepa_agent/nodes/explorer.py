@@ -158,7 +158,6 @@ class ExplorerNode(ManagedNode):
             return
         self.pub.publish(timed_trajectory(self.config.joint_names, positions, times))
 
-
     def _next_target(self, measured: np.ndarray, dt: float) -> np.ndarray:
         """The babbler's target, or in play mode the play policy's on the mirrored scene (babbling while the block's
         pose is missing or older than state_timeout)."""
