@@ -3,11 +3,13 @@
     jepa-agent demo                                   # shipped model, 5 goals, summary in demo_out/
     jepa-agent demo --goals 10 --seed 1010 --checkpoint runs/reach
     jepa-agent demo --learn --budget-minutes 20       # from scratch: babble + record, train, then plan
+    jepa-agent demo --task push --goals 5             # push the block to where a scripted push left it
 
 The sim arm and the planner run as real ROS 2 processes (the `sim_arm` and `planner` nodes, exactly what
 `ros2 launch jepa_agent sim_demo.launch.py` starts); this process only resets the scene through `/sim_arm/reset`,
-publishes each goal image on /jepa_agent/goal_image, and scores the arm from /joint_states. Goals are those of
-`eval-planner`: scene `seed + k` and a reachable pose drawn from the same seed, never seen in training. All DDS
+publishes each goal image on /jepa_agent/goal_image, and scores the arm from /joint_states (push: the block from
+sim/block_pose). Goals are those of `eval-planner`: from seed on, each scene and a reachable pose drawn from the same
+seed (push: the end state of a scripted push, over twice its periods), never seen in training. All DDS
 traffic stays on this machine in a domain of its own (not your ROS_DOMAIN_ID), so the demo can never command a real
 arm; pass --ros-domain-id to watch it from other ROS tools.
 `--learn` first collects motor-babbling episodes in the sim (the explorer's policy, `data collect-sim`), trains a
@@ -27,6 +29,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from jepa_agent.sim.arm_env import TASKS
 
 #: the demo's private ROS domain is drawn from here (0..101 are safe for every DDS port mapping)
 DOMAIN_RANGE = (30, 101)
@@ -69,6 +73,8 @@ def add_commands(subparsers) -> None:
     parser.add_argument('--record', type=int, default=3, help='goals shown in episodes.gif (default 3)')
     parser.add_argument('--ros-domain-id', type=int, default=None,
                         help='ROS domain for the demo (default: a random private one, never your ROS_DOMAIN_ID)')
+    parser.add_argument('--task', choices=TASKS, default='reach',
+                        help="goal kind (default reach); push and push_far are scored on the block at the end")
     parser.add_argument('--learn', action='store_true', help='learn a model from scratch first (see above)')
     parser.add_argument('--budget-minutes', type=float, default=20.0,
                         help='--learn: total time for exploring, training and the demo (default 20)')
@@ -88,13 +94,17 @@ def cmd_demo(args) -> int:
     if args.learn:
         demo_minutes = (args.goals * args.goal_timeout + 60) / 60
         checkpoint = learn_from_scratch(out, max(args.budget_minutes - demo_minutes, 1.0), args.seed)
+    from jepa_agent.planning.evaluate import goal_seeds
+    from jepa_agent.sim.arm_env import make_env
+    env = make_env(task=args.task)
+    seeds = goal_seeds(env, args.seed, args.goals, args.task)
+    env.close()
     try:
-        results, timings = run_demo(checkpoint, list(range(args.seed, args.seed + args.goals)), args.goal_timeout,
-                                    args.record, out, domain)
+        results, timings = run_demo(checkpoint, seeds, args.goal_timeout, args.record, out, domain, args.task)
     except (RuntimeError, TimeoutError) as exc:
         print(f'jepa-agent demo: {exc}', file=sys.stderr)
         return 1
-    report_results(results, timings, checkpoint, out, time.monotonic() - began)
+    report_results(results, timings, checkpoint, out, time.monotonic() - began, args.task)
     return 0
 
 
@@ -181,12 +191,15 @@ def record_babbling(root: Path, seed: int, log_dir: Path, episodes: int, timeout
 class DemoSession:
     """sim_arm + planner as child processes, driven and watched by a small node in this process."""
 
-    def __init__(self, checkpoint: Path, seed: int, log_dir: Path, domain: int, image_size: int = 64):
+    def __init__(self, checkpoint: Path, seed: int, log_dir: Path, domain: int, image_size: int = 64,
+                 task: str = 'reach'):
         self.checkpoint, self.seed, self.log_dir, self.image_size = checkpoint, seed, log_dir, image_size
-        self.domain = domain
+        self.domain, self.task = domain, task
         self.procs: dict[str, subprocess.Popen] = {}
         self._lock = threading.Lock()
+        self._resets = 0                     # the sim's scene is seed + resets
         self.joints: np.ndarray | None = None
+        self.block: np.ndarray | None = None
         self.image: np.ndarray | None = None
         self.planner_status: dict[str, str] = {}
 
@@ -204,6 +217,7 @@ class DemoSession:
     def _start_probe(self) -> None:
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
+        from geometry_msgs.msg import PoseStamped
         from rclpy.executors import MultiThreadedExecutor
         from sensor_msgs.msg import Image, JointState
         from std_srvs.srv import Trigger
@@ -243,15 +257,20 @@ class DemoSession:
 
         self.node.create_subscription(JointState, topics.JOINT_STATES, on_joints, RELIABLE)
         self.node.create_subscription(Image, topics.IMAGE, on_image, SENSOR)
+        def on_block(msg):
+            with self._lock:
+                self.block = np.array([msg.pose.position.x, msg.pose.position.y])
+
         self.node.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, on_diagnostics, RELIABLE)
+        self.node.create_subscription(PoseStamped, topics.BLOCK_POSE, on_block, RELIABLE)
         self.goal_pub = self.node.create_publisher(Image, topics.GOAL_IMAGE, LATCHED)
         self.reset_client = self.node.create_client(Trigger, '/sim_arm/reset')
         self.executor = MultiThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self._spin = threading.Thread(target=self.executor.spin, daemon=True)
         self._spin.start()
-        self._wait(lambda: self.joints is not None and self.image is not None and self.planner_status, 120,
-                   'the sim arm and the planner to start')
+        self._wait(lambda: self.joints is not None and self.image is not None and self.planner_status
+                   and (self.task == 'reach' or self.block is not None), 120, 'the sim arm and the planner to start')
 
     def _wait(self, ready, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
@@ -266,28 +285,37 @@ class DemoSession:
     def log_tail(self, name: str, lines: int = 15) -> str:
         return '\n'.join((self.log_dir / f'{name}.log').read_text(errors='replace').splitlines()[-lines:])
 
-    def run_goal(self, index: int, timeout: float, record: bool):
-        """Reset to scene seed+index, send its goal image, and watch for `timeout` seconds: success = the end
-        effector within tolerance for the whole last HOLD_WINDOW_S (held), `touched` = within it at some point."""
+    def go_to(self, seed: int) -> None:
+        """Reset the sim until its scene is `seed` (its k-th ~/reset re-seeds the scene with seed + k)."""
         from std_srvs.srv import Trigger
-
-        from jepa_agent.planning.closed_loop import HOLD_WINDOW_S, EpisodeResult
-        from jepa_agent.ros.conversions import rgb_to_image
-        seed = self.seed + index
-        if index > 0:   # the sim's k-th ~/reset re-seeds the scene with seed + k
+        while self.seed + self._resets < seed:
             future = self.reset_client.call_async(Trigger.Request())
             self._wait(future.done, 30, 'the sim reset')
+            self._resets += 1
+
+    def run_goal(self, seed: int, timeout: float, record: bool):
+        """Reset to scene `seed`, send its goal image, and watch for `timeout` seconds (push: twice the scripted
+        push's periods, at most). Reach: success = the end effector within tolerance for the whole last
+        HOLD_WINDOW_S (held); push: the block within tolerance at the end; `touched` = within it at some point."""
+        from jepa_agent.planning.closed_loop import HOLD_WINDOW_S, EpisodeResult
+        from jepa_agent.ros.conversions import rgb_to_image
+        self.go_to(seed)
         self.env.reset(seed, render=False)
-        goal = self.env.sample_goal(seed)
+        goal = self.env.sample_goal(seed, self.task)
+        period = self.env.control_dt
+        if goal.demonstration is not None:
+            timeout = min(timeout, 2 * len(goal.demonstration) * period)
         self.goal_pub.publish(rgb_to_image(goal.image))
-        result = EpisodeResult(False, int(round(timeout / self.env.control_dt)), 0.0)
+        result = EpisodeResult(False, int(round(timeout / period)), 0.0)
         start = time.monotonic()
-        period, tolerance = self.env.control_dt, self.env.config.reach_tolerance
+        reach = self.task == 'reach'
+        tolerance = self.env.config.reach_tolerance if reach else self.env.config.push_tolerance
         left_at, first_touch, k = 0.0, None, 0
         while time.monotonic() - start < timeout:
             with self._lock:
-                q, image = self.joints.copy(), self.image.copy()
-            distance = float(np.linalg.norm(self.env.forward_kinematics(q) - goal.ee_pos))
+                q, image, block = self.joints.copy(), self.image.copy(), self.block
+            distance = float(np.linalg.norm(self.env.forward_kinematics(q) - goal.ee_pos)) if reach else \
+                float(np.linalg.norm(block - goal.block_pos))
             elapsed = time.monotonic() - start
             if distance <= tolerance:
                 first_touch = elapsed if first_touch is None else first_touch
@@ -298,7 +326,8 @@ class DemoSession:
             k += 1
             self._wait(lambda: time.monotonic() - start >= k * period, timeout + 5, 'the next period')
         result.touched = first_touch is not None
-        result.success = result.touched and left_at <= timeout - HOLD_WINDOW_S
+        result.held = result.touched and left_at <= timeout - HOLD_WINDOW_S
+        result.success = result.held if reach else distance <= tolerance
         result.steps = int(round(first_touch / period)) if result.touched else result.steps
         result.final_distance = distance
         return result
@@ -324,18 +353,22 @@ class DemoSession:
             self.env.close()
 
 
-def run_demo(checkpoint: Path, seeds: list[int], goal_timeout: float, record: int, out: Path, domain: int):
-    """Run one goal per seed (consecutive seeds); returns (EpisodeResults, the planner's timing per goal)."""
-    if any(b - a != 1 for a, b in zip(seeds, seeds[1:])):
-        raise ValueError('seeds must be consecutive: the sim re-seeds its k-th reset with seed + k')
+def run_demo(checkpoint: Path, seeds: list[int], goal_timeout: float, record: int, out: Path, domain: int,
+             task: str = 'reach'):
+    """Run one `task` goal per seed (increasing); returns (EpisodeResults, the planner's timing per goal)."""
+    if any(b <= a for a, b in zip(seeds, seeds[1:])):
+        raise ValueError('seeds must increase: the sim moves on to the next scene with each reset')
     print(f'starting the sim arm and the planner ({checkpoint}) in ROS domain {domain} ...', flush=True)
     results, timings = [], []
-    with DemoSession(checkpoint, seeds[0], out / 'logs', domain) as session:
+    with DemoSession(checkpoint, seeds[0], out / 'logs', domain, task=task) as session:
         for k, seed in enumerate(seeds):
-            result = session.run_goal(k, goal_timeout, record=k < record)
+            result = session.run_goal(seed, goal_timeout, record=k < record)
             timings.append(session.planner_timing())
             results.append(result)
-            state = 'held' if result.success else 'touched, not held' if result.touched else 'missed'
+            if task == 'reach':
+                state = 'held' if result.success else 'touched, not held' if result.touched else 'missed'
+            else:
+                state = 'block at its goal' if result.success else 'block short of its goal'
             print(f'goal {k + 1}/{len(seeds)} (seed {seed}): {state}'
                   f'{f" (first within tolerance after {result.steps} steps)" if result.touched else ""}, '
                   f'final distance {result.final_distance * 100:.1f} cm, '
@@ -343,17 +376,20 @@ def run_demo(checkpoint: Path, seeds: list[int], goal_timeout: float, record: in
     return results, timings
 
 
-def report_results(results, timings: list[dict[str, float]], checkpoint: Path, out: Path, seconds: float) -> None:
+def report_results(results, timings: list[dict[str, float]], checkpoint: Path, out: Path, seconds: float,
+                   task: str = 'reach') -> None:
     from jepa_agent.planning.evaluate import summarize, write_gif, write_summary_png
     summary = summarize(results)
+    summary['task'] = task
     median = {key: round(float(np.nanmedian([t[key] for t in timings])), 1) for key in timings[0]}
     summary['planner'] = {**median, 'source': 'planner node /diagnostics, median over goals'}
     summary.update(checkpoint=str(checkpoint), seconds=round(seconds, 1))
     (out / 'demo.json').write_text(json.dumps(summary, indent=2) + '\n')
     write_summary_png(out / 'summary.png', {'latent planner': summary}, {'latent planner': results},
-                      f'jepa-agent demo: {len(results)} goal images (sim arm + planner nodes)')
+                      f'jepa-agent demo: {len(results)} {task} goal images (sim arm + planner nodes)')
     write_gif(out / 'episodes.gif', [r for r in results if r.frames])
-    print(f'held: {sum(r.success for r in results)}/{len(results)} goals ({summary["success_rate"]:.0%}; touched '
+    success = 'held' if task == 'reach' else 'block at its goal'
+    print(f'{success}: {sum(r.success for r in results)}/{len(results)} goals ({summary["success_rate"]:.0%}; touched '
           f'{summary["touched_rate"]:.0%}); plan latency p50 {median["plan_latency_ms_p50"]:.0f} ms, camera frame '
           f'-> command p50 {median["frame_to_command_ms_p50"]:.0f} ms, {median["plan_rate_hz"]:.1f} commands/s; '
           f'{seconds:.0f} s in total')

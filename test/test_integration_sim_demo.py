@@ -65,3 +65,26 @@ def test_demo_command_runs_a_goal_and_writes_its_summary(tmp_path):
     assert (out / 'summary.png').stat().st_size > 0 and (out / 'episodes.gif').stat().st_size > 0
     for log in ('sim_arm.log', 'planner.log'):
         assert 'Traceback' not in (out / 'logs' / log).read_text()
+
+
+def test_demo_push_scores_the_block_it_sees_on_the_sim(tmp_path):
+    """`demo --task push`: the first seed from 8000 with a scripted push (the sim is reset forward to it), scored on
+    the block's pose from sim_arm at the end of twice the push's periods."""
+    from jepa_agent.planning.evaluate import goal_seeds
+    from jepa_agent.sim import make_env
+    env = make_env(task='push')
+    (seed,) = goal_seeds(env, 8000, 1, 'push')
+    env.reset(seed, render=False)
+    start = env.block_pos()
+    goal = env.sample_goal(seed)
+    out = tmp_path / 'demo'
+    run = subprocess.run([sys.executable, '-m', 'jepa_agent.cli', 'demo', '--task', 'push', '--goals', '1',
+                          '--seed', '8000', '--out', str(out)], cwd=REPO, capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f'goal 1/1 (seed {seed}): block ' in run.stdout and 'block at its goal: ' in run.stdout, run.stdout
+    report = json.loads((out / 'demo.json').read_text())
+    assert report['task'] == 'push' and report['episodes'] == 1
+    final = report['final_distance_m']['mean']                                       # rounded to 0.1 mm
+    if abs(final - env.config.push_tolerance) > 1e-4:                                # scored at the end, on the block
+        assert report['success_rate'] == float(final <= env.config.push_tolerance)
+    assert 0.0 <= final <= np.linalg.norm(goal.block_pos - start) + 0.1               # the block, not the arm
