@@ -200,6 +200,7 @@ class DemoSession:
         self._resets = 0                     # the sim's scene is seed + resets
         self.joints: np.ndarray | None = None
         self.block: np.ndarray | None = None
+        self.planned: np.ndarray | None = None      # joints at the end of the planner's newest plan
         self.image: np.ndarray | None = None
         self.planner_status: dict[str, str] = {}
 
@@ -221,8 +222,9 @@ class DemoSession:
         from rclpy.executors import MultiThreadedExecutor
         from sensor_msgs.msg import Image, JointState
         from std_srvs.srv import Trigger
+        from trajectory_msgs.msg import JointTrajectory
 
-        from jepa_agent.data.messages import MessageError, image_to_rgb, joint_positions
+        from jepa_agent.data.messages import MessageError, image_to_rgb, joint_positions, trajectory_points
         from jepa_agent.ros import topics
         from jepa_agent.ros.qos import LATCHED, RELIABLE, SENSOR
         from jepa_agent.sim.arm_env import make_env
@@ -261,8 +263,17 @@ class DemoSession:
             with self._lock:
                 self.block = np.array([msg.pose.position.x, msg.pose.position.y])
 
+        def on_plan(msg):
+            try:
+                planned = trajectory_points(msg, names)[1][-1]
+            except (MessageError, IndexError):
+                return
+            with self._lock:
+                self.planned = planned
+
         self.node.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, on_diagnostics, RELIABLE)
         self.node.create_subscription(PoseStamped, topics.BLOCK_POSE, on_block, RELIABLE)
+        self.node.create_subscription(JointTrajectory, topics.PLAN, on_plan, RELIABLE)
         self.goal_pub = self.node.create_publisher(Image, topics.GOAL_IMAGE, LATCHED)
         self.reset_client = self.node.create_client(Trigger, '/sim_arm/reset')
         self.executor = MultiThreadedExecutor(context=self.context)
@@ -297,9 +308,11 @@ class DemoSession:
         """Reset to scene `seed`, send its goal image, and watch for `timeout` seconds (push: twice the scripted
         push's periods, at most). Reach: success = the end effector within tolerance for the whole last
         HOLD_WINDOW_S (held); push: the block within tolerance at the end; `touched` = within it at some point."""
-        from jepa_agent.planning.closed_loop import HOLD_WINDOW_S, EpisodeResult
+        from jepa_agent.planning.closed_loop import HOLD_WINDOW_S, EpisodeResult, plan_strip
         from jepa_agent.ros.conversions import rgb_to_image
         self.go_to(seed)
+        with self._lock:
+            self.planned = None                     # the previous goal's plan
         self.env.reset(seed, render=False)
         goal = self.env.sample_goal(seed, self.task)
         period = self.env.control_dt
@@ -313,7 +326,7 @@ class DemoSession:
         left_at, first_touch, k = 0.0, None, 0
         while time.monotonic() - start < timeout:
             with self._lock:
-                q, image, block = self.joints.copy(), self.image.copy(), self.block
+                q, image, block, planned = self.joints.copy(), self.image.copy(), self.block, self.planned
             distance = float(np.linalg.norm(self.env.forward_kinematics(q) - goal.ee_pos)) if reach else \
                 float(np.linalg.norm(block - goal.block_pos))
             elapsed = time.monotonic() - start
@@ -322,7 +335,8 @@ class DemoSession:
             else:
                 left_at = elapsed
             if record:
-                result.frames.append(np.concatenate([image, goal.image], axis=1))
+                self.env.mirror(q, block)           # the live scene, for the planned pose's rendering
+                result.frames.append(plan_strip(self.env, image, goal.image, planned))
             k += 1
             self._wait(lambda: time.monotonic() - start >= k * period, timeout + 5, 'the next period')
         result.touched = first_touch is not None
@@ -393,7 +407,8 @@ def report_results(results, timings: list[dict[str, float]], checkpoint: Path, o
           f'{summary["touched_rate"]:.0%}); plan latency p50 {median["plan_latency_ms_p50"]:.0f} ms, camera frame '
           f'-> command p50 {median["frame_to_command_ms_p50"]:.0f} ms, {median["plan_rate_hz"]:.1f} commands/s; '
           f'{seconds:.0f} s in total')
-    print(f'wrote {out / "summary.png"}, {out / "episodes.gif"} (current view | goal), {out / "demo.json"}')
+    print(f'wrote {out / "summary.png"}, {out / "episodes.gif"} (current view | goal | planned end pose), '
+          f'{out / "demo.json"}')
 
 
 # -- learning from scratch ---------------------------------------------------------------------------------------

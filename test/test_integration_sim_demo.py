@@ -12,6 +12,7 @@ import sys
 
 import numpy as np
 import pytest
+from PIL import Image
 from conftest import REPO, wait_for
 from ros_helpers import Inbox, JointWatcher
 from trajectory_msgs.msg import JointTrajectory
@@ -62,7 +63,11 @@ def test_demo_command_runs_a_goal_and_writes_its_summary(tmp_path):
     assert report['episodes'] == 1 and 0.0 <= report['success_rate'] <= report['touched_rate'] <= 1.0
     assert report['planner']['plan_latency_ms_p50'] > 0              # the planner node really planned
     assert report['planner']['frame_to_command_ms_p50'] > 0 and report['planner']['plan_rate_hz'] > 0
-    assert (out / 'summary.png').stat().st_size > 0 and (out / 'episodes.gif').stat().st_size > 0
+    assert (out / 'summary.png').stat().st_size > 0
+    with Image.open(out / 'episodes.gif') as gif:                  # current view | goal | planned end pose
+        assert gif.size == (3 * 64 * 3, 64 * 3) and gif.n_frames > 10
+        gif.seek(gif.n_frames - 1)
+        assert np.asarray(gif.convert('RGB'))[:, 2 * 64 * 3:].max() > 0      # a plan from the planner, rendered
     for log in ('sim_arm.log', 'planner.log'):
         assert 'Traceback' not in (out / 'logs' / log).read_text()
 

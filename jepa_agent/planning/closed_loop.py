@@ -296,7 +296,7 @@ def run_episode(env: ArmEnv, agent: Agent, seed: int, task: str, max_steps: int,
         while clock['t'] < min(asked + latency, duration) - 1e-9:                          # the arm goes on
             tick()
         if record:
-            result.frames.append(_strip(env, agent.newest_image(), goal.image,
+            result.frames.append(plan_strip(env, agent.newest_image(), goal.image,
                                         plan.targets[-1] if isinstance(plan, Plan) else None))
         command = agent.command(plan, clock['t'], joints(), camera_age_s=clock['t'] - used) \
             if isinstance(plan, Plan) else plan
@@ -319,8 +319,9 @@ def run_episode(env: ArmEnv, agent: Agent, seed: int, task: str, max_steps: int,
 
 
 
-def _strip(env: ArmEnv, current: np.ndarray, goal: np.ndarray, planned: np.ndarray | None) -> np.ndarray:
-    """Current view, goal view and the rendered pose at the end of the planned horizon, side by side."""
+def plan_strip(env: ArmEnv, current: np.ndarray, goal: np.ndarray, planned: np.ndarray | None) -> np.ndarray:
+    """Current view, goal view and the arm rendered at the end of the planned horizon (`planned` joints, the rest of
+    `env`'s scene as it is; black without a plan), side by side."""
     if planned is None:
         end = np.zeros_like(current)
     else:
