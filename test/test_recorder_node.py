@@ -51,7 +51,8 @@ class Streams:
         self.image_pub = node.create_publisher(Image, '/camera/image_raw', SENSOR)
         self.joint_pub = node.create_publisher(JointState, '/joint_states', RELIABLE)
         self.camera_hz, self.joint_hz = camera_hz, joint_hz
-        self.image_stamps: dict[int, float] = {}
+        self.image_stamps: dict[int, float] = {}     # written by the thread under _lock: read it with stamps()
+        self._lock = threading.Lock()
         self.bad_image: Image | None = None          # published instead of the next image when set
         self.bad_joints: JointState | None = None
         self._stop = threading.Event()
@@ -74,13 +75,19 @@ class Streams:
                 rgb = np.zeros((SIZE, SIZE, 3), np.uint8)
                 rgb[0, 0] = [k % 256, (k // 256) % 256, 7]
                 if self.bad_image is None:
-                    self.image_stamps[k] = stamp.nanoseconds * 1e-9
+                    with self._lock:
+                        self.image_stamps[k] = stamp.nanoseconds * 1e-9
                 self.image_pub.publish(self.bad_image or rgb_to_image(rgb, stamp.to_msg()))
                 self.bad_image = None
                 k += 1
                 next_image += 1.0 / self.camera_hz
                 next_stamp_ns += period_ns
             self._stop.wait(1.0 / self.joint_hz)
+
+    def stamps(self) -> list[float]:
+        """The stamps of the images published so far (a copy: the thread keeps adding to them)."""
+        with self._lock:
+            return list(self.image_stamps.values())
 
     def stop(self) -> None:
         self._stop.set()
@@ -154,7 +161,7 @@ def test_services_record_synchronized_episodes(start_node, ros_probe, streams, t
     t0, span = reader.times[0], reader.times[-1] - reader.times[0]
     # no holes: every 0.1 s grid slot that the test's camera filled is a frame. Counted against what was published:
     # on a loaded machine the camera thread itself can stall for 0.3-3 s (no images, so no frames to expect)
-    filled = {round((t - t0) * 10.0) for t in streams.image_stamps.values() if t0 <= t <= reader.times[-1] + 1e-6}
+    filled = {round((t - t0) * 10.0) for t in streams.stamps() if t0 <= t <= reader.times[-1] + 1e-6}
     assert span > 3.0 and len(reader) >= len(filled), (len(reader), len(filled), values)   # ~3.4 s
     check_frames_match_streams(reader, streams)
     # the target is the measured position until the command, then the command, never before it was sent (it may
@@ -335,7 +342,7 @@ def test_bad_input_never_starts_an_episode_nor_reaches_the_data(start_node, ros_
     # future stamps did not stall the streams: nearly every 0.1 s grid slot the test's camera filled is a frame
     # (counted against what was published, so a loaded machine that publishes fewer images cannot fail it)
     t0 = reader.times[0]
-    filled = {round((t - t0) * 10.0) for t in streams.image_stamps.values() if t0 <= t <= reader.times[-1] + 1e-6}
+    filled = {round((t - t0) * 10.0) for t in streams.stamps() if t0 <= t <= reader.times[-1] + 1e-6}
     assert span > 2.0 and len(reader) >= 0.9 * len(filled), (len(reader), len(filled))
     check_frames_match_streams(reader, streams)
     lower, upper = np.array(reader.meta.lower), np.array(reader.meta.upper)
