@@ -224,7 +224,8 @@ class DemoSession:
         from std_srvs.srv import Trigger
         from trajectory_msgs.msg import JointTrajectory
 
-        from jepa_agent.data.messages import MessageError, image_to_rgb, joint_positions, trajectory_points
+        from jepa_agent.data.messages import (MessageError, image_to_rgb, joint_positions, position_xy,
+                                              trajectory_points)
         from jepa_agent.ros import topics
         from jepa_agent.ros.qos import LATCHED, RELIABLE, SENSOR
         from jepa_agent.sim.arm_env import make_env
@@ -235,21 +236,16 @@ class DemoSession:
         rclpy.init(context=self.context, domain_id=self.domain)   # finds the LOCALHOST-only children too
         self.node = rclpy.create_node('demo', context=self.context)
 
-        def on_joints(msg):
-            try:
-                q = joint_positions(msg, names)
-            except MessageError:
-                return
-            with self._lock:
-                self.joints = q
-
-        def on_image(msg):
-            try:
-                rgb = image_to_rgb(msg)
-            except MessageError:
-                return
-            with self._lock:
-                self.image = rgb
+        def keep(attribute: str, convert):
+            """A callback that stores convert(msg) as self.<attribute>, skipping messages it cannot convert."""
+            def callback(msg):
+                try:
+                    value = convert(msg)
+                except (MessageError, IndexError):
+                    return
+                with self._lock:
+                    setattr(self, attribute, value)
+            return callback
 
         def on_diagnostics(msg):
             for status in msg.status:
@@ -257,23 +253,13 @@ class DemoSession:
                     with self._lock:
                         self.planner_status = {kv.key: kv.value for kv in status.values}
 
-        self.node.create_subscription(JointState, topics.JOINT_STATES, on_joints, RELIABLE)
-        self.node.create_subscription(Image, topics.IMAGE, on_image, SENSOR)
-        def on_block(msg):
-            with self._lock:
-                self.block = np.array([msg.pose.position.x, msg.pose.position.y])
-
-        def on_plan(msg):
-            try:
-                planned = trajectory_points(msg, names)[1][-1]
-            except (MessageError, IndexError):
-                return
-            with self._lock:
-                self.planned = planned
-
-        self.node.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, on_diagnostics, RELIABLE)
-        self.node.create_subscription(PoseStamped, topics.BLOCK_POSE, on_block, RELIABLE)
-        self.node.create_subscription(JointTrajectory, topics.PLAN, on_plan, RELIABLE)
+        subscribe = self.node.create_subscription
+        subscribe(JointState, topics.JOINT_STATES, keep('joints', lambda msg: joint_positions(msg, names)), RELIABLE)
+        subscribe(Image, topics.IMAGE, keep('image', image_to_rgb), SENSOR)
+        subscribe(PoseStamped, topics.BLOCK_POSE, keep('block', position_xy), RELIABLE)
+        subscribe(JointTrajectory, topics.PLAN, keep('planned', lambda msg: trajectory_points(msg, names)[1][-1]),
+                  RELIABLE)                                                     # joints at the end of the plan
+        subscribe(DiagnosticArray, topics.DIAGNOSTICS, on_diagnostics, RELIABLE)
         self.goal_pub = self.node.create_publisher(Image, topics.GOAL_IMAGE, LATCHED)
         self.reset_client = self.node.create_client(Trigger, '/sim_arm/reset')
         self.executor = MultiThreadedExecutor(context=self.context)

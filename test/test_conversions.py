@@ -5,12 +5,13 @@ import math
 import numpy as np
 import pytest
 from builtin_interfaces.msg import Duration
+from geometry_msgs.msg import PoseStamped
 from sensor_msgs.msg import Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from jepa_agent.data.quality import LIMIT_MARGIN_RAD
 from jepa_agent.data.messages import (MAX_IMAGE_PIXELS, MessageError, duration_to_sec, image_to_rgb, joint_positions,
-                                      trajectory_points)
+                                      position_xy, trajectory_points)
 from jepa_agent.ros.conversions import make_trajectory, rgb_to_image, sec_to_duration
 
 RGB = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
@@ -225,3 +226,12 @@ def test_cv_bridge_is_the_decoder_where_installed(monkeypatch):
     monkeypatch.setitem(sys.modules, 'cv_bridge', types.SimpleNamespace(CvBridge=CvBridge))
     decoder = cv_bridge_decoder()
     assert image_to_rgb(yuv422(), decoder=decoder).shape == (2, 4, 3) and calls == [('yuv422', 'rgb8')]
+
+
+def test_position_xy_reads_a_pose_and_refuses_non_finite_ones():
+    pose = PoseStamped()
+    pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = 0.2, -0.1, 0.025
+    np.testing.assert_array_equal(position_xy(pose), [0.2, -0.1])
+    pose.pose.position.y = float('inf')
+    with pytest.raises(MessageError, match='not finite'):
+        position_xy(pose)

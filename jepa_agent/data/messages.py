@@ -114,6 +114,14 @@ def joint_positions(msg, names: Sequence[str], field: str = 'position', *,
     return out
 
 
+def position_xy(msg) -> np.ndarray:
+    """(2,) x and y of a geometry_msgs/PoseStamped's position (a block on the table); MessageError if not finite."""
+    xy = np.array([msg.pose.position.x, msg.pose.position.y], dtype=np.float64)
+    if not np.all(np.isfinite(xy)):
+        raise MessageError(f'pose position {xy.tolist()} is not finite')
+    return xy
+
+
 def check_limits(positions: np.ndarray, names: Sequence[str], lower: Sequence[float] | None,
                  upper: Sequence[float] | None, margin: float, what: str) -> None:
     """MessageError if any row of `positions` (N, J) lies outside [lower - margin, upper + margin]."""

@@ -36,7 +36,7 @@ from jepa_agent.command_gate import CommandGate, CommandGateConfig, CommandRefus
 from jepa_agent.config import ConfigError, bounded
 from jepa_agent.data.babble import BabbleConfig, MotorBabbler
 from jepa_agent.data.curiosity import CuriosityConfig, CuriousBabbler
-from jepa_agent.data.messages import MessageError
+from jepa_agent.data.messages import MessageError, position_xy
 from jepa_agent.data.play import PlayConfig, PlayPolicy
 from jepa_agent.robot import RobotDescription
 from jepa_agent.ros import topics
@@ -127,11 +127,10 @@ class ExplorerNode(ManagedNode):
         self._surprise = msg.data if self._surprise is None else max(self._surprise, msg.data)
 
     def on_block_pose(self, msg: PoseStamped) -> None:
-        xy = np.array([msg.pose.position.x, msg.pose.position.y])
-        if not np.all(np.isfinite(xy)):
-            self.rejections.reject('block_pose', f'position {xy.tolist()} is not finite')
-            return
-        self._block = xy, time.monotonic()
+        try:
+            self._block = position_xy(msg), time.monotonic()
+        except MessageError as exc:
+            self.rejections.reject('block_pose', exc)
 
     def take_surprise(self, measured) -> float | None:
         """The largest surprise received since the last period (None: none arrived): values that arrive together
