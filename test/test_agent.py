@@ -15,6 +15,7 @@ class Scripted:
     """Plans 0.1 rad further on joint 0 per step from where it is told to start; records what it was given."""
 
     needs_images = True
+    periods_per_step = 1
 
     def __init__(self, cost=1.0, stay=2.0, horizon=5):
         self.cost, self.stay, self.horizon, self.calls, self.goals = cost, stay, horizon, [], []
@@ -87,7 +88,7 @@ def test_plans_start_where_the_running_command_will_have_taken_the_arm():
     assert 2 <= len(call['in_flight']) <= 3
     assert np.all(np.diff(call['in_flight'][:, 0]) > 0) and call['in_flight'][0, 0] > 0.05
     np.testing.assert_allclose(call['q'], [0.05, 0.0])
-    assert [f.t for f in call['frames']] == [0.0, 0.3]
+    assert [f.t for f in call['frames']] == [0.3]     # the frame at 0.0 is three periods back, not one
 
 
 def test_a_displaced_arm_is_predicted_from_where_it_is():
@@ -153,3 +154,21 @@ def test_at_the_goal_the_agent_stops_the_arm_instead_of_chasing_noise():
 def test_invalid_agent_config_is_rejected(bad):
     with pytest.raises(ValueError):
         AgentConfig(**bad)
+
+
+def test_a_policy_whose_steps_span_several_periods_is_fed_and_timed_in_its_steps():
+    """A frameskip-3 world model plans steps of 0.3 s: history frames, command points and the warm start's shift
+    all count in those steps, while frames still arrive every period."""
+    policy = Scripted()
+    policy.periods_per_step = 3
+    agent = make(policy, compensate_latency=False)
+    assert agent.limits.dt == pytest.approx(0.3) and agent.control_limits.dt == pytest.approx(0.1)
+    for i in range(8):                                   # a frame every period, a plan on each
+        agent.observe(IMAGE, 0.1 * i)
+        plan = agent.plan(0.1 * i, reading())
+        command = agent.command(plan, 0.1 * i, reading(), camera_age_s=0.0)
+    assert [c['shift'] for c in policy.calls] == [5, 0, 1, 0, 0, 1, 0, 0]   # nearest whole steps since the last
+    assert [round(f.t, 3) for f in policy.calls[-1]['frames']] == [0.1, 0.4, 0.7]
+    # points one step (0.3 s) apart, the first a step after the frame, less the command latency
+    np.testing.assert_allclose(np.diff(command.times), 0.3, atol=1e-9)
+    assert command.times[0] == pytest.approx(0.25)

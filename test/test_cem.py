@@ -198,9 +198,10 @@ class ToyWorldModel(torch.nn.Module):
     """Latent = mean colour of the image (3 joints ↔ 3 channels); an action shifts the latent by itself (plus
     `bias`: a predictor that is consistently wrong)."""
 
-    def __init__(self, poison: bool = False, state_head: torch.nn.Linear | None = None, bias=(0.0, 0.0, 0.0)):
+    def __init__(self, poison: bool = False, state_head: torch.nn.Linear | None = None, bias=(0.0, 0.0, 0.0),
+                 frameskip: int = 1):
         super().__init__()
-        self.config = SimpleNamespace(latent_dim=3, history=2, action_dim=3, image_size=8)
+        self.config = SimpleNamespace(latent_dim=3, history=2, action_dim=3, image_size=8, frameskip=frameskip)
         self.scale = torch.nn.Parameter(torch.ones(1))
         self.poison = poison
         self.state_head = state_head
@@ -238,6 +239,19 @@ def test_latent_mpc_moves_toward_the_goal_view():
     for _ in range(10):     # receding horizon: the toy camera sees colour 0.5 + q
         q = plan_from(mpc, colour(0.5 + q), q).targets[0]
     np.testing.assert_allclose(q, [0.3, -0.3, 0.0], atol=0.02)
+
+
+def test_a_frameskip_model_plans_steps_of_several_periods():
+    """A step of a frameskip-3 model spans three control periods: its plan may move each joint three periods'
+    largest step per step (velocity limit and trust region alike), and "near the goal" still counts periods."""
+    mpc = LatentMPC(ToyWorldModel(frameskip=3), LIMITS, search(num_iterations=8))
+    assert mpc.periods_per_step == 3
+    mpc.set_goal(colour([0.9, 0.5, 0.5]))
+    plan = plan_from(mpc, colour([0.1, 0.5, 0.5]), np.zeros(3))                   # 0.8 away on joint 0
+    assert LIMITS.per_step(3).contains(plan.targets, np.zeros(3), 3 * search().trust_region)
+    assert plan.targets[0, 0] > 1.5 * LIMITS.max_step(search().trust_region)[0]      # more than one period's step
+    np.testing.assert_allclose(plan.targets[-1], [0.8, 0.0, 0.0], atol=0.05)
+    assert mpc.step_distance == pytest.approx(0.15, abs=1e-6)                     # one period's largest step
 
 
 def test_latent_mpc_plans_from_the_end_of_the_actions_in_flight():

@@ -38,6 +38,19 @@ def test_item_matches_stored_frames_and_derives_actions(tmp_path):
     assert ds.meta['joint_names'] == ['a', 'b'] and ds.meta['rate_hz'] == 10.0
 
 
+def test_frameskip_windows_take_every_kth_frame_and_the_motion_between(tmp_path):
+    write_episode(tmp_path, 12)
+    write_episode(tmp_path, 6)       # shorter than a window's span (3 − 1) × 3 + 1 = 7: contributes nothing
+    ds = WindowDataset(tmp_path, window=3, stride=2, frameskip=3)
+    reader = EpisodeReader(episode_dirs(tmp_path)[0])
+    assert ds.span == 7 and len(ds) == (12 - 7) // 2 + 1
+    item = ds[1]                     # frames 2, 5, 8
+    np.testing.assert_array_equal(item['images'].permute(0, 2, 3, 1).numpy(), reader.images[2:9:3])
+    np.testing.assert_allclose(item['actions'].numpy(), reader.qpos[[5, 8]] - reader.qpos[[2, 5]], rtol=1e-6)
+    with pytest.raises(ValueError, match='frameskip'):
+        WindowDataset(tmp_path, window=3, frameskip=0)
+
+
 def test_corrupt_episode_is_skipped_with_warning(tmp_path):
     write_episode(tmp_path, 6)
     write_episode(tmp_path, 6)

@@ -96,6 +96,7 @@ def test_a_policy_without_a_plan_holds_the_arm():
     class Refusing:
         needs_images = False
         charged_latency_s = None
+        periods_per_step = 1
 
         def set_goal(self, goal):
             pass
@@ -128,6 +129,7 @@ class Scripted:
 
     needs_images = False
     charged_latency_s = None
+    periods_per_step = 1
 
     def __init__(self, env, latency_s=0.0, leave=False):
         self.env, self.latency_s, self.leave = env, latency_s, leave

@@ -112,6 +112,22 @@ def test_predictor_refit_trains_only_the_predictor_and_runs_once(dataset, tmp_pa
         torch.testing.assert_close(value, weights[name])
 
 
+def test_a_frameskip_model_trains_and_refits_on_steps_of_several_periods(dataset, tmp_path):
+    trainer = make_trainer(dataset, tmp_path / 'run', steps=3, predictor_refit_steps=5,
+                           model={**TINY['model'], 'frameskip': 3})
+    trainer.run()
+    model, metadata = load_checkpoint(tmp_path / 'run')
+    assert model.config.frameskip == 3 and metadata['training']['predictor_refit_at_step'] == 3
+    # a step's action spans three periods: the largest joint change per step scales with it
+    assert model.config.action_scale == pytest.approx([3 * v / 10.0 for v in metadata['velocity_limit']])
+    assert trainer.dataset.span == (trainer.dataset.window - 1) * 3 + 1
+    latents, actions, starts = encode_dataset(model, trainer.dataset)
+    lengths = trainer.dataset.episode_lengths
+    assert len(latents) == lengths.sum() and len(starts) == len(trainer.dataset)
+    first = trainer.dataset.frames(0, 0, int(lengths[0]))['qpos']
+    torch.testing.assert_close(actions[:lengths[0] - 3], first[3:] - first[:-3])   # the motion over 3 periods
+
+
 def test_a_time_budget_that_stops_training_early_says_the_refit_was_skipped(dataset, tmp_path):
     trainer = make_trainer(dataset, tmp_path / 'run', steps=50, predictor_refit_steps=10)
     with pytest.warns(TrainingBudgetWarning, match='step 1 of 50: the predictor refit .* SKIPPED'):

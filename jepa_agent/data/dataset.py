@@ -47,22 +47,26 @@ def action_statistics(root: str | Path) -> dict[str, float]:
 class WindowDataset(Dataset):
     """`ds[i]` → {'images': uint8 (T,3,H,W), 'actions': float32 (T-1,J), 'qpos': float32 (T,J)}, T = window.
 
-    Windows start every `stride` frames inside one episode and never cross episodes. Corrupt episodes are
-    skipped with a DatasetWarning; `check_images=True` also verifies every image CRC when opening (slower).
-    Memory maps are opened lazily per process, so the dataset is cheap to pickle into DataLoader workers.
+    A window's frames are `frameskip` frames apart (a model that looks that many control periods ahead per step;
+    its actions are the joint motion over those periods), so it spans `span` = (window − 1) × frameskip + 1
+    recorded frames. Windows start every `stride` frames inside one episode and never cross episodes. Corrupt
+    episodes are skipped with a DatasetWarning; `check_images=True` also verifies every image CRC when opening
+    (slower). Memory maps are opened lazily per process, so the dataset is cheap to pickle into DataLoader workers.
     """
 
-    def __init__(self, root: str | Path, window: int, stride: int = 1, check_images: bool = False):
-        if window < 2 or stride < 1:
-            raise ValueError(f'window must be >= 2 and stride >= 1, got {window=} {stride=}')
-        self.root, self.window, self.stride = Path(root), window, stride
+    def __init__(self, root: str | Path, window: int, stride: int = 1, check_images: bool = False,
+                 frameskip: int = 1):
+        if window < 2 or stride < 1 or frameskip < 1:
+            raise ValueError(f'window must be >= 2, stride and frameskip >= 1, got {window=} {stride=} {frameskip=}')
+        self.root, self.window, self.stride, self.frameskip = Path(root), window, stride, frameskip
+        self.span = (window - 1) * frameskip + 1
         self._meta = read_dataset_meta(self.root)
         self.meta = self._meta.to_dict()
         readers = open_episodes(self.root, check_images=check_images)
-        usable = [r for r in readers if len(r) >= window]
+        usable = [r for r in readers if len(r) >= self.span]
         self.episode_paths = [r.path for r in usable]
         self.episode_lengths = np.array([len(r) for r in usable], dtype=np.int64)
-        counts = (self.episode_lengths - window) // stride + 1
+        counts = (self.episode_lengths - self.span) // stride + 1
         self._starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self._readers: list[EpisodeReader] | None = None
         self._pid: int | None = None
@@ -85,12 +89,12 @@ class WindowDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         episode, start = self.locate(index)
-        return self.frames(episode, start, start + self.window)
+        return self.frames(episode, start, start + self.span, self.frameskip)
 
-    def frames(self, episode: int, start: int, stop: int) -> dict[str, torch.Tensor]:
-        """Frames start..stop-1 of episode `episode` (of `episode_paths`), in the layout of a window."""
+    def frames(self, episode: int, start: int, stop: int, step: int = 1) -> dict[str, torch.Tensor]:
+        """Every `step`-th frame of start..stop-1 of episode `episode` (of `episode_paths`), in a window's layout."""
         reader = self._episode_readers()[episode]
-        frames = slice(start, stop)
+        frames = slice(start, stop, step)
         images = np.ascontiguousarray(reader.images[frames].transpose(0, 3, 1, 2))   # (T,3,H,W)
         records = reader.frames[frames]
         qpos = records['qpos'].astype(np.float32)                                  # (T,J)

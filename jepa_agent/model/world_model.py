@@ -36,11 +36,14 @@ class ModelConfig:
     """Number of joints J in an action."""
     action_scale: list[float] = field(default_factory=list)
     """Per-joint action scale (rad) that actions are divided by inside the model; empty = 1. The trainer sets the
-    dataset's largest per-step joint change (velocity_limit / rate_hz)."""
+    dataset's largest joint change per model step (velocity_limit × frameskip / rate_hz)."""
     latent_dim: int = 16
     """Size D of the global latent (16 keeps the effective rank high for this ~6-dimensional scene)."""
     history: int = 2
     """Number K of past latents the predictor sees (1..3); 2 lets it infer velocity."""
+    frameskip: int = 1
+    """Control periods per model step: the predictor looks this far ahead, its action is the joint motion over
+    them, and its history latents are this far apart. Longer steps let a short plan span a whole push."""
     # encoder
     encoder: str = 'keypoints'
     """'keypoints' (CNN + spatial-softmax keypoints, default: latent distance tracks the pose), 'cnn' or 'vit'."""
@@ -77,6 +80,8 @@ class ModelConfig:
                              f'{self.action_scale=}')
         if not 1 <= self.history <= 3:
             raise ValueError(f'history must be in 1..3, got {self.history=}')
+        if not 1 <= self.frameskip <= 20:
+            raise ValueError(f'frameskip must be in 1..20, got {self.frameskip=}')
         if self.latent_dim < 2:
             raise ValueError(f'latent_dim must be >= 2, got {self.latent_dim=}')
         if self.encoder not in ENCODERS:

@@ -334,7 +334,7 @@ class PlannerNode(ManagedNode):
     def _publish(self, command: Command, stamp, asked: float) -> None:
         names = self.robot.joint_names
         self.command_pub.publish(timed_trajectory(names, command.positions, command.times))
-        self.plan_pub.publish(make_trajectory(names, command.plan.targets, self.limits.dt, stamp=stamp))
+        self.plan_pub.publish(make_trajectory(names, command.plan.targets, self.agent.limits.dt, stamp=stamp))
         done = time.monotonic()
         self.state = 'at goal' if self.agent.at_goal else 'planning'
         self.stats.planned(asked, done, stamp_age_ms(stamp, self.get_clock()), command.plan.cost, self.agent.at_goal)

@@ -93,14 +93,15 @@ class Policy(Protocol):
     needs_images: bool
     charged_latency_s: float | None
     """Plan time that evaluations in simulated time charge instead of the measured one; None = the measured one."""
+    periods_per_step: int
+    """Control periods one planned step spans (a world model's frameskip; 1 for the baselines)."""
 
     def set_goal(self, goal) -> None: ...
 
     def plan(self, frames: list[Frame], q: np.ndarray, in_flight: np.ndarray, shift: int) -> Plan | None:
-        """Plan from `frames` (oldest first, one control period apart, the newest last) and the measured joint
-        positions `q`, after the joint targets `in_flight` (k, J) that the arm goes through, one per control
-        period after the newest frame, before the plan takes effect; `shift`: periods to advance the warm start.
-        None = no usable plan."""
+        """Plan from `frames` (oldest first, one step apart, the newest last) and the measured joint positions `q`,
+        after the joint targets `in_flight` (k, J) that the arm goes through, one per step after the newest frame,
+        before the plan takes effect; `shift`: steps to advance the warm start. None = no usable plan."""
 
     def stay_cost(self) -> float:
         """Predicted cost of holding the in-flight end position over the horizon, for the last `plan` call;
@@ -130,11 +131,16 @@ class Agent:
 
     def __init__(self, policy: Policy, limits: JointLimits, gate: CommandGate, config: AgentConfig | None = None,
                  horizon: int = 1):
-        self.policy, self.limits, self.gate = policy, limits, gate
+        self.policy, self.control_limits, self.gate = policy, limits, gate
         self.config = config or AgentConfig()
         self.horizon = horizon
         self.has_goal = False
         self.reset()
+
+    @property
+    def limits(self) -> JointLimits:
+        """The arm's limits with one planned step as the period (the policy may be hot-swapped)."""
+        return self.control_limits.per_step(self.policy.periods_per_step)
 
     # -- episode ---------------------------------------------------------------------------------------------
     def reset(self) -> None:
@@ -169,7 +175,7 @@ class Agent:
     # -- planning --------------------------------------------------------------------------------------------
     def plan(self, now: float, joints: JointReading | None) -> Plan | Hold:
         """Plan from the newest frame and joint state, for when the command will take effect."""
-        cfg, dt = self.config, self.limits.dt
+        cfg, dt, H = self.config, self.limits.dt, self.horizon
         if not self.has_goal:
             return Hold('no goal')
         if not self._frames or joints is None:
@@ -180,12 +186,15 @@ class Agent:
         q = np.asarray(joints.positions, float)
         in_flight = self._in_flight(newest.t, now, q, now - joints.age_s)
         origin = newest.t + len(in_flight) * dt                       # when the plan's q0 applies
-        shift = 1 if self._last_origin is None else int(np.clip(round((origin - self._last_origin) / dt), 1,
-                                                                self.horizon))
+        # steps the warm start advances: whole steps since the origin it was last advanced to (a step may span
+        # several frames)
+        steps = H if self._last_origin is None else int(round((origin - self._last_origin) / dt))
+        shift = int(np.clip(steps, 0, H))
         plan = self.policy.plan(self._history(newest), q, in_flight, shift)
         if plan is None:
             return Hold('no usable plan')
-        self._pending, self._last_origin = (now, origin), origin
+        self._pending = (now, origin)
+        self._last_origin = origin if steps >= H else self._last_origin + shift * dt
         stay = self.policy.stay_cost()
         ratio = cfg.release_ratio or cfg.hold_ratio if self.at_goal else cfg.hold_ratio
         self.at_goal = cfg.hold_ratio > 0 and plan.cost >= ratio * stay
@@ -215,11 +224,17 @@ class Agent:
         return q
 
     def _history(self, newest: Frame) -> list[Frame]:
-        """Frames one control period apart ending with `newest` (the nearest frame to each instant)."""
-        frames = list(self._frames)
+        """Up to three frames one step apart before `newest`, then `newest`: the nearest frame to each instant, back
+        to the first instant without a frame within half a step of it."""
+        frames, dt = list(self._frames), self.limits.dt
         times = np.array([f.t for f in frames])
-        picked = sorted({int(np.argmin(np.abs(times - (newest.t - j * self.limits.dt)))) for j in range(1, 4)})
-        return [frames[i] for i in picked if frames[i].t < newest.t] + [newest]
+        history = [newest]
+        for j in range(1, 4):
+            i = int(np.argmin(np.abs(times - (newest.t - j * dt))))
+            if abs(times[i] - (newest.t - j * dt)) > 0.5 * dt or frames[i].t >= history[0].t:
+                break
+            history.insert(0, frames[i])
+        return history
 
     # -- sending ---------------------------------------------------------------------------------------------
     def command(self, plan: Plan, now: float, joints: JointReading | None, *, enabled: bool = True,

@@ -54,6 +54,7 @@ class RandomPolicy:
 
     needs_images = False
     charged_latency_s = None
+    periods_per_step = 1
 
     def __init__(self, env: ArmEnv, seed: int = 0):
         self.env, self.rng = env, np.random.default_rng(seed)
@@ -77,6 +78,7 @@ class ReplayPolicy:
 
     needs_images = False
     charged_latency_s = None
+    periods_per_step = 1
 
     def __init__(self, env: ArmEnv, horizon: int):
         self.env, self.horizon = env, horizon
@@ -140,6 +142,7 @@ class SimulatorPolicy:
     FADE = 0.02
 
     needs_images = False
+    periods_per_step = 1
 
     def __init__(self, env: ArmEnv, config: CEMConfig):
         self.env = env

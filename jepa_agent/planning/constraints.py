@@ -7,6 +7,7 @@ commands derived from a plan are safe to publish.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +45,10 @@ class JointLimits:
     def of(cls, robot: RobotDescription, dt: float) -> JointLimits:
         """The bounds of a described arm, one action per `dt` seconds."""
         return cls(robot.lower, robot.upper, robot.velocity_limit, dt)
+
+    def per_step(self, periods: int) -> JointLimits:
+        """The same bounds with one step spanning `periods` control periods (a world model's frameskip)."""
+        return self if periods == 1 else dataclasses.replace(self, dt=self.dt * periods)
 
     @property
     def n_joints(self) -> int:

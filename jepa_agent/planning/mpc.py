@@ -6,6 +6,7 @@ data: `plan` returns None and the agent holds.
 """
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -25,11 +26,15 @@ class LatentMPC:
     charged_latency_s = None
 
     def __init__(self, model: torch.nn.Module, limits: JointLimits, config: CEMConfig):
+        """`limits`: the arm's, per control period; a step of the plan spans the model's frameskip periods (the
+        trust region, given per period, scales with it)."""
         if limits.n_joints != model.config.action_dim:
             raise ValueError(f'model acts on {model.config.action_dim} joints, limits give {limits.n_joints}')
         self.device = next(model.parameters()).device
         self.model = model.eval()
-        self.planner = CEMPlanner(config, limits, self.device)
+        self.periods_per_step = model.config.frameskip
+        self.planner = CEMPlanner(dataclasses.replace(config, trust_region=config.trust_region * self.periods_per_step),
+                                  limits.per_step(self.periods_per_step), self.device)
         self.rollout = maybe_compile(model.rollout, config.compile, self.device)
         self.weights = step_weights(config.horizon, config.step_weighting)
         self.state_cost_weight = config.state_cost_weight
@@ -42,7 +47,7 @@ class LatentMPC:
         self._stay_cost = float('inf')
         self.near_goal_steps = config.near_goal_steps
         self.max_step = torch.as_tensor(limits.max_step(config.trust_region), dtype=torch.float32)
-        self.step_distance = float('nan')           # latent change of one largest step, at the goal
+        self.step_distance = float('nan')           # latent change of one control period's largest step, at the goal
         self.near_goal = False
         """Whether the newest view is within `near_goal_steps` largest steps of the goal (latent distance)."""
         self.goal_latent: torch.Tensor | None = None                               # (D,)
@@ -118,7 +123,8 @@ class LatentMPC:
 
     @torch.no_grad()
     def _step_distance(self, z: torch.Tensor) -> float:
-        """Mean latent change the model predicts at `z` for one largest step of one joint, either way."""
+        """Mean latent change the model predicts at `z` for one control period's largest step of one joint, either
+        way (a frameskip model sees it as a slow step)."""
         J = self.max_step.numel()
         actions = torch.cat([torch.diag(self.max_step), -torch.diag(self.max_step), torch.zeros(1, J)])
         z_next = self.model.predict(z.expand(2 * J + 1, self.model.config.history, -1),

@@ -98,9 +98,10 @@ def cmd_eval_model(args) -> int:
     from jepa_agent.training.trainer import open_windows
     try:
         model, metadata = load_checkpoint(args.checkpoint, resolve_device(args.device))
-        dataset = open_windows(args.data, model.config.history + HORIZON, stride=1)
+        steps = model_steps(model)
+        dataset = open_windows(args.data, model.config.history + steps, 1, model.config.frameskip)
         DatasetMeta.from_dict(dataset.meta).robot.check_matches(DatasetMeta.from_dict(metadata).robot, 'the checkpoint')
-        metrics = evaluate(model, dataset, HORIZON, args.windows, end_effector=sim_end_effector(dataset.meta))
+        metrics = evaluate(model, dataset, steps, args.windows, end_effector=sim_end_effector(dataset.meta))
         if not args.no_block_probe:
             metrics.update(sim_block_probe(model, dataset.meta, args.probe_seeds))
     except ConfigError:
@@ -145,6 +146,11 @@ def sim_end_effector(meta: dict):
     return None if env is None else lambda qpos: np.stack([env.forward_kinematics(q) for q in qpos])
 
 
+def model_steps(model) -> int:
+    """Model steps eval-model rolls out: HORIZON control periods (at least one step of a frameskip model)."""
+    return max(1, HORIZON // model.config.frameskip)
+
+
 def sim_block_probe(model, meta: dict, seeds: int) -> dict:
     """Block-probe metrics (training/probe.py) on the sim, when the dataset comes from its arm; {} otherwise: a probe
     on another arm's scene would not say what the model saw in its own data."""
@@ -158,9 +164,9 @@ def format_metrics(m: dict) -> str:
     lines = [f"latent_dim {m['latent_dim']}  effective_rank {m['effective_rank']:.1f} "
              f"({100 * m['effective_rank_fraction']:.0f} %)  per-dim std mean {m['std_mean']:.3f} "
              f"min {m['std_min']:.3f}",
-             f'rollout error (normalized) h=1..{len(m["rollout_error"])}: {errors}',
-             f"10-step / 1-step error ratio {m['rollout_error_ratio']:.2f}",
-             'no-change baseline error h=1..10: ' + ' '.join(f'{e:.3f}' for e in m['persistence_error']),
+             f'rollout error (normalized) h=1..{len(m["rollout_error"])} steps of {m["frameskip"]} period(s): {errors}',
+             f"last-step / 1-step error ratio {m['rollout_error_ratio']:.2f}",
+             'no-change baseline error: ' + ' '.join(f'{e:.3f}' for e in m['persistence_error']),
              f"latent distance vs joint distance (Spearman) {m['latent_vs_joint_spearman']:.3f}"]
     if 'latent_vs_ee_spearman' in m:
         lines.append(f"latent distance vs end-effector distance (Spearman) {m['latent_vs_ee_spearman']:.3f}")

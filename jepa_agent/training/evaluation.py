@@ -98,6 +98,7 @@ def evaluate(model: WorldModel, dataset, horizon: int = 10, max_windows: int = 5
         residual = model.decode_state(z_all.to(device)).cpu().numpy() - q_all
         readout['state_readout_rmse_rad'] = np.sqrt(np.square(residual).mean(0)).round(5).tolist()
     return {**stats, 'effective_rank_fraction': stats['effective_rank'] / stats['latent_dim'],
+            'frameskip': model.config.frameskip,
             'rollout_error': errors.tolist(), 'rollout_error_ratio': float(errors[-1] / errors[0]),
             'persistence_error': baseline.tolist(), **readout,
             'windows': len(indices), **distance_correlations(z_all.numpy(), q_all, ee, np.array(episodes))}

@@ -56,7 +56,7 @@ class ProbeFrames:
     ee: np.ndarray          # (N, 2)
     held_out: np.ndarray    # (N,) bool: the frame belongs to a held-out seed
     history: np.ndarray     # (P, K, S, S, 3) uint8: the K frames up to contact
-    motions: np.ndarray     # (P, H, J) joint motion between the frames after contact
+    motions: np.ndarray     # (P, H / frameskip, J) joint motion between the model's steps after contact
     target: np.ndarray      # (P, S, S, 3) uint8: the frame H steps after contact
     block_contact: np.ndarray   # (P, 2) block xy at contact
     block_after: np.ndarray     # (P, 2) block xy H steps after contact
@@ -89,23 +89,28 @@ def render_states(env: ArmEnv, states: np.ndarray) -> np.ndarray:
 
 
 def collect_frames(env: ArmEnv, seeds: int = 120, held_out: float = 0.5, horizon: int = 10, history: int = 2,
-                   stride: int = 3, first_seed: int = 300_000) -> ProbeFrames:
+                   stride: int = 3, first_seed: int = 300_000, frameskip: int = 1) -> ProbeFrames:
     """Probe frames of reset states first_seed.. (far from the training and validation episodes' seeds); the last
-    `held_out` share of the seeds is held out. ValueError when fewer than two held-out seeds have a push."""
+    `held_out` share of the seeds is held out. History frames and motions are `frameskip` periods apart (the model's
+    step; `horizon` periods must be a whole number of them). ValueError when fewer than two held-out seeds have a
+    push."""
+    if horizon % frameskip:
+        raise ValueError(f'the probe horizon ({horizon} periods) must be a multiple of the frameskip ({frameskip})')
     pushes = [simulate_push(env, first_seed + i, horizon) for i in range(seeds)]
     test = np.arange(seeds) >= seeds - round(held_out * seeds)
     scored = [p for p, t in zip(pushes, test) if t and p.contact is not None]
     if len(scored) < 2:
         raise ValueError(f'{len(scored)} held-out seeds have a scripted push; the probe needs 2 (use more seeds)')
     static = [np.arange(0, len(p.states), stride) for p in pushes]
-    windows = [[max(p.contact - history + 1 + j, 0) for j in range(history)] + [p.contact + horizon] for p in scored]
+    windows = [[max(p.contact - (history - 1 - j) * frameskip, 0) for j in range(history)] + [p.contact + horizon]
+               for p in scored]
     return ProbeFrames(
         images=render_states(env, np.concatenate([p.states[i] for p, i in zip(pushes, static)])),
         block=np.concatenate([p.block[i] for p, i in zip(pushes, static)]),
         ee=np.concatenate([p.ee[i] for p, i in zip(pushes, static)]),
         held_out=np.concatenate([np.full(len(i), t) for i, t in zip(static, test)]),
         history=np.array([render_states(env, p.states[w[:-1]]) for p, w in zip(scored, windows)]),
-        motions=np.array([frame_actions(p.qpos[p.contact:p.contact + horizon + 1]) for p in scored]),
+        motions=np.array([frame_actions(p.qpos[p.contact:p.contact + horizon + 1:frameskip]) for p in scored]),
         target=render_states(env, np.array([p.states[w[-1]] for p, w in zip(scored, windows)])),
         block_contact=np.array([p.block[p.contact] for p in scored]),
         block_after=np.array([p.block[p.contact + horizon] for p in scored]))
@@ -148,7 +153,7 @@ def score_probe(model: WorldModel, frames: ProbeFrames) -> dict:
     ee_map = fit_linear_map(z[train], frames.ee[train])
     history = encode_images(model, frames.history)                                # (P, K, D)
     predicted = model.rollout(history, torch.as_tensor(frames.motions, dtype=history.dtype, device=history.device))
-    horizon = frames.motions.shape[1]
+    horizon = frames.motions.shape[1] * model.config.frameskip
     guesses = {'predicted': block_map(predicted[:, -1].double().cpu().numpy()),
                'encoded': block_map(encode_images(model, frames.target).double().cpu().numpy()),
                'unmoved': frames.block_contact}
@@ -165,4 +170,5 @@ def score_probe(model: WorldModel, frames: ProbeFrames) -> dict:
 def block_probe(model: WorldModel, env: ArmEnv, seeds: int = 120, held_out: float = 0.5, horizon: int = 10,
                 stride: int = 3) -> dict:
     """Probe metrics of `model` on fresh frames of `env` (a scene with a block, rendered at the model's image size)."""
-    return score_probe(model, collect_frames(env, seeds, held_out, horizon, model.config.history, stride))
+    return score_probe(model, collect_frames(env, seeds, held_out, horizon, model.config.history, stride,
+                                             frameskip=model.config.frameskip))

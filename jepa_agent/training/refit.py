@@ -22,22 +22,26 @@ def encode_dataset(model: WorldModel, dataset: WindowDataset, chunk: int = 256) 
                                                                                           torch.Tensor]:
     """(latents (F, D), actions (F, J), window starts (N,)) of every episode, in eval mode, on the model's device.
 
-    Frames of all episodes are concatenated; an episode's last frame gets a zero action that no window uses.
-    Windows (dataset.window frames, stride 1) whose actions hold NaN/inf are left out with a warning.
+    Frames of all episodes are concatenated; a frame's action is the joint motion over the next `dataset.frameskip`
+    frames (zero where the episode ends first: no window uses it). Windows (dataset.window frames, frameskip apart,
+    stride 1) whose actions hold NaN/inf are left out with a warning.
     """
     was_training = model.training
     model.eval()
-    device = model.action_scale.device
+    device, skip = model.action_scale.device, dataset.frameskip
     latents, actions, starts, offset, dropped = [], [], [], 0, 0
     for number, length in enumerate(dataset.episode_lengths.tolist()):
-        z, a = [], []
+        z, q = [], []
         for i in range(0, length, chunk):   # chunks keep long, large-image recordings out of memory
-            part = dataset.frames(number, i, min(i + chunk + 1, length))   # +1 frame: the chunk's last action
-            z.append(model.encode(part['images'][:chunk].to(device)))
-            a.append(part['actions'])
-        z, a = torch.cat(z), torch.cat(a + [a[0].new_zeros(1, a[0].shape[1])]).to(device)
-        # a window starting at s uses the actions of frames s .. s + window - 2
-        usable = torch.isfinite(a).all(1).unfold(0, dataset.window - 1, 1)[:len(z) - dataset.window + 1].all(1)
+            part = dataset.frames(number, i, min(i + chunk, length))
+            z.append(model.encode(part['images'].to(device)))
+            q.append(part['qpos'])
+        z, q = torch.cat(z), torch.cat(q).to(device)
+        a = torch.cat([q[skip:] - q[:-skip], q.new_zeros(skip, q.shape[1])])
+        # a window starting at s uses the actions of frames s, s + skip, .., s + span - 1 - skip
+        finite = torch.isfinite(a).all(1)
+        usable = torch.stack([finite[j * skip:len(z) - dataset.span + 1 + j * skip]
+                              for j in range(dataset.window - 1)]).all(0)
         starts.append(offset + torch.nonzero(usable)[:, 0])
         dropped += int((~usable).sum())
         latents.append(z)
@@ -60,7 +64,7 @@ def refit_predictor(model: WorldModel, dataset: WindowDataset, loss_config: Loss
     if len(starts) == 0:
         raise ValueError('predictor refit: the dataset has no window with finite actions')
     device = starts.device
-    offsets = torch.arange(dataset.window, device=device)
+    offsets = torch.arange(dataset.window, device=device) * dataset.frameskip
     parameters = [p for p in model.predictor.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=weight_decay)
     k, c = model.config.history, loss_config

@@ -151,12 +151,12 @@ def seed_everything(seed: int) -> None:
 
 
 # -- model and data ---------------------------------------------------------------------------------------------
-def open_windows(data_dir: str | Path, window: int, stride: int):
+def open_windows(data_dir: str | Path, window: int, stride: int, frameskip: int = 1):
     """WindowDataset over `data_dir`, refusing one without a single usable window."""
-    dataset = WindowDataset(data_dir, window=window, stride=stride)
+    dataset = WindowDataset(data_dir, window=window, stride=stride, frameskip=frameskip)
     if len(dataset) == 0:
-        raise ValueError(f'dataset {data_dir} has no episode with at least {window} frames (one window: the '
-                         f'history plus the predicted steps); record longer episodes')
+        raise ValueError(f'dataset {data_dir} has no episode with at least {dataset.span} frames (one window: the '
+                         f'history plus the predicted steps, {frameskip} frame(s) apart); record longer episodes')
     return dataset
 
 
@@ -164,7 +164,7 @@ def fit_model_config(config: ModelConfig, meta: dict) -> ModelConfig:
     """Take the data-given parts of the architecture (joints, image size, action scale) from dataset metadata."""
     if meta['image_height'] != meta['image_width']:
         raise ValueError(f"images must be square, got {meta['image_height']}x{meta['image_width']}")
-    scale = config.action_scale or [v / meta['rate_hz'] for v in meta['velocity_limit']]
+    scale = config.action_scale or [v * config.frameskip / meta['rate_hz'] for v in meta['velocity_limit']]
     return dataclasses.replace(config, action_dim=len(meta['joint_names']), image_size=meta['image_height'],
                                action_scale=scale)
 
@@ -213,7 +213,7 @@ class Trainer:
                                                state_head=model_config.state_head or loss_config.state_weight > 0)
             self.model = WorldModel(model_config).to(self.runtime.device)
         self.objective = JEPAObjective(self.model, loss_config).to(self.runtime.device)
-        self.dataset = open_windows(data_dir, self.objective.window, config.stride)
+        self.dataset = open_windows(data_dir, self.objective.window, config.stride, self.model.config.frameskip)
         self._check_compatible(self.dataset.meta)
         trainable = [p for p in self.objective.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
