@@ -84,8 +84,9 @@ def planner_success(model, episodes: int) -> float:
 def time_to_metric(trainer: Trainer, val_dir: str, eval_every: float, max_minutes: float,
                    max_rollout_ratio: float, planner_episodes: int, success_bar: float) -> dict:
     """Train until the bar holds on held-out data (or time runs out); evaluation time is excluded."""
-    val = open_windows(val_dir, trainer.model.config.history + 10, stride=1)
-    from jepa_agent.training.cli import sim_end_effector
+    from jepa_agent.training.cli import model_steps, sim_end_effector
+    steps = model_steps(trainer.model)
+    val = open_windows(val_dir, trainer.model.config.history + steps, 1, trainer.model.config.frameskip)
     end_effector = sim_end_effector(val.meta)
     source, trained, history = batches(trainer), 0.0, []
     while trained < 60 * max_minutes:
@@ -94,7 +95,7 @@ def time_to_metric(trainer: Trainer, val_dir: str, eval_every: float, max_minute
             trainer.train_step(next(source))
         synchronize(trainer)
         trained += time.perf_counter() - start
-        m = evaluate(trainer.model, val, 10, max_windows=256, end_effector=end_effector)
+        m = evaluate(trainer.model, val, steps, max_windows=256, end_effector=end_effector)
         point = {'train_seconds': round(trained, 1), 'steps': trainer.step,
                  'effective_rank_fraction': round(m['effective_rank_fraction'], 3),
                  'rollout_error_ratio': round(m['rollout_error_ratio'], 3),

@@ -408,3 +408,14 @@ def test_held_out_split_must_fit_the_model():
     with pytest.raises(ValueError, match='training window'):      # 4-frame windows between 3-frame stretches
         OnlineLearner(tiny_model(), {}, OnlineLearnerConfig(holdout_every=2, holdout_stretch=3, holdout_horizon=1),
                       rate_hz=10)
+
+
+def test_a_frameskip_model_is_refused_where_frames_are_taken_as_model_steps():
+    """Online learning and surprise compare consecutive frames; a model whose step spans 3 frames would be trained
+    and judged on the wrong motion, so it is refused with a clear error."""
+    from jepa_agent.model.surprise import LatentSurprise
+    model = WorldModel(ModelConfig(image_size=SIZE, action_dim=3, latent_dim=16, frameskip=3))
+    with pytest.raises(ValueError, match='frameskip 3'):
+        OnlineLearner(model, {'rate_hz': 10.0})
+    with pytest.raises(ValueError, match='frameskip 3'):
+        LatentSurprise(model)

@@ -20,6 +20,8 @@ class LatentSurprise:
     """Feed frames in order with `observe`; `reset` between episodes."""
 
     def __init__(self, model: WorldModel):
+        if model.config.frameskip != 1:     # it compares consecutive frames: one model step each
+            raise ValueError(f'surprise needs a model whose step is one frame, got frameskip {model.config.frameskip}')
         self.model = model.eval()
         self.device = model.action_scale.device
         self.reset()

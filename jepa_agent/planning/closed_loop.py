@@ -300,7 +300,7 @@ def run_episode(env: ArmEnv, agent: Agent, seed: int, task: str, max_steps: int,
             tick()
         if record:
             result.frames.append(plan_strip(env, agent.newest_image(), goal.image,
-                                        plan.targets[-1] if isinstance(plan, Plan) else None))
+                                            plan.targets[-1] if isinstance(plan, Plan) else None))
         command = agent.command(plan, clock['t'], joints(), camera_age_s=clock['t'] - used) \
             if isinstance(plan, Plan) else plan
         if isinstance(command, Hold):

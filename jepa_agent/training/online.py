@@ -137,6 +137,9 @@ class OnlineLearner:
         `rate_hz` (default: metadata['rate_hz']; ValueError if neither says) is the frame rate the model was trained at.
         `on_checkpoint(path)` is called for each announced checkpoint, `on_withheld(message)` (default: a logged
         warning) for each withheld one."""
+        if model.config.frameskip != 1:     # its replay windows and surprise take consecutive frames as model steps
+            raise ValueError(f'online learning needs a model whose step is one frame, got frameskip '
+                             f'{model.config.frameskip}')
         self.config = config or OnlineLearnerConfig()
         self.device = resolve_device(self.config.device)
         self.model = model.to(self.device)
