@@ -26,7 +26,7 @@ os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 
 import rclpy  # noqa: E402  (the DDS domain must be chosen first)
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.time import Time  # noqa: E402
 from sensor_msgs.msg import Image, JointState  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
@@ -128,7 +128,7 @@ def run(duration: float, image_size: int, camera_hz: float, joint_hz: float, dat
     diagnostics: list[dict] = []
     node.create_subscription(DiagnosticArray, '/diagnostics', lambda m: diagnostics.extend(
         {v.key: v.value for v in s.values} for s in m.status if s.name.startswith('recorder')), RELIABLE)
-    executor = MultiThreadedExecutor()
+    executor = SingleThreadedExecutor()
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()

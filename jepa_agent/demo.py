@@ -219,7 +219,7 @@ class DemoSession:
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from geometry_msgs.msg import PoseStamped
-        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.executors import SingleThreadedExecutor
         from sensor_msgs.msg import Image, JointState
         from std_srvs.srv import Trigger
         from trajectory_msgs.msg import JointTrajectory
@@ -262,7 +262,7 @@ class DemoSession:
         subscribe(DiagnosticArray, topics.DIAGNOSTICS, on_diagnostics, RELIABLE)
         self.goal_pub = self.node.create_publisher(Image, topics.GOAL_IMAGE, LATCHED)
         self.reset_client = self.node.create_client(Trigger, '/sim_arm/reset')
-        self.executor = MultiThreadedExecutor(context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self._spin = threading.Thread(target=self.executor.spin, daemon=True)
         self._spin.start()

@@ -86,25 +86,31 @@ def test_explorer_rejects_bad_configuration_at_start_up(start_node, params, why)
 
 
 def test_curious_explorer_slows_down_after_a_surprise_and_skips_bad_ones(start_node, ros_probe):
-    """mode curiosity: the probe plays the arm (joint states at the last commanded target) and the trainer (a steady
-    surprise at 20 Hz). Babbling at 0.3-1x the velocity limit, then a surprise far above the recent ones: the
-    explorer moves at curiosity.slow_fraction of the limit while it lingers. A NaN surprise is skipped with a
-    warning."""
-    limit, dt, slow, spike_at = 1.5, 0.1, 0.1, 30
+    """mode curiosity: the probe plays the arm (its joint state, at the last commanded target, on every command and
+    at 50 Hz) and the trainer (a surprise of 1 for every frame). Babbling at 0.3-1x the velocity limit, then a
+    surprise far above the recent ones: the explorer moves at curiosity.slow_fraction of the limit while it lingers
+    (so slowly here that it cannot reach its waypoint within the checked periods, however late the surprise is
+    taken). A NaN surprise is skipped with a warning. Both streams follow the commands, not the probe's timers: a
+    busy machine once delayed those for a second, and the explorer, with fewer than ten surprises, ignored the spike."""
+    limit, dt, slow, spike_at = 1.5, 0.1, 0.01, 30
     explorer = start_node('explorer', params={'mode': 'curiosity', 'seed': 3, 'curiosity.hold': 3.0,
                                               'curiosity.slow_fraction': slow})
     state_pub = ros_probe.create_publisher(JointState, '/joint_states', 10)
     surprise_pub = ros_probe.create_publisher(Float32, '/jepa_agent/surprise', 10)
     state = {'q': [0.0, 0.0, 0.0]}
-    ros_probe.create_timer(0.02, lambda: state_pub.publish(JointState(name=NAMES, position=state['q'])))
-    ros_probe.create_timer(0.05, lambda: surprise_pub.publish(Float32(data=1.0)))
+
+    def publish_state() -> None:
+        state_pub.publish(JointState(name=NAMES, position=state['q']))
+
+    ros_probe.create_timer(0.02, publish_state)
     received: list[JointTrajectory] = []
+    surprises = {5: float('nan'), spike_at: 1000.0}
 
     def follow(msg: JointTrajectory) -> None:
         state['q'] = [float(x) for x in msg.points[-1].positions]
+        publish_state()
         received.append(msg)
-        if len(received) in (5, spike_at):
-            surprise_pub.publish(Float32(data=float('nan') if len(received) == 5 else 1000.0))
+        surprise_pub.publish(Float32(data=surprises.get(len(received), 1.0)))
 
     ros_probe.create_subscription(JointTrajectory, TOPIC, follow, 10)
     assert wait_for(lambda: len(received) >= spike_at + 15, timeout=60.0), explorer.output()

@@ -4,7 +4,8 @@ It needs no knowledge of the scene, so it works on a real arm where no scripted 
 newest frame's surprise (a world model's prediction error, `jepa_agent.model.surprise.LatentSurprise`) is divided by
 how far the joints moved since the last frame (the arm's own fast motion is mispredicted too), and a frame more
 surprising than `surprise_ratio` × the median of the recent ones slows the arm to `slow_fraction` of its velocity
-limit and keeps its waypoint for `hold` seconds: a push of the block, which the model does not foresee, goes on
+limit and keeps its waypoint for up to `hold` seconds (a new waypoint, slowly approached too, if the arm has just
+reached its last one): a push of the block, which the model does not foresee, goes on
 slowly for many frames instead of being over in one.
 
 Remembering surprising joint positions and babbling toward them was tried first and lowered the contact fraction,
@@ -62,6 +63,7 @@ class CuriousBabbler(MotorBabbler):
         self.curiosity = curiosity or CuriosityConfig()
         self._recent: deque[float] = deque(maxlen=self.curiosity.memory)   # surprise per radian moved
         self._previous: np.ndarray | None = None                           # joints at the previous frame
+        self._surprised = False                                            # this period's frame was surprising
 
     def next_target(self, measured: np.ndarray, dt: float) -> np.ndarray:
         """Linger after a surprising frame (see the module docstring), then babble on (`MotorBabbler.next_target`)."""
@@ -69,9 +71,22 @@ class CuriousBabbler(MotorBabbler):
         value = self.surprise(measured)
         if value is not None and self._previous is not None:
             value /= float(np.abs(measured - self._previous).sum()) + self.curiosity.motion_floor
-            if len(self._recent) >= 10 and value > self.curiosity.surprise_ratio * np.median(self._recent):
-                self._speed = np.minimum(self._speed, self.curiosity.slow_fraction * self.velocity_limit)
-                self._time_left = max(self._time_left, self.curiosity.hold)
+            self._surprised = len(self._recent) >= 10 and \
+                value > self.curiosity.surprise_ratio * np.median(self._recent)
+            if self._surprised:
+                self._linger()
             self._recent.append(value)
         self._previous = measured
-        return super().next_target(measured, dt)
+        target = super().next_target(measured, dt)
+        self._surprised = False
+        return target
+
+    def _new_waypoint(self) -> None:
+        """A waypoint drawn in a surprising frame's period (the arm had just reached its last one) is lingered at too."""
+        super()._new_waypoint()
+        if self._surprised:
+            self._linger()
+
+    def _linger(self) -> None:
+        self._speed = np.minimum(self._speed, self.curiosity.slow_fraction * self.velocity_limit)
+        self._time_left = max(self._time_left, self.curiosity.hold)
