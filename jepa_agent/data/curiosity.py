@@ -82,7 +82,7 @@ class CuriousBabbler(MotorBabbler):
         return target
 
     def _new_waypoint(self) -> None:
-        """A waypoint drawn in a surprising frame's period (the arm had just reached its last one) is lingered at too."""
+        """Reached in a surprising frame's period, a waypoint is followed by one approached slowly too."""
         super()._new_waypoint()
         if self._surprised:
             self._linger()
