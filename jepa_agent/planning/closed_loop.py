@@ -320,8 +320,6 @@ def run_episode(env: ArmEnv, agent: Agent, seed: int, task: str, max_steps: int,
     return result
 
 
-
-
 def plan_strip(env: ArmEnv, current: np.ndarray, goal: np.ndarray, planned: np.ndarray | None) -> np.ndarray:
     """Current view, goal view and the arm rendered at the end of the planned horizon (`planned` joints, the rest of
     `env`'s scene as it is; black without a plan), side by side."""
