@@ -14,6 +14,7 @@ from conftest import wait_for
 from jepa_agent.data.episodes import FrameError
 from jepa_agent.data.quality import LIMIT_MARGIN_RAD
 from jepa_agent.model.checkpoint import load_checkpoint, save_checkpoint
+from jepa_agent.model.images import to_model_image
 from jepa_agent.model.world_model import ModelConfig, WorldModel
 from jepa_agent.sim.arm_env import make_env
 from jepa_agent.training.online import OnlineLearner, OnlineLearnerConfig
@@ -410,12 +411,28 @@ def test_held_out_split_must_fit_the_model():
                       rate_hz=10)
 
 
-def test_a_frameskip_model_is_refused_where_frames_are_taken_as_model_steps():
-    """Online learning and surprise compare consecutive frames; a model whose step spans 3 frames would be trained
+def test_a_frameskip_model_is_refused_for_online_learning():
+    """Online learning replays consecutive frames as model steps; a model whose step spans 3 frames would be trained
     and judged on the wrong motion, so it is refused with a clear error."""
-    from jepa_agent.model.surprise import LatentSurprise
     model = WorldModel(ModelConfig(image_size=SIZE, action_dim=3, latent_dim=16, frameskip=3))
     with pytest.raises(ValueError, match='frameskip 3'):
         OnlineLearner(model, {'rate_hz': 10.0})
-    with pytest.raises(ValueError, match='frameskip 3'):
-        LatentSurprise(model)
+
+
+def test_surprise_of_a_frameskip_model_predicts_each_frame_from_frames_one_step_apart():
+    """frameskip 2, history 2: frame t is predicted from frames t-4 and t-2 and the joint motion since t-2; every
+    frame from the fifth on gets a surprise."""
+    from jepa_agent.model.surprise import LatentSurprise
+    torch.manual_seed(0)
+    model = WorldModel(ModelConfig(image_size=SIZE, action_dim=3, latent_dim=16, history=2, frameskip=2)).eval()
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (8, SIZE, SIZE, 3), dtype=np.uint8)
+    qpos = rng.normal(size=(8, 3)).astype(np.float32)
+    surprise = LatentSurprise(model)
+    values = [surprise.observe(image, q) for image, q in zip(images, qpos)]
+    assert values[:4] == [None] * 4 and all(v is not None for v in values[4:])
+    with torch.no_grad():
+        z = model.encode(torch.stack([to_model_image(image, SIZE) for image in images]))
+        for t in range(4, 8):
+            predicted = model.predict(z[[t - 4, t - 2]][None], torch.as_tensor(qpos[t] - qpos[t - 2])[None])[0]
+            assert values[t] == pytest.approx(float(((predicted - z[t]) ** 2).sum()), rel=1e-4)
