@@ -71,9 +71,26 @@ def test_eval_planner_refuses_a_negative_baseline_count(tmp_path, capsys):
 
 
 def test_eval_planner_refuses_latencies_out_of_range(tmp_path, capsys):
-    for flag in ('--command-latency', '--camera-latency'):
+    for flag in ('--command-latency', '--camera-latency', '--plan-latency'):
         assert main(['eval-planner', flag, '-0.1', '--episodes', '1', '--out', str(tmp_path)]) == 2
         assert 'must be in [0, 2]' in capsys.readouterr().err
+
+
+def test_eval_planner_with_a_charged_plan_latency_repeats_exactly(tmp_path):
+    """--plan-latency charges a fixed time per plan instead of the measured one: two runs give the same episodes, and
+    a longer charge lets the arm coast further on each command (it ends elsewhere)."""
+    checkpoint, config = tiny_checkpoint(tmp_path / 'model'), small_planner_config(tmp_path)
+
+    def run(latency: str, name: str) -> dict:
+        assert main(['eval-planner', '--checkpoint', checkpoint, '--episodes', '2', '--seed', '5000', '--max-steps',
+                     '12', '--out', str(tmp_path / name), '--record', '0', '--baseline-episodes', '0', '--config',
+                     config, '--plan-latency', latency]) == 0
+        return json.loads((tmp_path / name / 'eval_planner.json').read_text())
+
+    first, again, slow = run('0.02', 'first'), run('0.02', 'again'), run('0.25', 'slow')
+    assert first['plan_latency_charged_s'] == 0.02 and first['plan_latency_ms']['p50'] == pytest.approx(20.0)
+    assert first['final_distance_m'] == again['final_distance_m']
+    assert first['final_distance_m'] != slow['final_distance_m']
 
 
 def test_eval_planner_reports_a_missing_checkpoint(tmp_path, capsys):

@@ -45,6 +45,9 @@ def add_commands(subparsers) -> None:
                         help='seconds from publishing a command to its start (default 0.05)')
     parser.add_argument('--camera-latency', type=float, default=0.03,
                         help='seconds from taking a camera frame to the agent receiving it (default 0.03)')
+    parser.add_argument('--plan-latency', type=float, default=None,
+                        help='seconds charged per latent plan instead of its measured time: runs repeat exactly, for '
+                             'comparing settings (default: the measured time, as the node spends it)')
     parser.add_argument('--json', default=None, help='metrics JSON path (default: OUT/eval_planner.json)')
     parser.add_argument('--out', default='eval_planner', help='folder for the JSON, PNG summary and GIF')
     parser.add_argument('--config', default=None, help='planner YAML (default config/planner.yaml: cem.* values); '
@@ -88,8 +91,11 @@ def cmd_eval_planner(args) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    if not (0.0 <= args.command_latency <= 2.0 and 0.0 <= args.camera_latency <= 2.0):
-        print('jepa-agent eval-planner: --command-latency and --camera-latency must be in [0, 2] s', file=sys.stderr)
+    latencies = (args.command_latency, args.camera_latency) + ((args.plan_latency,) if args.plan_latency is not None
+                                                               else ())
+    if not all(0.0 <= latency <= 2.0 for latency in latencies):
+        print('jepa-agent eval-planner: --command-latency, --camera-latency and --plan-latency must be in [0, 2] s',
+              file=sys.stderr)
         return 2
     cem, agent_config = planner_settings(args.config)
     try:
@@ -116,8 +122,10 @@ def cmd_eval_planner(args) -> int:
                                   f'({"touched" if r.touched else "never reached"} after {r.steps} steps), '
                                   f'final distance {r.final_distance * 100:.1f} cm', flush=True)
 
+    planner = LatentMPC(model, env_limits(env), cem)
+    planner.charged_latency_s = args.plan_latency
     policies = {
-        'latent_cem': (LatentMPC(model, env_limits(env), cem), seeds),
+        'latent_cem': (planner, seeds),
         'random': (RandomPolicy(env, seed=args.seed), baseline_seeds),
     }
     if args.task != 'reach':
@@ -134,6 +142,7 @@ def cmd_eval_planner(args) -> int:
               'max_steps': max_steps,
               'checkpoint': str(args.checkpoint), 'agent': vars(agent_config), 'cem': vars(cem),
               'command_latency_s': args.command_latency, 'camera_latency_s': args.camera_latency,
+              'plan_latency_charged_s': args.plan_latency,
               'baselines': {name: summary for name, summary in summaries.items() if name != 'latent_cem'}}
     json_path = Path(args.json) if args.json else out / 'eval_planner.json'
     json_path.parent.mkdir(parents=True, exist_ok=True)
