@@ -58,7 +58,7 @@ class CEMConfig:
     """How latent distances over the horizon are weighted: 'final', 'linear' (later steps count more), 'uniform'."""
     smoothness: float = bounded(0.0, ge=0)
     """Weight of the squared change between consecutive actions (rad²)."""
-    state_cost_weight: float = bounded(1.0, ge=0)
+    state_cost_weight: float = bounded(3.0, ge=0)
     """Weight of the joint-space distance (rad) between predicted and goal latents, both read out by the model's
     state head, added to the latent distance; 0 = latent distance only. It keeps far goals from looking flat."""
     near_goal_steps: float = bounded(4.0, ge=0)
