@@ -90,8 +90,9 @@ def test_curious_explorer_slows_down_after_a_surprise_and_skips_bad_ones(start_n
     at 50 Hz) and the trainer (a surprise of 1 for every frame). Babbling at 0.3-1x the velocity limit, then a
     surprise far above the recent ones: the explorer moves at curiosity.slow_fraction of the limit while it lingers
     (so slowly here that it cannot reach its waypoint within the checked periods, however late the surprise is
-    taken). A NaN surprise is skipped with a warning. Both streams follow the commands, not the probe's timers: a
-    busy machine once delayed those for a second, and the explorer, with fewer than ten surprises, ignored the spike."""
+    taken). A NaN surprise is skipped with a warning. Both streams follow the commands rather than the probe's timers,
+    which once (under a multi-threaded executor) fired in bursts seconds apart: with fewer than ten surprises the
+    explorer ignored the spike."""
     limit, dt, slow, spike_at = 1.5, 0.1, 0.01, 30
     explorer = start_node('explorer', params={'mode': 'curiosity', 'seed': 3, 'curiosity.hold': 3.0,
                                               'curiosity.slow_fraction': slow})

@@ -5,8 +5,8 @@ newest frame's surprise (a world model's prediction error, `jepa_agent.model.sur
 how far the joints moved since the last frame (the arm's own fast motion is mispredicted too), and a frame more
 surprising than `surprise_ratio` × the median of the recent ones slows the arm to `slow_fraction` of its velocity
 limit and keeps its waypoint for up to `hold` seconds (a new waypoint, slowly approached too, if the arm has just
-reached its last one): a push of the block, which the model does not foresee, goes on
-slowly for many frames instead of being over in one.
+reached its last one): a push of the block, which the model does not foresee, goes on slowly for many frames
+instead of being over in one.
 
 Remembering surprising joint positions and babbling toward them was tried first and lowered the contact fraction,
 even with a perfect surprise signal (contact itself): a touched block moves away from where it was touched. Measured
