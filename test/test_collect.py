@@ -149,7 +149,6 @@ def test_curiosity_lingers_after_a_surprising_frame():
     assert np.all(step <= babbler.curiosity.slow_fraction * 0.1 + 1e-9) and np.any(step > 0)
 
 
-
 def test_curiosity_slows_down_even_when_the_arm_has_just_reached_its_waypoint():
     """A joint range of 0.1 rad: waypoints are reached every few periods. Whichever period the surprising frame
     arrives in, the next step is slow, also when it is the first step towards a new waypoint."""

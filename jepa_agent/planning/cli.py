@@ -91,9 +91,8 @@ def cmd_eval_planner(args) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    latencies = (args.command_latency, args.camera_latency) + ((args.plan_latency,) if args.plan_latency is not None
-                                                               else ())
-    if not all(0.0 <= latency <= 2.0 for latency in latencies):
+    latencies = (args.command_latency, args.camera_latency, args.plan_latency)
+    if not all(0.0 <= latency <= 2.0 for latency in latencies if latency is not None):
         print('jepa-agent eval-planner: --command-latency, --camera-latency and --plan-latency must be in [0, 2] s',
               file=sys.stderr)
         return 2
