@@ -217,6 +217,13 @@ class ToyWorldModel(torch.nn.Module):
         z = z_hist[:, -1:] + torch.cumsum(actions + self.bias, 1)
         return z * float('nan') if self.poison else z
 
+    @property
+    def reads_state(self):
+        return self.state_head is not None
+
+    def decode_state(self, z):
+        return self.state_head(z)
+
 
 def colour(rgb, size=16):
     return np.broadcast_to(np.asarray(rgb, np.float32), (size, size, 3)).copy()
@@ -306,6 +313,8 @@ def test_state_readout_adds_the_joint_space_distance():
     joint = LatentGoalCost(rollout, z_hist, goal, torch.ones(1), readout, state_weight=0.5)(actions, actions)
     torch.testing.assert_close(plain, torch.tensor([2.0]))
     torch.testing.assert_close(joint, torch.tensor([2.0 + 0.5 * 4.0]))
+    squared = LatentGoalCost(rollout, z_hist, goal, torch.ones(1), torch.square, state_weight=0.5)   # nonlinear
+    torch.testing.assert_close(squared(actions, actions), torch.tensor([2.0 + 0.5 * 8.0]))   # (9,1,0) vs (1,1,0)
 
 
 def test_limit_margin_cost_keeps_plans_off_the_joint_limits():

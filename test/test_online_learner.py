@@ -25,11 +25,11 @@ SIZE = 32
 GATE = {'holdout_every': 3, 'holdout_stretch': 20, 'holdout_horizon': 6}
 
 
-def tiny_model(seed: int = 0, state_head: bool = False) -> WorldModel:
+def tiny_model(seed: int = 0, state_head: bool = False, state_readout_hidden: int = 0) -> WorldModel:
     torch.manual_seed(seed)
     return WorldModel(ModelConfig(image_size=SIZE, action_dim=3, action_scale=[0.15] * 3, latent_dim=16,
                                   encoder_width=8, feature_dim=32, projector_hidden=64, predictor_width=64,
-                                  predictor_depth=2, state_head=state_head))
+                                  predictor_depth=2, state_head=state_head, state_readout_hidden=state_readout_hidden))
 
 
 @pytest.fixture(scope='module')
@@ -133,10 +133,12 @@ def test_live_batches_leave_the_batch_norm_statistics_alone(env):
 
 def test_state_head_keeps_learning_online(env):
     """A model with a state head keeps training it on the live joint states (its readout error falls; without the
-    state term the same steps make it worse); a model without a head trains without the term."""
-    def readout_error_after_training(state_weight: float) -> tuple[float, float]:
+    state term the same steps make it worse), and so does its state readout when it has one (decode_state reads
+    through it); a model without a head trains without the term."""
+    def readout_error_after_training(state_weight: float, readout_hidden: int = 0) -> tuple[float, float]:
         config = OnlineLearnerConfig(min_frames=8, learning_rate=3e-3, state_weight=state_weight)
-        learner = OnlineLearner(tiny_model(state_head=True), {}, config, rate_hz=10)
+        learner = OnlineLearner(tiny_model(state_head=True, state_readout_hidden=readout_hidden), {}, config,
+                                rate_hz=10)
         for frame in repeated_motion(env, 40):
             learner.observe(*frame)
         images, _, qpos = learner.buffer.windows(np.arange(len(learner.buffer)), 1)
@@ -153,6 +155,8 @@ def test_state_head_keeps_learning_online(env):
 
     before, after = readout_error_after_training(1.0)
     assert after < 0.5 * before
+    readout_before, readout_after = readout_error_after_training(1.0, readout_hidden=16)
+    assert readout_after < 0.5 * readout_before
     assert readout_error_after_training(0.0)[1] > before
     assert OnlineLearner(tiny_model(), {}, rate_hz=10).objective.config.state_weight == 0.0
 

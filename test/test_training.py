@@ -77,7 +77,7 @@ def test_state_head_is_part_of_the_trained_model(dataset, tmp_path):
 
 
 def rollout_error_on(model, dataset) -> float:
-    latents, actions, starts = encode_dataset(model, dataset)
+    latents, actions, starts, _ = encode_dataset(model, dataset)
     frames = starts[:, None] + torch.arange(dataset.window)
     with torch.no_grad():
         return float(prediction_errors(model.eval(), latents[frames], latents[frames][:, model.config.history:],
@@ -101,7 +101,7 @@ def test_predictor_refit_trains_only_the_predictor_and_runs_once(dataset, tmp_pa
 
     whole, chunked = encode_dataset(refitted, end_to_end.dataset), encode_dataset(refitted, end_to_end.dataset, chunk=5)
     torch.testing.assert_close(chunked[0], whole[0])
-    assert torch.equal(chunked[1], whole[1]) and torch.equal(chunked[2], whole[2])
+    assert torch.equal(chunked[1], whole[1]) and torch.equal(chunked[2], whole[2]) and torch.equal(chunked[3], whole[3])
     assert len(whole[2]) == len(end_to_end.dataset)   # every stride-1 window of the dataset
 
     # resuming a finished run refits nothing again (the steps are done and the predictor was refitted at step 4)
@@ -110,6 +110,41 @@ def test_predictor_refit_trains_only_the_predictor_and_runs_once(dataset, tmp_pa
     resumed.run()
     for name, value in resumed.model.state_dict().items():
         torch.testing.assert_close(value, weights[name])
+
+
+def test_state_readout_is_fitted_after_the_refit_and_changes_no_other_weight(dataset, tmp_path):
+    """The MLP readout reads the training frames' joints better than the linear head, and the rest of the model is
+    exactly the run without it (it is fitted last, from its own seed)."""
+    plain = make_trainer(dataset, tmp_path / 'plain', steps=30, predictor_refit_steps=20)
+    plain.run()
+    trainer = make_trainer(dataset, tmp_path / 'run', steps=30, predictor_refit_steps=20, state_readout_hidden=32,
+                           state_readout_steps=400)
+    trainer.run()
+    model, _ = load_checkpoint(tmp_path / 'run')
+    assert model.config.state_readout_hidden == 32
+    for name, value in plain.model.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[name], value, rtol=0, atol=0)
+    latents, _, _, qpos = encode_dataset(model, trainer.dataset)
+    with torch.no_grad():
+        readout = float((model.decode_state(latents) - qpos).square().mean())
+        linear = float((model.state_head(latents) - qpos).square().mean())
+    assert readout < 0.5 * linear
+
+    # more end-to-end steps on resume: the old readout is dropped, and fitted again at the end
+    resumed = make_trainer(dataset, tmp_path / 'run', resume=True, steps=32, predictor_refit_steps=20)
+    assert resumed.model.state_readout is None
+    resumed.run()
+    assert load_checkpoint(tmp_path / 'run')[0].state_readout is None          # this resume asked for none
+    # a finished run without a readout gets one from a resume that asks for it, and nothing else changes
+    before = load_checkpoint(tmp_path / 'run')[0].state_dict()
+    make_trainer(dataset, tmp_path / 'run', resume=True, steps=32, predictor_refit_steps=20,
+                 state_readout_hidden=32, state_readout_steps=50).run()
+    fitted = load_checkpoint(tmp_path / 'run')[0]
+    assert fitted.state_readout is not None
+    for name, value in before.items():
+        torch.testing.assert_close(fitted.state_dict()[name], value, rtol=0, atol=0)
+    with pytest.raises(ValueError, match='fitted after training'):
+        make_trainer(dataset, tmp_path / 'bad', model={**TINY['model'], 'state_readout_hidden': 8})
 
 
 def test_a_frameskip_model_trains_and_refits_on_steps_of_several_periods(dataset, tmp_path):
@@ -121,7 +156,7 @@ def test_a_frameskip_model_trains_and_refits_on_steps_of_several_periods(dataset
     # a step's action spans three periods: the largest joint change per step scales with it
     assert model.config.action_scale == pytest.approx([3 * v / 10.0 for v in metadata['velocity_limit']])
     assert trainer.dataset.span == (trainer.dataset.window - 1) * 3 + 1
-    latents, actions, starts = encode_dataset(model, trainer.dataset)
+    latents, actions, starts, _ = encode_dataset(model, trainer.dataset)
     lengths = trainer.dataset.episode_lengths
     assert len(latents) == lengths.sum() and len(starts) == len(trainer.dataset)
     first = trainer.dataset.frames(0, 0, int(lengths[0]))['qpos']

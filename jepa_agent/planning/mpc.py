@@ -38,7 +38,7 @@ class LatentMPC:
         self.rollout = maybe_compile(model.rollout, config.compile, self.device)
         self.weights = step_weights(config.horizon, config.step_weighting)
         self.state_cost_weight = config.state_cost_weight
-        if self.state_cost_weight > 0 and model.state_head is None:
+        if self.state_cost_weight > 0 and not model.reads_state:
             warnings.warn('cem.state_cost_weight > 0 but this world model has no state head: planning on latent '
                           'distance only', RuntimeWarning, stacklevel=2)
             self.state_cost_weight = 0.0
@@ -94,7 +94,7 @@ class LatentMPC:
                               <= self.near_goal_steps * self.step_distance)
         goal = self.goal_latent if self._offset is None else self.goal_latent - self._offset
         objective = LatentGoalCost(self.rollout, z_hist[-self.model.config.history:], goal,
-                                   self.weights, self.model.state_head, self.state_cost_weight)
+                                   self.weights, self.model.decode_state, self.state_cost_weight)
         q0 = plan_start(q, in_flight)
         plan = self.planner.plan(objective, q0, shift=shift)
         if plan is not None:
@@ -110,7 +110,7 @@ class LatentMPC:
         c, (H, J) = self.model.config, (self.planner.config.horizon, self.planner.limits.n_joints)
         zeros = lambda *shape: torch.zeros(*shape, device=self.device)  # noqa: E731
         objective = LatentGoalCost(self.rollout, zeros(c.history, c.latent_dim), zeros(c.latent_dim), self.weights,
-                                   self.model.state_head, self.state_cost_weight)
+                                   self.model.decode_state, self.state_cost_weight)
         sizes = {self.planner.population(i) for i in range(self.planner.config.num_iterations)} | {1}
         for n in sorted(sizes, reverse=True):                       # the search's batches, and staying put
             objective(zeros(n, H, J), zeros(n, H, J))

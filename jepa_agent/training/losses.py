@@ -146,9 +146,15 @@ class JEPAObjective(nn.Module):
             return self.target['projector'](self.target['encoder'](x)).view_as(z)
 
     def _state_probe(self, z: torch.Tensor, qpos: torch.Tensor | None) -> torch.Tensor:
+        """The linear state head's error (it shapes the encoder), plus, when the model has one, the state readout's
+        on the detached latents, so a model that keeps learning (online) keeps its readout in step."""
         if self.config.state_weight == 0:
             return z.new_zeros(())
-        return F.mse_loss(self.model.decode_state(z).float(), qpos.to(z.device).float())
+        qpos = qpos.to(z.device).float()
+        error = F.mse_loss(self.model.state_head(z).float(), qpos)
+        if self.model.state_readout is not None:
+            error = error + F.mse_loss(self.model.state_readout(z.detach()).float(), qpos)
+        return error
 
     def _regularizer(self, z: torch.Tensor, step: int) -> torch.Tensor:
         name = self.config.regularizer

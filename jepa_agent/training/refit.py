@@ -1,26 +1,32 @@
-"""Predictor refit: after end-to-end training, train the predictor alone on latents of the frozen encoder.
+"""Refit: after end-to-end training, train the predictor (and fit a state readout) on latents of the frozen encoder.
 
 During end-to-end training the predictor chases targets that move with the encoder, and it sees each window about
 once. With the encoder fixed, the latents of the whole dataset are computed once and the predictor can take many
 cheap steps on them (no image passes), as V-JEPA 2-AC trains its predictor on a frozen encoder. On the shipped
 recipe this lowered the held-out 10-step rollout error by a third; reach success held or rose (docs/model.md).
+
+The state readout (an MLP latent → joints) is fitted the same way, after the predictor and from its own seed, so
+adding it changes no other weight. The linear state head trained end to end makes the latent encode the joints, but
+reads them only to 0.07–0.17 rad: the joints are not linear in the encoder's keypoints.
 """
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import torch
 
 from jepa_agent.data.dataset import WindowDataset
-from jepa_agent.model.world_model import WorldModel
+from jepa_agent.model.world_model import WorldModel, build_state_readout
 from jepa_agent.training.losses import LossConfig, prediction_errors
 from jepa_agent.training.schedule import cosine_with_warmup
 
 
 @torch.no_grad()
 def encode_dataset(model: WorldModel, dataset: WindowDataset, chunk: int = 256) -> tuple[torch.Tensor, torch.Tensor,
-                                                                                          torch.Tensor]:
-    """(latents (F, D), actions (F, J), window starts (N,)) of every episode, in eval mode, on the model's device.
+                                                                                          torch.Tensor, torch.Tensor]:
+    """(latents (F, D), actions (F, J), window starts (N,), joint positions (F, J)) of every episode, in eval mode,
+    on the model's device.
 
     Frames of all episodes are concatenated; a frame's action is the joint motion over the next `dataset.frameskip`
     frames (zero where the episode ends first: no window uses it). Windows (dataset.window frames, frameskip apart,
@@ -29,7 +35,7 @@ def encode_dataset(model: WorldModel, dataset: WindowDataset, chunk: int = 256) 
     was_training = model.training
     model.eval()
     device, skip = model.action_scale.device, dataset.frameskip
-    latents, actions, starts, offset, dropped = [], [], [], 0, 0
+    latents, actions, starts, positions, offset, dropped = [], [], [], [], 0, 0
     for number, length in enumerate(dataset.episode_lengths.tolist()):
         z, q = [], []
         for i in range(0, length, chunk):   # chunks keep long, large-image recordings out of memory
@@ -45,13 +51,14 @@ def encode_dataset(model: WorldModel, dataset: WindowDataset, chunk: int = 256) 
         starts.append(offset + torch.nonzero(usable)[:, 0])
         dropped += int((~usable).sum())
         latents.append(z)
+        positions.append(q)
         actions.append(torch.nan_to_num(a))
         offset += len(z)
     model.train(was_training)
     if dropped:
         warnings.warn(f'predictor refit: left out {dropped} windows whose actions hold NaN/inf', RuntimeWarning,
                       stacklevel=2)
-    return torch.cat(latents), torch.cat(actions), torch.cat(starts)
+    return torch.cat(latents), torch.cat(actions), torch.cat(starts), torch.cat(positions)
 
 
 def refit_predictor(model: WorldModel, dataset: WindowDataset, loss_config: LossConfig, steps: int,
@@ -60,7 +67,7 @@ def refit_predictor(model: WorldModel, dataset: WindowDataset, loss_config: Loss
     """Train `model.predictor` alone for `steps` (>= 1) on windows of frozen latents; returns the last loss terms."""
     from tqdm import tqdm
 
-    latents, actions, starts = encode_dataset(model, dataset)
+    latents, actions, starts, _ = encode_dataset(model, dataset)
     if len(starts) == 0:
         raise ValueError('predictor refit: the dataset has no window with finite actions')
     device = starts.device
@@ -87,3 +94,42 @@ def refit_predictor(model: WorldModel, dataset: WindowDataset, loss_config: Loss
             optimizer.step()
     model.eval()
     return {'teacher_forcing': teacher_forcing.item(), 'rollout': per_step.mean().item(), 'total': loss.item()}
+
+
+READOUT_BATCH = 512
+READOUT_LEARNING_RATE = 3e-3
+
+
+def fit_state_readout(model: WorldModel, dataset: WindowDataset, hidden: int, steps: int, seed: int = 0,
+                      progress: bool = False) -> dict:
+    """Give `model` a new MLP state readout (`hidden` wide) fitted for `steps` (>= 1) on the frozen latents of
+    `dataset`'s frames with finite joint positions; returns its RMSE per joint on them (radians)."""
+    from tqdm import tqdm
+
+    latents, _, _, qpos = encode_dataset(model, dataset)
+    finite = torch.isfinite(qpos).all(1)
+    latents, qpos = latents[finite], qpos[finite]
+    if len(latents) == 0:
+        raise ValueError('state readout: the dataset has no frame with finite joint positions')
+    device = latents.device
+    with torch.random.fork_rng(devices=[device] if device.type == 'cuda' else []):
+        torch.manual_seed(seed)
+        readout = build_state_readout(latents.shape[1], hidden, qpos.shape[1]).to(device)
+        with torch.no_grad():                       # standardise the latents inside the first layer
+            mean, std = latents.mean(0), latents.std(0).clamp_min(1e-6)
+            readout[0].weight.div_(std)
+            readout[0].bias.sub_(readout[0].weight @ mean)
+        optimizer = torch.optim.AdamW(readout.parameters(), lr=READOUT_LEARNING_RATE, weight_decay=1e-4)
+        for step in tqdm(range(steps), desc='state readout', unit='step', disable=not progress, dynamic_ncols=True):
+            for group in optimizer.param_groups:
+                group['lr'] = READOUT_LEARNING_RATE * cosine_with_warmup(step, steps, 0)
+            pick = torch.randint(len(latents), (READOUT_BATCH,)).to(device)
+            loss = (readout(latents[pick]) - qpos[pick]).square().mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    with torch.no_grad():
+        rmse = (readout(latents) - qpos).square().mean(0).sqrt()
+    model.state_readout = readout
+    model.config = dataclasses.replace(model.config, state_readout_hidden=hidden)
+    return {'rmse_rad': [round(float(e), 5) for e in rmse]}

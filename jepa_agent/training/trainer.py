@@ -29,7 +29,7 @@ from jepa_agent.model.devices import check_device, resolve_device
 from jepa_agent.model.world_model import ModelConfig, WorldModel
 from jepa_agent.training.evaluation import latent_statistics
 from jepa_agent.training.losses import JEPAObjective, LossConfig, NonFiniteBatchError
-from jepa_agent.training.refit import refit_predictor
+from jepa_agent.training.refit import fit_state_readout, refit_predictor
 from jepa_agent.training.schedule import cosine_with_warmup
 
 STATE_FILE = 'train_state.pt'
@@ -77,6 +77,11 @@ class TrainConfig:
     """After the last end-to-end step, steps that train the predictor alone on latents of the frozen encoder
     (encoded once, so they are cheap); 0 disables. Runs in the main process."""
     predictor_refit_batch_size: int = 64
+    state_readout_hidden: int = 0
+    """After the predictor refit, fit an MLP state readout of this hidden width on the frozen latents (the planner's
+    joint-space cost reads the joints through it); 0 = none. Only when the refit runs."""
+    state_readout_steps: int = 6000
+    """Steps of that fit (batches of 512 frames' latents: seconds on a CPU)."""
     # logging
     log_every: int = 20
     checkpoint_every: int = 500
@@ -87,9 +92,12 @@ class TrainConfig:
         if self.learning_rate <= 0 or self.weight_decay < 0 or self.grad_clip < 0:
             raise ValueError(f'need learning_rate > 0, weight_decay >= 0, grad_clip >= 0, got '
                              f'{self.learning_rate=} {self.weight_decay=} {self.grad_clip=}')
-        if min(self.warmup_steps, self.max_minutes, self.threads, self.num_workers, self.predictor_refit_steps) < 0:
+        if min(self.warmup_steps, self.max_minutes, self.threads, self.num_workers, self.predictor_refit_steps,
+               self.state_readout_hidden) < 0:
             raise ValueError(f'counts must be >= 0, got {self.warmup_steps=} {self.max_minutes=} {self.threads=} '
-                             f'{self.num_workers=} {self.predictor_refit_steps=}')
+                             f'{self.num_workers=} {self.predictor_refit_steps=} {self.state_readout_hidden=}')
+        if self.state_readout_steps < 1:
+            raise ValueError(f'state_readout_steps must be >= 1, got {self.state_readout_steps=}')
         if self.predictor_refit_batch_size < 1:
             raise ValueError(f'predictor_refit_batch_size must be >= 1, got {self.predictor_refit_batch_size=}')
         if self.stride < 1 or self.log_every < 1 or self.checkpoint_every < 1:
@@ -208,6 +216,9 @@ class Trainer:
         if resume:
             self.model, _ = load_checkpoint(self.out_dir, self.runtime.device)
         else:
+            if model_config.state_readout_hidden:
+                raise ValueError('the state readout is fitted after training: set the train section\'s '
+                                 'state_readout_hidden, not the model\'s')
             probe = open_windows(data_dir, 2, 1)
             model_config = dataclasses.replace(fit_model_config(model_config, probe.meta),
                                                state_head=model_config.state_head or loss_config.state_weight > 0)
@@ -215,12 +226,17 @@ class Trainer:
         self.objective = JEPAObjective(self.model, loss_config).to(self.runtime.device)
         self.dataset = open_windows(data_dir, self.objective.window, config.stride, self.model.config.frameskip)
         self._check_compatible(self.dataset.meta)
-        trainable = [p for p in self.objective.parameters() if p.requires_grad]
+        readout = self.model.state_readout        # fitted after training, by the refit alone
+        fitted_later = {id(p) for p in readout.parameters()} if readout is not None else set()
+        trainable = [p for p in self.objective.parameters() if p.requires_grad and id(p) not in fitted_later]
         self.optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
         self.step, self.epoch, self.samples, self.elapsed, self.skipped = 0, 0, 0, 0.0, 0
         self.refit_at_step: int | None = None   # end-to-end step count when the predictor was last refitted
         if resume:
             self._load_state(state_file)
+            if self.step < config.steps:        # the state readout fitted after training is fitted again at the end
+                self.model.state_readout = None
+                self.model.config = dataclasses.replace(self.model.config, state_readout_hidden=0)
         self.ddp = self.objective
         if self.runtime.distributed:
             self.ddp = torch.nn.parallel.DistributedDataParallel(self.objective, broadcast_buffers=True)
@@ -331,24 +347,31 @@ class Trainer:
 
     # -- run ------------------------------------------------------------------------------------------------
     def _refit(self, scalars: dict) -> None:
-        """Refit the predictor once the end-to-end steps are done (not after a time-limited stop)."""
+        """Once the end-to-end steps are done (not after a time-limited stop): refit the predictor, unless it was at
+        this step already, then fit the state readout if asked and the model lacks one (or the predictor was just
+        refitted)."""
         c = self.config
         if self.runtime.main and c.predictor_refit_steps and self.step < c.steps:
             warnings.warn(f'the time budget stopped training at step {self.step} of {c.steps}: the predictor refit '
                           f'({c.predictor_refit_steps} steps) was SKIPPED; finish both with the same command plus '
                           '--resume (and a larger --max-minutes)', TrainingBudgetWarning, stacklevel=3)
-        if not (self.runtime.main and c.predictor_refit_steps and self.step >= c.steps
-                and self.refit_at_step != self.step):
+        if not (self.runtime.main and self.step >= c.steps):
             return
         start = time.monotonic()
-        terms = refit_predictor(self.model, self.dataset, self.loss_config, c.predictor_refit_steps,
-                                c.predictor_refit_batch_size, c.learning_rate, c.weight_decay, c.grad_clip,
-                                seed=c.seed, progress=self.progress)
+        refit = c.predictor_refit_steps and self.refit_at_step != self.step
+        if refit:
+            terms = refit_predictor(self.model, self.dataset, self.loss_config, c.predictor_refit_steps,
+                                    c.predictor_refit_batch_size, c.learning_rate, c.weight_decay, c.grad_clip,
+                                    seed=c.seed, progress=self.progress)
+            self.refit_at_step = self.step
+            scalars.update({f'refit/{k}': v for k, v in terms.items()})
+            for name in ('teacher_forcing', 'rollout'):
+                self.writer.add_scalar(f'refit/{name}', terms[name], self.step)
+        if c.state_readout_hidden and (refit or self.model.state_readout is None):
+            readout = fit_state_readout(self.model, self.dataset, c.state_readout_hidden, c.state_readout_steps,
+                                        seed=c.seed, progress=self.progress)
+            scalars.update({f'refit/state_readout_rmse_{j}': v for j, v in enumerate(readout['rmse_rad'])})
         self.elapsed += time.monotonic() - start
-        self.refit_at_step = self.step
-        scalars.update({f'refit/{k}': v for k, v in terms.items()})
-        for name in ('teacher_forcing', 'rollout'):
-            self.writer.add_scalar(f'refit/{name}', terms[name], self.step)
 
     def run(self, max_minutes: float | None = None) -> dict:
         """Train until `config.steps` or `max_minutes` (default config.max_minutes); returns the last scalars."""
