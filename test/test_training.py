@@ -164,10 +164,11 @@ def test_a_frameskip_model_trains_and_refits_on_steps_of_several_periods(dataset
 
 
 def test_a_time_budget_that_stops_training_early_says_the_refit_was_skipped(dataset, tmp_path):
-    trainer = make_trainer(dataset, tmp_path / 'run', steps=50, predictor_refit_steps=10)
-    with pytest.warns(TrainingBudgetWarning, match='step 1 of 50: the predictor refit .* SKIPPED'):
+    trainer = make_trainer(dataset, tmp_path / 'run', steps=50, predictor_refit_steps=10, state_readout_hidden=8)
+    with pytest.warns(TrainingBudgetWarning, match='step 1 of 50: the predictor refit .* and the state readout was '
+                                                   'SKIPPED'):
         trainer.run(max_minutes=1e-9)                    # the budget is spent after the first step
-    assert trainer.step == 1 and trainer.refit_at_step is None
+    assert trainer.step == 1 and trainer.refit_at_step is None and trainer.model.state_readout is None
 
 
 def test_nan_batch_stops_training_unless_skipping_is_enabled(dataset, tmp_path):

@@ -78,8 +78,9 @@ class TrainConfig:
     (encoded once, so they are cheap); 0 disables. Runs in the main process."""
     predictor_refit_batch_size: int = 64
     state_readout_hidden: int = 0
-    """After the predictor refit, fit an MLP state readout of this hidden width on the frozen latents (the planner's
-    joint-space cost reads the joints through it); 0 = none. Only when the refit runs."""
+    """Once the end-to-end steps are done, fit an MLP state readout of this hidden width on the frozen latents (the
+    planner's joint-space cost reads the joints through it): after each predictor refit, or on `--resume` of a
+    finished run that has none; 0 = none."""
     state_readout_steps: int = 6000
     """Steps of that fit (batches of 512 frames' latents: seconds on a CPU)."""
     # logging
@@ -351,9 +352,10 @@ class Trainer:
         this step already, then fit the state readout if asked and the model lacks one (or the predictor was just
         refitted)."""
         c = self.config
-        if self.runtime.main and c.predictor_refit_steps and self.step < c.steps:
+        if self.runtime.main and (c.predictor_refit_steps or c.state_readout_hidden) and self.step < c.steps:
+            skipped = ' and the state readout' if c.state_readout_hidden else ''
             warnings.warn(f'the time budget stopped training at step {self.step} of {c.steps}: the predictor refit '
-                          f'({c.predictor_refit_steps} steps) was SKIPPED; finish both with the same command plus '
+                          f'({c.predictor_refit_steps} steps){skipped} was SKIPPED; finish with the same command plus '
                           '--resume (and a larger --max-minutes)', TrainingBudgetWarning, stacklevel=3)
         if not (self.runtime.main and self.step >= c.steps):
             return
