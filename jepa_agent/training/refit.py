@@ -7,7 +7,7 @@ recipe this lowered the held-out 10-step rollout error by a third; reach success
 
 The state readout (an MLP latent → joints) is fitted the same way, after the predictor and from its own seed, so
 adding it changes no other weight. The linear state head trained end to end makes the latent encode the joints, but
-reads them only to 0.07–0.17 rad: the joints are not linear in the encoder's keypoints.
+reads them only to 0.08–0.24 rad: the joints are not linear in the encoder's keypoints.
 """
 from __future__ import annotations
 
