@@ -61,13 +61,14 @@ def encode_dataset(model: WorldModel, dataset: WindowDataset, chunk: int = 256) 
     return torch.cat(latents), torch.cat(actions), torch.cat(starts), torch.cat(positions)
 
 
-def refit_predictor(model: WorldModel, dataset: WindowDataset, loss_config: LossConfig, steps: int,
+def refit_predictor(model: WorldModel, dataset: WindowDataset, encoded: tuple, loss_config: LossConfig, steps: int,
                     batch_size: int, learning_rate: float, weight_decay: float = 1e-4, grad_clip: float = 1.0,
                     seed: int = 0, progress: bool = False) -> dict:
-    """Train `model.predictor` alone for `steps` (>= 1) on windows of frozen latents; returns the last loss terms."""
+    """Train `model.predictor` alone for `steps` (>= 1) on windows of frozen latents (`encoded`: what
+    `encode_dataset(model, dataset)` returns; the predictor does not change them); returns the last loss terms."""
     from tqdm import tqdm
 
-    latents, actions, starts, _ = encode_dataset(model, dataset)
+    latents, actions, starts, _ = encoded
     if len(starts) == 0:
         raise ValueError('predictor refit: the dataset has no window with finite actions')
     device = starts.device
@@ -100,13 +101,13 @@ READOUT_BATCH = 512
 READOUT_LEARNING_RATE = 3e-3
 
 
-def fit_state_readout(model: WorldModel, dataset: WindowDataset, hidden: int, steps: int, seed: int = 0,
-                      progress: bool = False) -> dict:
-    """Give `model` a new MLP state readout (`hidden` wide) fitted for `steps` (>= 1) on the frozen latents of
-    `dataset`'s frames with finite joint positions; returns its RMSE per joint on them (radians)."""
+def fit_state_readout(model: WorldModel, latents: torch.Tensor, qpos: torch.Tensor, hidden: int, steps: int,
+                      seed: int = 0, progress: bool = False) -> dict:
+    """Give `model` a new MLP state readout (`hidden` wide) fitted for `steps` (>= 1) on frozen latents (F, D) and
+    the joint positions (F, J) of the same frames (`encode_dataset`), those with finite ones; returns its RMSE per
+    joint on them (radians)."""
     from tqdm import tqdm
 
-    latents, _, _, qpos = encode_dataset(model, dataset)
     finite = torch.isfinite(qpos).all(1)
     latents, qpos = latents[finite], qpos[finite]
     if len(latents) == 0:

@@ -29,7 +29,7 @@ from jepa_agent.model.devices import check_device, resolve_device
 from jepa_agent.model.world_model import ModelConfig, WorldModel
 from jepa_agent.training.evaluation import latent_statistics
 from jepa_agent.training.losses import JEPAObjective, LossConfig, NonFiniteBatchError
-from jepa_agent.training.refit import fit_state_readout, refit_predictor
+from jepa_agent.training.refit import encode_dataset, fit_state_readout, refit_predictor
 from jepa_agent.training.schedule import cosine_with_warmup
 
 STATE_FILE = 'train_state.pt'
@@ -359,20 +359,24 @@ class Trainer:
                           '--resume (and a larger --max-minutes)', TrainingBudgetWarning, stacklevel=3)
         if not (self.runtime.main and self.step >= c.steps):
             return
+        refit = bool(c.predictor_refit_steps) and self.refit_at_step != self.step
+        readout = bool(c.state_readout_hidden) and (refit or self.model.state_readout is None)
+        if not (refit or readout):
+            return
         start = time.monotonic()
-        refit = c.predictor_refit_steps and self.refit_at_step != self.step
+        encoded = encode_dataset(self.model, self.dataset)        # once: neither fit changes the encoder
         if refit:
-            terms = refit_predictor(self.model, self.dataset, self.loss_config, c.predictor_refit_steps,
+            terms = refit_predictor(self.model, self.dataset, encoded, self.loss_config, c.predictor_refit_steps,
                                     c.predictor_refit_batch_size, c.learning_rate, c.weight_decay, c.grad_clip,
                                     seed=c.seed, progress=self.progress)
             self.refit_at_step = self.step
             scalars.update({f'refit/{k}': v for k, v in terms.items()})
             for name in ('teacher_forcing', 'rollout'):
                 self.writer.add_scalar(f'refit/{name}', terms[name], self.step)
-        if c.state_readout_hidden and (refit or self.model.state_readout is None):
-            readout = fit_state_readout(self.model, self.dataset, c.state_readout_hidden, c.state_readout_steps,
-                                        seed=c.seed, progress=self.progress)
-            scalars.update({f'refit/state_readout_rmse_{j}': v for j, v in enumerate(readout['rmse_rad'])})
+        if readout:
+            fitted = fit_state_readout(self.model, encoded[0], encoded[3], c.state_readout_hidden,
+                                       c.state_readout_steps, seed=c.seed, progress=self.progress)
+            scalars.update({f'refit/state_readout_rmse_{j}': v for j, v in enumerate(fitted['rmse_rad'])})
         self.elapsed += time.monotonic() - start
 
     def run(self, max_minutes: float | None = None) -> dict:
