@@ -17,8 +17,9 @@ class Scripted:
     needs_images = True
     periods_per_step = 1
 
-    def __init__(self, cost=1.0, stay=2.0, horizon=5):
+    def __init__(self, cost=1.0, stay=2.0, horizon=5, ahead=False):
         self.cost, self.stay, self.horizon, self.calls, self.goals = cost, stay, horizon, [], []
+        self.ahead, self.prepared = ahead, []
 
     def set_goal(self, goal):
         self.goals.append(goal)
@@ -28,6 +29,10 @@ class Scripted:
         q0 = in_flight[-1] if len(in_flight) else q
         targets = q0 + np.outer(np.arange(1, self.horizon + 1), [0.1, 0.0])
         return Plan(np.diff(np.vstack([q0, targets]), axis=0), targets, self.cost, 0.2)
+
+    def prepare(self, frames, q, in_flight, shift, stop=None):
+        self.prepared.append(dict(frames=frames, q=q, in_flight=in_flight, shift=shift))
+        return self.ahead
 
     def stay_cost(self):
         return self.stay
@@ -172,3 +177,29 @@ def test_a_policy_whose_steps_span_several_periods_is_fed_and_timed_in_its_steps
     # points one step (0.3 s) apart, the first a step after the frame, less the command latency
     np.testing.assert_allclose(np.diff(command.times), 0.3, atol=1e-9)
     assert command.times[0] == pytest.approx(0.25)
+
+
+def test_searching_ahead_prepares_the_plan_the_next_frame_asks_for():
+    """Right after a command the agent has the policy search ahead from the newest frame, over the commands in
+    flight until a plan made on the next frame (one frame interval later, as old as frames have been when planned
+    from) takes effect; that plan then starts where the search ahead did, so it continues it unshifted."""
+    agent = make(Scripted(ahead=True), latency=0.05)
+    for t in (0.0, 0.1):
+        agent.observe(IMAGE, t)
+        plan = agent.plan(t + 0.03, reading())
+        agent.command(plan, t + 0.05, reading(), camera_age_s=0.05)   # each plan took 0.02 s
+    assert agent.prepare(0.15, reading())
+    ahead = agent.policy.prepared[-1]
+    # the next frame at 0.2 is planned from at 0.23; its command takes effect at 0.23 + 0.02 + 0.05 = 0.30
+    assert len(ahead['in_flight']) == 2 and ahead['shift'] == 1 and [f.t for f in ahead['frames']] == [0.0, 0.1]
+    agent.observe(IMAGE, 0.2)
+    agent.plan(0.23, reading())
+    assert len(agent.policy.calls[-1]['in_flight']) == 1 and agent.policy.calls[-1]['shift'] == 0
+
+    agent = make(Scripted(ahead=False), latency=0.05)                  # a policy that does not search ahead
+    for t in (0.0, 0.1, 0.2):
+        agent.observe(IMAGE, t)
+        plan = agent.plan(t + 0.03, reading())
+        agent.command(plan, t + 0.05, reading(), camera_age_s=0.05)
+        assert not agent.prepare(t + 0.05, reading())
+    assert agent.policy.calls[-1]['shift'] == 1

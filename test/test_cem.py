@@ -301,6 +301,23 @@ def test_staying_only_has_a_cost_near_the_goal():
     assert not mpc.near_goal and mpc.stay_cost() == float('inf')
 
 
+def test_staying_is_scored_in_the_searchs_first_batch():
+    """The cost of staying put comes from the search's first batch: one rollout per iteration, none extra, and
+    the same cost as scoring staying on its own."""
+    model = ToyWorldModel()
+    calls = []
+    rollout = model.rollout
+    model.rollout = lambda z_hist, actions: calls.append(actions.shape[0]) or rollout(z_hist, actions)
+    mpc = LatentMPC(model, LIMITS, search(num_samples=40, num_iterations=3, num_elites=10))
+    mpc.set_goal(colour([0.7, 0.5, 0.5]))
+    plan_from(mpc, colour([0.5] * 3), np.array([0.1, 0.0, 0.0]))
+    assert calls == [41, 40, 40]
+    goal = mpc.goal_latent - mpc._offset if mpc._offset is not None else mpc.goal_latent
+    stay = torch.tensor([[[0.1, 0.0, 0.0]] * 5])
+    alone = LatentGoalCost(rollout, torch.full((2, 3), 0.5), goal, mpc.weights)(torch.zeros_like(stay), stay)
+    assert mpc.stay_cost() == pytest.approx(float(alone[0]), abs=1e-6)
+
+
 def test_state_readout_adds_the_joint_space_distance():
     readout = torch.nn.Linear(3, 3)
     with torch.no_grad():
@@ -376,3 +393,63 @@ def test_compiled_rollout_plans_like_the_eager_one_on_a_cpu():
         plans.append([plan_from(mpc, colour([0.5] * 3), np.zeros(3)).targets for _ in range(3)])
         assert counters['stats']['unique_graphs'] == graphs
     np.testing.assert_allclose(plans[1], plans[0], atol=1e-5)
+
+
+def test_a_search_made_ahead_is_continued_on_the_fresh_frame_for_frame_iterations_only():
+    """`anticipate`: the search runs before its frame; on the frame, only `frame_iterations` more iterations run,
+    from where it stopped (its best sequences and its narrowed distribution), not from scratch."""
+    batches = []
+
+    def spy(actions, targets):
+        batches.append(actions.clone())
+        return reach([0.3, 0.3, 0.3])(actions, targets)
+
+    config = search(num_samples=50, num_iterations=5, num_elites=10, num_retained=4, elite_reuse=4,
+                    anticipate=True, frame_iterations=2)
+    planner = CEMPlanner(config, LIMITS)
+    planner.plan(spy, np.zeros(3), ahead=True)
+    assert len(batches) == 5
+    last = batches[-1]
+    best = last[reach([0.3, 0.3, 0.3])(last, project(last, torch.zeros(3), *limit_tensors(config))[1]).argsort()[:4]]
+    planner.plan(spy, np.zeros(3), shift=0)
+    assert len(batches) == 7                                          # two iterations on the fresh frame
+    assert torch.allclose(batches[5][1:5], best)                      # the search's best sequences, re-scored
+    init_std = config.init_std * LIMITS.max_step(config.trust_region).min()
+    assert batches[5][5:].std(0).mean() < 0.6 * init_std              # drawn from its narrowed distribution
+    planner.plan(spy, np.zeros(3), shift=1)
+    assert len(batches) == 12                                         # nothing was prepared: a whole search
+    assert batches[7][5:].std(0).mean() > 0.8 * init_std
+
+
+def test_a_search_ahead_stops_between_iterations_when_its_frame_arrives():
+    sizes = []
+
+    def spy(actions, targets):
+        sizes.append(actions.shape[0])
+        return reach([0.3, 0.3, 0.3])(actions, targets)
+
+    planner = CEMPlanner(search(num_iterations=4, anticipate=True), LIMITS)
+    assert planner.plan(spy, np.zeros(3), ahead=True, stop=lambda: True) is not None
+    assert len(sizes) == 1                                            # the first iteration always runs
+    planner.plan(spy, np.zeros(3), shift=0)
+    assert len(sizes) == 2                                            # and is continued like a whole one
+
+
+def test_latent_mpc_searching_ahead_still_reaches_the_goal_and_observes_each_frame_once():
+    """With `anticipate` the MPC searches after each plan, from the newest frame over the actions in flight, and the
+    next plan continues that search; the search ahead leaves the offset (what the newest frame taught) alone."""
+    assert not LatentMPC(ToyWorldModel(), LIMITS, search()).prepare([Frame(colour([0.5] * 3), 0.0)], np.zeros(3),
+                                                                    NO_FLIGHT)       # not asked to search ahead
+    for bias in (0.0, 0.05):
+        mpc = LatentMPC(ToyWorldModel(bias=(bias, 0.0, 0.0)), LIMITS, search(num_iterations=8, anticipate=True))
+        mpc.set_goal(colour([0.8, 0.5, 0.5]))
+        q, frames = np.zeros(3), []
+        for k in range(25):
+            frames = (frames + [Frame(colour(0.5 + q), k * 0.1, q.copy())])[-3:]
+            plan = mpc.plan(frames, q, NO_FLIGHT, shift=0)
+            offset = None if mpc._offset is None else mpc._offset.clone()
+            assert mpc.prepare(frames, q, plan.targets[:1], shift=1)
+            assert offset is None or torch.equal(mpc._offset, offset)
+            q = plan.targets[0]
+        if not bias:
+            np.testing.assert_allclose(q, [0.3, 0.0, 0.0], atol=0.02)

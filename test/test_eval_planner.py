@@ -121,6 +121,9 @@ def test_a_policy_without_a_plan_holds_the_arm():
         def plan(self, frames, q, in_flight, shift):
             return None
 
+        def prepare(self, frames, q, in_flight, shift, stop=None):
+            return False
+
         def stay_cost(self):
             return float('inf')
 
@@ -160,6 +163,9 @@ class Scripted:
         step = np.clip(target - q, -self.env.max_delta, self.env.max_delta)
         targets = np.array([np.clip(q + step * k, self.env.lower, self.env.upper) for k in range(1, 6)])
         return Plan(targets - np.vstack([q, targets[:-1]]), targets, 0.0, self.latency_s)
+
+    def prepare(self, frames, q, in_flight, shift, stop=None):
+        return False
 
     def stay_cost(self):
         return float('inf')
@@ -269,3 +275,21 @@ def test_eval_planner_push_reports_success_at_the_end_held_and_the_replay_baseli
     assert report['task'] == 'push' and set(report['baselines']) == {'random', 'replay', 'simulator_cem'}
     assert all(0.0 <= s['held_rate'] <= s['touched_rate'] <= 1.0 for s in [report, *report['baselines'].values()])
     assert 'replay: success' in capsys.readouterr().out
+
+
+def test_a_search_ahead_is_charged_before_the_next_plan():
+    """A policy that searches ahead after each command (cem.anticipate) is busy meanwhile, as the node's planning
+    thread is: with plans and searches ahead charged 0.15 s each, a plan is made every 0.3 s, not every 0.15 s."""
+    class SearchingAhead(Scripted):
+        charged_latency_s = 0.15
+
+        def prepare(self, frames, q, in_flight, shift, stop=None):
+            return self.ahead
+
+    counts = {}
+    for ahead in (False, True):
+        env = make_env()
+        policy = SearchingAhead(env)
+        policy.ahead = ahead
+        counts[ahead] = len(run_episode(env, make_agent(policy, env, 5), 7002, 'reach', max_steps=40).latencies_ms)
+    assert 25 <= counts[False] <= 27 and 13 <= counts[True] <= 14, counts

@@ -330,6 +330,9 @@ class PlannerNode(ManagedNode):
         if isinstance(command, Hold):
             return self._hold(command.reason)
         self._publish(command, planned_from, asked)
+        started = time.monotonic()        # search ahead for the next frame (cem.anticipate) until it arrives
+        if self.agent.prepare(now_s(self.get_clock()), self.joint_state.reading(), stop=self._new_frame.is_set):
+            self.stats.prepared(time.monotonic() - started)
 
     def _publish(self, command: Command, stamp, asked: float) -> None:
         names = self.robot.joint_names

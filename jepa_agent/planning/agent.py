@@ -24,6 +24,7 @@ gives staying an infinite cost while the goal is far, so the arm never stops the
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -103,6 +104,12 @@ class Policy(Protocol):
         after the joint targets `in_flight` (k, J) that the arm goes through, one per step after the newest frame,
         before the plan takes effect; `shift`: steps to advance the warm start. None = no usable plan."""
 
+    def prepare(self, frames: list[Frame], q: np.ndarray, in_flight: np.ndarray, shift: int,
+                stop: Callable[[], bool] | None = None) -> bool:
+        """Search ahead for the plan the next frame will ask for, as `plan` would from these inputs (`in_flight`
+        reaches until a plan made on the next frame takes effect); the next `plan` continues that search. `stop`:
+        True when the next frame is waiting. False = nothing prepared (the policy does not search ahead)."""
+
     def stay_cost(self) -> float:
         """Predicted cost of holding the in-flight end position over the horizon, for the last `plan` call;
         infinite where the policy does not see the goal near (the agent then never stops the arm)."""
@@ -149,6 +156,7 @@ class Agent:
         self._sent: deque[_Sent] = deque(maxlen=4)
         self._latencies: deque[float] = deque(maxlen=5)
         self._publish_times: deque[float] = deque(maxlen=6)
+        self._frame_ages: deque[float] = deque(maxlen=5)      # newest frame's age when a plan was asked for
         self._pending: tuple[float, float] | None = None     # (when the plan was asked for, time of its q0)
         self._last_origin: float | None = None
         self.at_goal = False
@@ -175,7 +183,7 @@ class Agent:
     # -- planning --------------------------------------------------------------------------------------------
     def plan(self, now: float, joints: JointReading | None) -> Plan | Hold:
         """Plan from the newest frame and joint state, for when the command will take effect."""
-        cfg, dt, H = self.config, self.limits.dt, self.horizon
+        cfg, dt = self.config, self.limits.dt
         if not self.has_goal:
             return Hold('no goal')
         if not self._frames or joints is None:
@@ -186,15 +194,13 @@ class Agent:
         q = np.asarray(joints.positions, float)
         in_flight = self._in_flight(newest.t, now, q, now - joints.age_s)
         origin = newest.t + len(in_flight) * dt                       # when the plan's q0 applies
-        # steps the warm start advances: whole steps since the origin it was last advanced to (a step may span
-        # several frames)
-        steps = H if self._last_origin is None else int(round((origin - self._last_origin) / dt))
-        shift = int(np.clip(steps, 0, H))
+        self._frame_ages.append(now - newest.t)
+        shift = self._shift(origin)
         plan = self.policy.plan(self._history(newest), q, in_flight, shift)
         if plan is None:
             return Hold('no usable plan')
+        self._advance(origin, shift)
         self._pending = (now, origin)
-        self._last_origin = origin if steps >= H else self._last_origin + shift * dt
         stay = self.policy.stay_cost()
         ratio = cfg.release_ratio or cfg.hold_ratio if self.at_goal else cfg.hold_ratio
         self.at_goal = cfg.hold_ratio > 0 and plan.cost >= ratio * stay
@@ -202,6 +208,36 @@ class Agent:
             q0 = plan_start(q, in_flight)
             plan = Plan(np.zeros_like(plan.actions), np.tile(q0, (len(plan.targets), 1)), stay, plan.latency_s)
         return plan
+
+    def prepare(self, now: float, joints: JointReading | None, stop: Callable[[], bool] | None = None) -> bool:
+        """Right after a command: search ahead for the plan the next frame will ask for (the policy's `prepare`),
+        from the newest frame and the commands sent, until a plan made on the next frame takes effect. The next
+        frame is expected one frame interval after the newest, as old when planned from as frames have been.
+        True if a search was prepared."""
+        if not (self.has_goal and len(self._frames) >= 2 and self._frame_ages and joints is not None):
+            return False
+        newest, dt = self._frames[-1], self.limits.dt
+        interval = float(np.median(np.diff([f.t for f in list(self._frames)[-6:]])))
+        expected = newest.t + interval + float(np.median(self._frame_ages))     # when the next frame is planned from
+        q = np.asarray(joints.positions, float)
+        in_flight = self._in_flight(newest.t, expected, q, now - joints.age_s)
+        origin = newest.t + len(in_flight) * dt
+        shift = self._shift(origin)
+        if not self.policy.prepare(self._history(newest), q, in_flight, shift, stop):
+            return False
+        self._advance(origin, shift)
+        return True
+
+    def _shift(self, origin: float) -> int:
+        """Steps to advance the warm start for a plan starting at `origin`: whole steps since the origin it was last
+        advanced to (a step may span several frames), in [0, horizon]."""
+        if self._last_origin is None:
+            return self.horizon
+        return int(np.clip(round((origin - self._last_origin) / self.limits.dt), 0, self.horizon))
+
+    def _advance(self, origin: float, shift: int) -> None:
+        """The warm start was advanced by `shift` steps toward `origin` (all the way when it was reset)."""
+        self._last_origin = origin if shift >= self.horizon else self._last_origin + shift * self.limits.dt
 
     def _in_flight(self, frame_t: float, now: float, q: np.ndarray, measured_at: float) -> np.ndarray:
         """(k, J) where the arm will be, one control period apart after the frame, until a plan made now takes

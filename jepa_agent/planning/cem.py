@@ -77,6 +77,12 @@ class CEMConfig:
     # execution
     seed: int = 0
     """Seed of the sampling noise (plans are reproducible)."""
+    anticipate: bool = False
+    """Search ahead: right after a command, run the search for the next camera frame from the view the model predicts
+    for it; when the frame arrives, continue that search on the fresh view for `frame_iterations` iterations only.
+    The search's bulk leaves the path from frame to command (the planner node, eval-planner and the demo)."""
+    frame_iterations: int = bounded(1, ge=1)
+    """Iterations run on the fresh frame when the search was started ahead of it (`anticipate`)."""
     compile: bool = False
     """torch.compile the model rollout (GPU: CUDA graphs; CPU: inductor, needs a C++ compiler). The policy
     compiles when it is built (seconds; cached on disk), so the first plans are not slow."""
@@ -129,11 +135,13 @@ class CEMPlanner:
         self.noise_filter = colored_noise_filter(config.horizon, config.noise_beta).to(self.device)   # (H, H)
         self._previous: torch.Tensor | None = None            # (H, J) last returned actions
         self._previous_elites = torch.zeros(0, config.horizon, limits.n_joints, device=self.device)   # (E', H, J)
+        self._ahead: tuple[torch.Tensor, torch.Tensor] | None = None     # (mean, std) of a search made ahead
 
     def reset(self) -> None:
         """Forget the warm start (new goal, new episode)."""
         self._previous = None
         self._previous_elites = self._previous_elites[:0]
+        self._ahead = None
 
     def population(self, iteration: int) -> int:
         """Sequences scored in this iteration (iCEM's decaying population)."""
@@ -147,18 +155,32 @@ class CEMPlanner:
         return shifted(self._previous[None], shift)[0]
 
     @torch.no_grad()
-    def plan(self, objective: Objective, q0: np.ndarray, shift: int = 1) -> Plan | None:
-        """Best feasible sequence from measured positions `q0` (J,), or None if anything is non-finite."""
+    def plan(self, objective: Objective, q0: np.ndarray, shift: int = 1, *, ahead: bool = False,
+             stop: Callable[[], bool] | None = None) -> Plan | None:
+        """Best feasible sequence from measured positions `q0` (J,), or None if anything is non-finite.
+
+        `ahead`: this search runs before the frame it is for (`anticipate`); the next call continues it, advanced by
+        its `shift`, for `frame_iterations` iterations on the fresh objective instead of starting over. `stop` is
+        asked between iterations: True ends the search early (what it found so far still warm-starts the next)."""
         start = time.perf_counter()
         if not start_is_feasible(q0, self.limits, self.max_step_np):
             return None
         cfg, H, J = self.config, self.config.horizon, self.limits.n_joints
         q0_t = torch.as_tensor(q0, dtype=torch.float32, device=self.device)
-        mean = self.warm_start(shift)                                                   # (H, J)
-        std = torch.full((H, J), cfg.init_std, device=self.device) * self.max_step      # (H, J)
+        continued, self._ahead = self._ahead, None
+        if continued is not None and shift < H:              # go on with the search made ahead of this frame
+            mean, std = (shifted(x[None], shift)[0] for x in continued)
+            std[H - shift:] = cfg.init_std * self.max_step
+            iterations = range(cfg.num_iterations, cfg.num_iterations + cfg.frame_iterations)
+        else:
+            mean = self.warm_start(shift)                                               # (H, J)
+            std = torch.full((H, J), cfg.init_std, device=self.device) * self.max_step  # (H, J)
+            iterations = range(cfg.num_iterations)
         kept = torch.cat([mean[None], shifted(self._previous_elites, shift)])   # (R, H, J) scored as they are
         best_cost, best = torch.tensor(float('inf'), device=self.device), mean
-        for iteration in range(cfg.num_iterations):
+        for iteration in iterations:
+            if stop is not None and iteration > iterations.start and stop():
+                break
             # sample
             white = torch.randn(self.population(iteration) - kept.shape[0], H, J, device=self.device,
                                 generator=self.generator)
@@ -181,6 +203,7 @@ class CEMPlanner:
                 best_cost, best = elite_cost[0], actions[idx[0]]
         # select: the best sequence ever scored (already feasible)
         self._previous, self._previous_elites = best, elites[:cfg.elite_reuse]
+        self._ahead = (mean, std) if ahead else None
         _, targets = project(best[None], q0_t, self.lower, self.upper, self.max_step)
         return Plan(best.cpu().double().numpy(), targets[0].cpu().double().numpy(), float(best_cost),
                     time.perf_counter() - start)

@@ -68,6 +68,9 @@ class RandomPolicy:
         target = self.env.clip_targets(q0 + action, reference=q0)
         return Plan((target - q0)[None], target[None], float('nan'), 0.0)
 
+    def prepare(self, frames, q: np.ndarray, in_flight: np.ndarray, shift: int = 1, stop=None) -> bool:
+        return False
+
     def stay_cost(self) -> float:
         return float('inf')
 
@@ -99,6 +102,9 @@ class ReplayPolicy:
         steps = np.minimum(np.arange(first, first + self.horizon), len(self.targets) - 1)
         targets = self.targets[steps]
         return Plan(np.diff(targets, axis=0, prepend=plan_start(q, in_flight)[None]), targets, float('nan'), 0.0)
+
+    def prepare(self, frames, q: np.ndarray, in_flight: np.ndarray, shift: int = 1, stop=None) -> bool:
+        return False
 
     def stay_cost(self) -> float:
         return float('inf')
@@ -163,6 +169,9 @@ class SimulatorPolicy:
     def plan(self, frames, q: np.ndarray, in_flight: np.ndarray, shift: int = 1) -> Plan | None:
         cost = self._reach_cost if self.goal.task == 'reach' else self._push_cost
         return self.planner.plan(cost, plan_start(q, in_flight), shift=shift)
+
+    def prepare(self, frames, q: np.ndarray, in_flight: np.ndarray, shift: int = 1, stop=None) -> bool:
+        return False
 
     def stay_cost(self) -> float:
         return float('inf')
@@ -284,9 +293,10 @@ def run_episode(env: ArmEnv, agent: Agent, seed: int, task: str, max_steps: int,
         t, q = next(((t, q) for t, q in reversed(joint_log) if t <= clock['t'] - JOINT_STATE_AGE_S), joint_log[0])
         return JointReading(q, clock['t'] - t)
 
-    used = -1.0
+    used, ready = -1.0, 0.0                # ready: when the agent is done searching ahead (`prepare`)
     while clock['t'] < duration - 1e-9:
-        while (seen['frame'] <= used or not joint_log) and clock['t'] < duration - 1e-9:   # a fresh frame
+        while (seen['frame'] <= used or clock['t'] < ready - 1e-9 or not joint_log) \
+                and clock['t'] < duration - 1e-9:                           # a fresh frame, once the agent is free
             tick()
         if clock['t'] >= duration - 1e-9:
             break
@@ -294,8 +304,7 @@ def run_episode(env: ArmEnv, agent: Agent, seed: int, task: str, max_steps: int,
         started = time.perf_counter()
         plan = agent.plan(asked, joints())
         latency = time.perf_counter() - started                 # encoding and all, as the node spends it
-        latency = max(latency, plan.latency_s) if isinstance(plan, Plan) else latency
-        latency = agent.policy.charged_latency_s if agent.policy.charged_latency_s is not None else latency
+        latency = charged(agent, max(latency, plan.latency_s) if isinstance(plan, Plan) else latency)
         while clock['t'] < min(asked + latency, duration) - 1e-9:                          # the arm goes on
             tick()
         if record:
@@ -309,6 +318,9 @@ def run_episode(env: ArmEnv, agent: Agent, seed: int, task: str, max_steps: int,
             result.latencies_ms.append(latency * 1e3)
             result.at_goal += agent.at_goal
             arm.send(command.times, command.positions, clock['t'])
+            started = time.perf_counter()
+            if agent.prepare(clock['t'], joints()):             # as the node: right after the command, while the
+                ready = clock['t'] + charged(agent, time.perf_counter() - started)      # arm goes on
     result.touched = clock['first_touch'] is not None
     result.held = result.touched and clock['left_at'] <= duration - HOLD_WINDOW_S + 1e-9
     result.success = result.held if task == 'reach' else env.success(goal)
@@ -318,6 +330,11 @@ def run_episode(env: ArmEnv, agent: Agent, seed: int, task: str, max_steps: int,
     if block_start is not None:
         result.block_moved = float(np.linalg.norm(env.block_pos() - block_start))
     return result
+
+
+def charged(agent: Agent, measured_s: float) -> float:
+    """Seconds of simulated time a plan (or a search ahead) costs: its measured time, or the policy's fixed charge."""
+    return agent.policy.charged_latency_s if agent.policy.charged_latency_s is not None else measured_s
 
 
 def plan_strip(env: ArmEnv, current: np.ndarray, goal: np.ndarray, planned: np.ndarray | None) -> np.ndarray:

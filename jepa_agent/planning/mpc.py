@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -17,6 +18,22 @@ from jepa_agent.planning.agent import plan_start
 from jepa_agent.planning.cem import CEMConfig, CEMPlanner, Plan, step_weights
 from jepa_agent.planning.constraints import JointLimits
 from jepa_agent.planning.objectives import LatentGoalCost, maybe_compile
+
+
+class ScoresStaying:
+    """An objective that also scores staying put (`stay`: (1, H, J) targets, zero actions) in the first batch it is
+    given, so the agent's deadband costs no rollout of its own."""
+
+    def __init__(self, objective: LatentGoalCost, stay: torch.Tensor):
+        self.objective, self.stay = objective, stay
+        self.stay_cost: float | None = None
+
+    def __call__(self, actions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if self.stay_cost is not None:
+            return self.objective(actions, targets)
+        cost = self.objective(torch.cat([actions, torch.zeros_like(self.stay)]), torch.cat([targets, self.stay]))
+        self.stay_cost = float(cost[-1])
+        return cost[:-1]
 
 
 class LatentMPC:
@@ -36,6 +53,7 @@ class LatentMPC:
         self.planner = CEMPlanner(dataclasses.replace(config, trust_region=config.trust_region * self.periods_per_step),
                                   limits.per_step(self.periods_per_step), self.device)
         self.rollout = maybe_compile(model.rollout, config.compile, self.device)
+        self.anticipates = config.anticipate
         self.weights = step_weights(config.horizon, config.step_weighting)
         self.state_cost_weight = config.state_cost_weight
         if self.state_cost_weight > 0 and not model.reads_state:
@@ -74,7 +92,37 @@ class LatentMPC:
     @torch.no_grad()
     def plan(self, frames: list, q: np.ndarray, in_flight: np.ndarray, shift: int = 1) -> Plan | None:
         """Plan (see `agent.Policy`): encode the frames, roll the model over the actions in flight, CEM from
-        there. Returns None for unusable frames, joint positions or model output (the agent holds)."""
+        there (continuing a search prepared ahead of the newest frame, if any). Returns None for unusable frames,
+        joint positions or model output (the agent holds)."""
+        scored = self._objective(frames, q, in_flight, observed=True)
+        if scored is None:
+            return None
+        objective, q0 = scored
+        self.near_goal = bool((self._latent(frames[-1]) - self.goal_latent).norm()
+                              <= self.near_goal_steps * self.step_distance)
+        stay = torch.as_tensor(np.tile(q0, (1, self.planner.config.horizon, 1)), dtype=torch.float32,
+                               device=self.device)
+        scored = ScoresStaying(objective, stay)
+        plan = self.planner.plan(scored, q0, shift=shift)
+        if plan is not None:
+            self._stay_cost = scored.stay_cost
+        return plan
+
+    @torch.no_grad()
+    def prepare(self, frames: list, q: np.ndarray, in_flight: np.ndarray, shift: int = 1,
+                stop: Callable[[], bool] | None = None) -> bool:
+        """Search ahead for the next frame (see `agent.Policy`; `cem.anticipate`): from the newest frame, over the
+        actions in flight until a plan made on the next frame takes effect."""
+        if not self.anticipates:
+            return False
+        scored = self._objective(frames, q, in_flight, observed=False)
+        return scored is not None and self.planner.plan(*scored, shift=shift, ahead=True, stop=stop) is not None
+
+    def _objective(self, frames: list, q: np.ndarray, in_flight: np.ndarray,
+                   observed: bool) -> tuple[LatentGoalCost, np.ndarray] | None:
+        """The goal cost of action sequences starting after `in_flight`, and where they start; None if the frames,
+        joint positions or model output are unusable. `observed`: the newest frame is new to the model (its
+        prediction error updates the offset; a search ahead reuses frames already observed)."""
         if self.goal_latent is None:
             return None
         q = np.asarray(q, dtype=np.float64)
@@ -83,25 +131,18 @@ class LatentMPC:
             return None
         try:
             z_hist = self._history(frames)
-            self._update_offset(frames)
+            if observed:
+                self._update_offset(frames)
         except ValueError:
             return None
         if len(in_flight):                                   # where the model expects the view when we act
             actions = torch.as_tensor(np.diff(np.vstack([q, in_flight]), axis=0), dtype=z_hist.dtype,
                                       device=self.device)
             z_hist = torch.cat([z_hist, self.model.rollout(z_hist[None], actions[None])[0]])
-        self.near_goal = bool((self._latent(frames[-1]) - self.goal_latent).norm()
-                              <= self.near_goal_steps * self.step_distance)
         goal = self.goal_latent if self._offset is None else self.goal_latent - self._offset
         objective = LatentGoalCost(self.rollout, z_hist[-self.model.config.history:], goal,
                                    self.weights, self.model.decode_state, self.state_cost_weight)
-        q0 = plan_start(q, in_flight)
-        plan = self.planner.plan(objective, q0, shift=shift)
-        if plan is not None:
-            H, J = plan.targets.shape
-            stay = torch.as_tensor(np.tile(q0, (1, H, 1)), dtype=torch.float32, device=self.device)
-            self._stay_cost = float(objective(torch.zeros_like(stay), stay)[0])
-        return plan
+        return objective, plan_start(q, in_flight)
 
     @torch.no_grad()
     def _warm_up(self) -> None:
@@ -111,8 +152,11 @@ class LatentMPC:
         zeros = lambda *shape: torch.zeros(*shape, device=self.device)  # noqa: E731
         objective = LatentGoalCost(self.rollout, zeros(c.history, c.latent_dim), zeros(c.latent_dim), self.weights,
                                    self.model.decode_state, self.state_cost_weight)
-        sizes = {self.planner.population(i) for i in range(self.planner.config.num_iterations)} | {1}
-        for n in sorted(sizes, reverse=True):                       # the search's batches, and staying put
+        cfg = self.planner.config
+        searched = range(cfg.num_iterations + (cfg.frame_iterations if self.anticipates else 0))
+        first = {0} | ({cfg.num_iterations} if self.anticipates else set())    # a plan's first batch scores staying
+        sizes = {self.planner.population(i) for i in searched} | {self.planner.population(i) + 1 for i in first}
+        for n in sorted(sizes, reverse=True):
             objective(zeros(n, H, J), zeros(n, H, J))
 
     def stay_cost(self) -> float:

@@ -4,6 +4,7 @@ strings the planner node puts on /diagnostics. ROS-free, so the node only publis
     stats = PlanStats()
     stats.planned(asked, done, frame_age_ms, plan.cost, at_goal)   # after each published command
     stats.holding()                                                 # when the node holds instead
+    stats.prepared(seconds)                                         # a search ahead of the next frame
     stats.values(time.monotonic())                                  # {'plan_rate_hz': '9.80', ...}
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ class PlanStats:
         self.last_cost = float('nan')
         self.latencies_ms: deque[float] = deque(maxlen=100)
         self.frame_to_command_ms: deque[float] = deque(maxlen=100)
+        self.ahead_ms: deque[float] = deque(maxlen=100)
         self.plan_times: deque[float] = deque(maxlen=50)
         self.at_goal_since: float | None = None
 
@@ -33,6 +35,10 @@ class PlanStats:
         self.latencies_ms.append((done - asked) * 1e3)          # encoding + planning + publishing
         self.frame_to_command_ms.append(frame_age_ms)
         self.plan_times.append(done)
+
+    def prepared(self, seconds: float) -> None:
+        """One search ahead of the next frame (cem.anticipate), off the path from frame to command."""
+        self.ahead_ms.append(seconds * 1e3)
 
     def holding(self) -> None:
         self.at_goal_since = None
@@ -49,6 +55,7 @@ class PlanStats:
                 'plan_latency_ms_p95': _percentile(self.latencies_ms, 95),
                 'frame_to_command_ms_p50': _percentile(self.frame_to_command_ms, 50),
                 'frame_to_command_ms_p95': _percentile(self.frame_to_command_ms, 95),
+                'search_ahead_ms_p50': _percentile(self.ahead_ms, 50),
                 'at_goal': str(self.at_goal_since is not None),
                 'at_goal_s': f'{now - self.at_goal_since:.1f}' if self.at_goal_since else '0.0'}
 
