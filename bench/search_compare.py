@@ -1,8 +1,9 @@
 """Search settings side by side on the same model: the deployed CEM (config/planner.yaml), the same compiled
 (cem.compile), a LeWM-style search (300 samples × 30 iterations × H5) and a DINO-WM-style one (100 × 10 × H5; plain
-CEM, no shrinking population or reused elites), all with the deployed cost terms. For each: ms per plan on one CPU
-thread (and on the GPU, when there is one), and reach goals held through the planner node's agent loop (plan
-latency is charged, so a slow search also pays in control).
+CEM, no shrinking population or reused elites, no search ahead), all with the deployed cost terms. For each: ms of
+compute per camera frame (encoding and the whole search) on one CPU thread (and on the GPU, when there is one), and
+reach goals held through the planner node's agent loop (plan latency is charged, so a slow search also pays in
+control).
 
     .venv/bin/python bench/search_compare.py --goals 20 --record
 """
@@ -16,7 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-PLAIN_CEM = {'population_decay': 1.0, 'elite_reuse': 0}
+#: the anchors' CEM: the whole search on each frame, no shrinking population or reused elites
+PLAIN_CEM = {'population_decay': 1.0, 'elite_reuse': 0, 'anticipate': False}
 #: name -> the cem.* fields that differ from the deployed search
 SEARCHES = {'deployed': {}, 'deployed, compiled': {'compile': True},
             'LeWM-style': {'num_samples': 300, 'num_iterations': 30, 'horizon': 5, **PLAIN_CEM},
@@ -32,12 +34,12 @@ def size(search: dict) -> str:
 
 
 def plan_ms(checkpoint: str, search: dict, device: str = 'cpu') -> dict:
-    """Plan latency percentiles (ms) of one search on one CPU thread (or the GPU), as bench/plan_latency.py measures
-    it."""
+    """Compute per frame (ms percentiles: encoding and the whole search, the part made ahead of the frame included)
+    of one search on one CPU thread (or the GPU), as bench/plan_latency.py measures it."""
     from plan_latency import bench_cem
     args = Namespace(checkpoint=checkpoint, device=device, threads=1, config=None, search=search,
                      compile=search.get('compile', False), warmup=3, repeats=20)
-    return bench_cem(args)['plan_ms']
+    return bench_cem(args)['per_frame_ms']
 
 
 def main() -> int:
@@ -54,14 +56,14 @@ def main() -> int:
     parser.add_argument('--record', action='store_true', help='write bench/results/ for the README table')
     args = parser.parse_args()
     seeds = list(range(args.seed, args.seed + args.goals))
+    timed = {name: plan_ms(args.checkpoint, search) for name, search in SEARCHES.items()}   # on an idle machine
     runs = run_split(args.checkpoint, {name: ('latent_cem', seeds, search) for name, search in SEARCHES.items()},
                      args.workers)
-    rows = {name: {'plan_ms': plan_ms(args.checkpoint, search), **summarize(runs[name])}
-            for name, search in SEARCHES.items()}
+    rows = {name: {'plan_ms': timed[name], **summarize(runs[name])} for name in SEARCHES}
     gpu = torch.cuda.is_available()                  # the same searches timed on the GPU too, when there is one
     for name, search in SEARCHES.items() if gpu else ():
         rows[name]['plan_ms_cuda'] = plan_ms(args.checkpoint, search, 'cuda')
-    print(f"| search | ms per plan p50 (1 thread){' | GPU' if gpu else ''} | held | touched |\n"
+    print(f"| search | ms per frame p50 (1 thread){' | GPU' if gpu else ''} | held | touched |\n"
           f"|---|---:|{'---:|' if gpu else ''}---:|---:|")
     for name, row in rows.items():
         on_gpu = f" | {row['plan_ms_cuda']['p50']:.1f}" if gpu else ''
@@ -70,7 +72,7 @@ def main() -> int:
     if args.record:
         from results import record
         record('search_compare', f'search settings on the same model, {args.goals} reach goals (seeds {seeds[0]}–'
-               f'{seeds[-1]}): ms per plan on one thread, goals held', '; '.join(
+               f'{seeds[-1]}): ms of compute per frame on one thread, goals held', '; '.join(
                    f"{name} {size(SEARCHES[name])}: {row['plan_ms']['p50']:.0f} ms, "
                    f"{round(row['success_rate'] * row['episodes'])}/{row['episodes']} held"
                    for name, row in rows.items()),

@@ -175,8 +175,8 @@ class TestSafety:
             assert len(times) >= 2 and times[-1] >= 0.2 - 1e-9, times
 
     def test_debug_image_and_diagnostics_show_what_the_planner_does(self, rig, probe):
-        """~/debug_image: current view | goal (resized to it) | cost plot, 64 px high; /diagnostics: timing and the
-        at-goal state."""
+        """~/debug_image: current view | goal (resized to it) | cost plot, 64 px high; /diagnostics: timing (the
+        search ahead of each frame too) and the at-goal state."""
         images = Inbox(probe, Image, '/planner/debug_image', SENSOR)
         diagnostics = Inbox(probe, DiagnosticArray, '/diagnostics')
         assert wait_for(lambda: len(images) > 0, 20), rig['planner'].output()[-2000:]
@@ -186,10 +186,11 @@ class TestSafety:
         def planner_values():
             return [{kv.key: kv.value for kv in st.values} for msg in diagnostics.messages() for st in msg.status
                     if st.name == 'planner']
-        assert wait_for(lambda: planner_values(), 10)
-        values = planner_values()[-1]
+        searched_ahead = lambda: [v for v in planner_values() if v['search_ahead_ms_p50'] != 'nan']  # noqa: E731
+        assert wait_for(searched_ahead, 10), planner_values()[-1:]            # cem.anticipate, the default
+        values = searched_ahead()[-1]
         assert values['at_goal'] in ('True', 'False') and float(values['frame_to_command_ms_p50']) > 0
-        assert float(values['plan_rate_hz']) > 0
+        assert float(values['plan_rate_hz']) > 0 and float(values['search_ahead_ms_p50']) > 0
 
     def test_non_finite_joint_states_hold(self, rig):
         assert_holds(rig, 'nan_joints')

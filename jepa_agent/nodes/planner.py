@@ -7,7 +7,8 @@
     ros2 service call /planner/set_goal_from_current_view std_srvs/srv/Trigger     # the goal: what the camera sees
 
 This node only moves messages and owns parameters; what to command, and when to hold, is the agent's (the same object
-`eval-planner` runs). Plans run in a dedicated thread, one per fresh camera frame (at most `rate_hz`). The agent plans
+`eval-planner` runs). Plans run in a dedicated thread, one per fresh camera frame (at most `rate_hz`); after each
+command the thread searches ahead for the next frame (`cem.anticipate`), stopping early if it arrives. The agent plans
 from where the arm will be when the command takes effect and sends each plan's points on the plan's own timeline,
 through the command gate with the newest joint state (`jepa_agent.command_gate`): a command is refused when joint
 states or camera frames are stale, the planner is disabled or anything is non-finite, and otherwise re-timed so that

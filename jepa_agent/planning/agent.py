@@ -5,6 +5,7 @@
     agent.observe(image, t, q)                      # every camera frame, stamped on the agent's clock
     plan = agent.plan(now, joints)                  # Plan, or Hold(reason)
     command = agent.command(plan, later, newest_joints, camera_age_s=...)   # Command (gated), or Hold(reason)
+    agent.prepare(after, newest_joints)             # search ahead for the next frame (cem.anticipate)
 
 The planner node, `eval-planner` (in simulated time, charging each plan's measured latency) and the demo (through
 the node) all run this object, so their numbers are the node's. ROS-free: times are plain seconds on one clock.
@@ -14,6 +15,10 @@ therefore plans from where the arm will be when the new command takes effect (th
 rolled forward by the expected plan latency + command latency from the measured position, is fed to the policy as
 actions already in flight), and `command` then sends the planned points on the plan's own timeline, dropping those
 already in the past, through the command gate with the newest joint state.
+
+Searching ahead: a plan's search is mostly done before its frame arrives. `prepare`, called right after a command,
+has the policy search from the newest frame for when a plan made on the next frame will take effect; that plan then
+only continues the search on the fresh view, so the path from frame to command is short.
 
 Converging without oscillation: once the goal is reached the model's cost is flat within its noise, and replanning
 every period would chase that noise. `hold_ratio` is a deadband: when the best plan's predicted cost does not beat

@@ -77,7 +77,7 @@ class CEMConfig:
     # execution
     seed: int = 0
     """Seed of the sampling noise (plans are reproducible)."""
-    anticipate: bool = False
+    anticipate: bool = True
     """Search ahead: right after a command, run the search for the next camera frame from the view the model predicts
     for it; when the frame arrives, continue that search on the fresh view for `frame_iterations` iterations only.
     The search's bulk leaves the path from frame to command (the planner node, eval-planner and the demo)."""
