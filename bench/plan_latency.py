@@ -215,7 +215,8 @@ def search_text(result: dict) -> str:
     if result['elite_reuse']:
         text += f", {result['elite_reuse']} reused elites"
     if result.get('anticipate'):
-        text += f", searched ahead ({result['frame_iterations']} on the frame)"
+        n = result['frame_iterations']
+        text += f", searched ahead, {n} iteration{'s' if n > 1 else ''} on the frame"
     return text + (', compiled' if result['compile'] else '')
 
 

@@ -331,7 +331,7 @@ class PlannerNode(ManagedNode):
         if isinstance(command, Hold):
             return self._hold(command.reason)
         self._publish(command, planned_from, asked)
-        started = time.monotonic()        # search ahead for the next frame (cem.anticipate) until it arrives
+        started = time.monotonic()        # search ahead for the next frame (cem.anticipate); it stops if one arrives
         if self.agent.prepare(now_s(self.get_clock()), self.joint_state.reading(), stop=self._new_frame.is_set):
             self.stats.prepared(time.monotonic() - started)
 
