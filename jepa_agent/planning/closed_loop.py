@@ -49,12 +49,23 @@ def make_agent(policy: Policy, env: ArmEnv, horizon: int, config: AgentConfig | 
     return Agent(policy, env_limits(env), gate, config, horizon)
 
 
-class RandomPolicy:
-    """Baseline: uniformly random feasible actions."""
+class Baseline:
+    """What the evaluation baselines share as agent policies: they read the true state, not images; plan steps of one
+    control period; never search ahead; and never stop the arm at the goal (staying has no cost they could see)."""
 
     needs_images = False
-    charged_latency_s = None
+    charged_latency_s: float | None = None
     periods_per_step = 1
+
+    def prepare(self, frames, q: np.ndarray, in_flight: np.ndarray, shift: int = 1, stop=None) -> bool:
+        return False
+
+    def stay_cost(self) -> float:
+        return float('inf')
+
+
+class RandomPolicy(Baseline):
+    """Baseline: uniformly random feasible actions."""
 
     def __init__(self, env: ArmEnv, seed: int = 0):
         self.env, self.rng = env, np.random.default_rng(seed)
@@ -68,20 +79,10 @@ class RandomPolicy:
         target = self.env.clip_targets(q0 + action, reference=q0)
         return Plan((target - q0)[None], target[None], float('nan'), 0.0)
 
-    def prepare(self, frames, q: np.ndarray, in_flight: np.ndarray, shift: int = 1, stop=None) -> bool:
-        return False
 
-    def stay_cost(self) -> float:
-        return float('inf')
-
-
-class ReplayPolicy:
+class ReplayPolicy(Baseline):
     """Push baseline: the demonstration's joint targets, open loop on the episode's clock, whatever arm and block do
     (through the hardware-like arm they lag the scripted push, which stepped the sim without latency)."""
-
-    needs_images = False
-    charged_latency_s = None
-    periods_per_step = 1
 
     def __init__(self, env: ArmEnv, horizon: int):
         self.env, self.horizon = env, horizon
@@ -103,12 +104,6 @@ class ReplayPolicy:
         targets = self.targets[steps]
         return Plan(np.diff(targets, axis=0, prepend=plan_start(q, in_flight)[None]), targets, float('nan'), 0.0)
 
-    def prepare(self, frames, q: np.ndarray, in_flight: np.ndarray, shift: int = 1, stop=None) -> bool:
-        return False
-
-    def stay_cost(self) -> float:
-        return float('inf')
-
 
 class PlanarKinematics:
     """End-effector xy of a chain of z-axis revolute joints, batched in torch, read from the sim's MJCF."""
@@ -128,7 +123,7 @@ class PlanarKinematics:
         return self.base + torch.stack([x.sum(-1), y.sum(-1)], -1)
 
 
-class SimulatorPolicy:
+class SimulatorPolicy(Baseline):
     """Ceiling baseline: the same CEM, with the true simulator as its model and the true goal state as cost.
 
     Reach scores the implied joint targets against the goal pose with the sim's exact kinematics (cheap, batched):
@@ -146,9 +141,6 @@ class SimulatorPolicy:
     BEHIND, AROUND = 0.055, 0.05
     #: m from the goal within which the tip's term fades out (nothing is left to push)
     FADE = 0.02
-
-    needs_images = False
-    periods_per_step = 1
 
     def __init__(self, env: ArmEnv, config: CEMConfig):
         self.env = env
@@ -169,12 +161,6 @@ class SimulatorPolicy:
     def plan(self, frames, q: np.ndarray, in_flight: np.ndarray, shift: int = 1) -> Plan | None:
         cost = self._reach_cost if self.goal.task == 'reach' else self._push_cost
         return self.planner.plan(cost, plan_start(q, in_flight), shift=shift)
-
-    def prepare(self, frames, q: np.ndarray, in_flight: np.ndarray, shift: int = 1, stop=None) -> bool:
-        return False
-
-    def stay_cost(self) -> float:
-        return float('inf')
 
     def _reach_cost(self, actions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         ee_goal = torch.as_tensor(self.goal.ee_pos[:2], dtype=torch.float32)
