@@ -154,8 +154,59 @@ def test_at_the_goal_the_agent_stops_the_arm_instead_of_chasing_noise():
     assert not agent.at_goal and plan.targets[-1][0] > 0.4
 
 
+class Hover(Scripted):
+    """Plans to hold the arm at `target` (cost never beats staying: the agent never stops it)."""
+
+    def __init__(self, target):
+        super().__init__(stay=float('inf'))
+        self.target = np.asarray(target, float)
+
+    def plan(self, frames, q, in_flight, shift):
+        targets = np.tile(self.target, (self.horizon, 1))
+        return Plan(np.diff(np.vstack([self.target, targets]), axis=0), targets, self.cost, 0.02)
+
+
+def settle(agent, arm_error, periods=30):
+    """Run the agent for `periods` on an arm that settles `arm_error` short of each command's end; where it ends."""
+    q = np.zeros(2)
+    for k in range(periods):
+        agent.observe(IMAGE, 0.1 * k, q)
+        plan = agent.plan(0.1 * k, reading(q))
+        command = agent.command(plan, 0.1 * k + 0.02, reading(q), camera_age_s=0.02)
+        q = command.positions[-1] - arm_error
+    return q
+
+
+def test_an_arm_that_settles_short_of_its_setpoint_is_brought_to_the_plan():
+    """A position servo under gravity, or a trajectory controller restarting from where the arm is, leaves the arm
+    short of a still setpoint: integral action on that error makes the commands overshoot it by just as much."""
+    sag = np.array([0.05, -0.03])
+    np.testing.assert_allclose(settle(make(Hover([0.5, 0.2]), tracking_gain=0.0), sag), [0.45, 0.23])
+    agent = make(Hover([0.5, 0.2]))
+    np.testing.assert_allclose(settle(agent, sag), [0.5, 0.2], atol=2e-3)
+    np.testing.assert_allclose(agent.tracking_offset, sag, atol=2e-3)
+    agent = make(Hover([0.5, 0.2]), tracking_limit_rad=0.1)
+    np.testing.assert_allclose(settle(agent, [0.3, 0.0]), [0.3, 0.2], atol=2e-3)      # the offset is bounded
+    agent.set_goal('another goal')
+    assert not agent.tracking_offset.any()
+
+
+def test_tracking_errors_of_moving_joints_are_not_integrated():
+    """Lag behind a moving setpoint is not an offset to compensate (it would overshoot where the motion stops)."""
+    class Sweep(Hover):                                          # joint 0 moves at 1 rad/s, joint 1 stays
+        def plan(self, frames, q, in_flight, shift):
+            self.target = self.target + [0.1, 0.0]
+            targets = self.target + np.outer(np.arange(self.horizon), [0.1, 0.0])
+            return Plan(np.diff(np.vstack([self.target, targets]), axis=0), targets, self.cost, 0.02)
+
+    agent = make(Sweep([0.0, 0.2]), tracking_gain=1.0)
+    settle(agent, [0.1, 0.1], periods=5)
+    assert agent.tracking_offset[0] == 0.0 and agent.tracking_offset[1] == pytest.approx(0.1, abs=0.01)
+
+
 @pytest.mark.parametrize('bad', [dict(execute_steps=0), dict(stale_timeout_s=0.0), dict(hold_ratio=1.0),
-                                 dict(hold_ratio=-0.1), dict(release_ratio=0.95), dict(release_ratio=1.0, hold_ratio=0.0)])
+                                 dict(hold_ratio=-0.1), dict(release_ratio=0.95), dict(release_ratio=1.0, hold_ratio=0.0),
+                                 dict(tracking_gain=1.5), dict(tracking_limit_rad=-0.1)])
 def test_invalid_agent_config_is_rejected(bad):
     with pytest.raises(ValueError):
         AgentConfig(**bad)

@@ -144,6 +144,16 @@ def test_simulator_ceiling_reaches_and_holds_goals_on_the_hardware_like_arm():
     assert all(r.success and r.touched and r.peak_speed_ratio <= 1.1 for r in results), results
 
 
+def test_simulator_ceiling_holds_goals_on_an_arm_that_gravity_pulls_short_of_its_setpoints():
+    """arm4's pitch joints carry their links against gravity, and its position servos, restarted from where the arm
+    is by every trajectory, settle up to 0.1 rad short: the agent's integral action on that error gets the ceiling
+    (joint-space cost: it does not know this arm's kinematics) there, within 1 cm, and it stays."""
+    env = make_env(model_file='arm4.xml', camera='oblique', ee_site='tool', block_joint='')
+    agent = make_agent(SimulatorPolicy(env, CEMConfig()), env, CEMConfig().horizon)
+    results = [run_episode(env, agent, seed, 'reach', max_steps=100) for seed in (1001, 1004)]
+    assert all(r.success and r.final_distance < 0.01 for r in results), results
+
+
 class Scripted:
     """Plans that go to the goal pose and, once `leave` and there, away again; each plan 'takes' `latency_s`."""
 
@@ -188,7 +198,7 @@ def test_a_goal_touched_and_then_left_is_not_held():
     assert stayed.touched and stayed.success
 
 
-def test_eval_planner_drives_another_arm_from_its_params_file(tmp_path, capsys):
+def test_eval_planner_drives_another_arm_from_its_params_file(tmp_path):
     """config/examples/arm4.yaml's sim_arm section sets the scene: four joints, its camera, no block."""
     from jepa_agent.model.checkpoint import save_checkpoint
     from jepa_agent.model.world_model import ModelConfig, WorldModel
@@ -209,8 +219,7 @@ def test_eval_planner_drives_another_arm_from_its_params_file(tmp_path, capsys):
                  '--max-steps', '3', '--out', str(tmp_path / 'eval'), '--record', '0', '--config', str(config)]) == 0
     report = json.loads((tmp_path / 'eval' / 'eval_planner.json').read_text())
     assert report['episodes'] == 1 and report['cem']['num_samples'] == 16
-    assert set(report['baselines']) == {'random'}                # the simulator baseline knows arm.xml only
-    assert 'skipped for arm4.xml' in capsys.readouterr().out
+    assert set(report['baselines']) == {'random', 'simulator_cem'}
 
 
 def test_push_episodes_use_seeds_with_a_scripted_push_and_last_twice_its_length(tmp_path):

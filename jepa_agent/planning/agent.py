@@ -60,6 +60,13 @@ class AgentConfig:
     release_ratio: float = bounded(0.5, ge=0, lt=1)
     """Hysteresis: once stopped at the goal, move again only for a plan below release_ratio × the cost of staying
     (<= hold_ratio; 0 = same as hold_ratio; unused when hold_ratio is 0)."""
+    tracking_gain: float = bounded(0.3, ge=0, le=1)
+    """Integral action on where the arm settles: while the plan holds a joint still, each command adds this share of
+    its error (planned minus measured position) to an offset that the joint's commanded positions carry, so an arm
+    whose controller settles short of its setpoint (gravity on a position servo, a trajectory controller that
+    restarts every trajectory from where the arm is) ends where the plan puts it; 0 = off."""
+    tracking_limit_rad: float = bounded(0.2, ge=0)
+    """Largest tracking offset per joint (rad)."""
 
     def __post_init__(self):
         check_ranges(self)
@@ -125,8 +132,13 @@ def plan_start(q: np.ndarray, in_flight: np.ndarray) -> np.ndarray:
     return in_flight[-1] if len(in_flight) else q
 
 
+#: a plan holds a joint still while its planned speed is below this share of the joint's velocity limit
+STILL_SPEED_FRACTION = 0.1
+
+
 class _Sent:
-    """A command as the arm executes it: from `anchor` at `effect`, linearly through its points."""
+    """A command as the arm executes it: from `anchor` at `effect`, linearly through its points (planned
+    positions: without the tracking offset the command carried)."""
 
     def __init__(self, effect: float, anchor: np.ndarray, times: np.ndarray, positions: np.ndarray):
         self.effect = effect
@@ -165,6 +177,8 @@ class Agent:
         self._pending: tuple[float, float] | None = None     # (when the plan was asked for, time of its q0)
         self._last_origin: float | None = None
         self.at_goal = False
+        self.tracking_offset = np.zeros(self.control_limits.n_joints)
+        """(J,) rad added to every commanded position (`tracking_gain`)."""
 
     def set_goal(self, goal) -> None:
         """Plan toward `goal` (an image for the latent planner) from now on; ValueError if it cannot be used."""
@@ -295,15 +309,29 @@ class Agent:
         intervals = list(self._publish_times) + [now]
         n = self._steps_to_send(now - asked, intervals)
         keep = keep[:n]
+        q = np.asarray(joints.positions, float)
+        self._track(q, now - joints.age_s)
         try:
-            times, positions = self.gate.admit(plan.targets[keep], ahead[keep], joints, enabled=enabled,
-                                               camera_age_s=camera_age_s)
+            times, positions = self.gate.admit(plan.targets[keep] + self.tracking_offset, ahead[keep], joints,
+                                               enabled=enabled, camera_age_s=camera_age_s)
         except CommandRefused as exc:
             return Hold(f'command refused: {exc}')
-        anchor = self._expected_position(effect, np.asarray(joints.positions, float))
-        self._sent.append(_Sent(effect, anchor, times, positions))
+        anchor = self._expected_position(effect, q)
+        self._sent.append(_Sent(effect, anchor, times, positions - self.tracking_offset))
         self._publish_times.append(now)
         return Command(times, positions, plan)
+
+    def _track(self, q: np.ndarray, measured_at: float) -> None:
+        """Integral action (`tracking_gain`) on the error of each joint the commands sent hold still at
+        `measured_at`, when `q` was measured."""
+        if not (self.config.tracking_gain and self._sent):
+            return
+        planned = self._expected_position(measured_at, q)
+        speed = np.abs(planned - self._expected_position(measured_at - self.limits.dt, q)) / self.limits.dt
+        still = speed <= STILL_SPEED_FRACTION * self.limits.velocity
+        offset = self.tracking_offset + self.config.tracking_gain * (planned - q)
+        limit = self.config.tracking_limit_rad
+        self.tracking_offset = np.where(still, np.clip(offset, -limit, limit), self.tracking_offset)
 
     def _steps_to_send(self, latency_s: float, publish_times: list[float]) -> int:
         """At least `execute_steps`; with `cover_latency`, enough to span this plan's latency or the longest recent

@@ -107,9 +107,6 @@ def cmd_eval_planner(args) -> int:
     except (ConfigError, ValueError) as exc:
         print(f'jepa-agent eval-planner: {exc}', file=sys.stderr)
         return 2
-    if env.config.model_file and args.baseline_episodes != 0:
-        print('note: the simulator baseline knows the shipped arm\'s kinematics only; skipped for '
-              f'{env.config.model_file}', flush=True)
     max_steps = args.max_steps or episode_steps(args.task)
     seeds = goal_seeds(env, args.seed, args.episodes, args.task)
     baseline_seeds = seeds if args.baseline_episodes is None else seeds[:args.baseline_episodes]
@@ -129,8 +126,7 @@ def cmd_eval_planner(args) -> int:
     }
     if args.task != 'reach':
         policies['replay'] = (ReplayPolicy(env, cem.horizon), baseline_seeds)
-    if not env.config.model_file:
-        policies['simulator_cem'] = (SimulatorPolicy(env, cem), baseline_seeds)
+    policies['simulator_cem'] = (SimulatorPolicy(env, cem), baseline_seeds)
     runs = {name: evaluate(env, make_agent(policy, env, cem.horizon, agent_config, args.command_latency),
                            run_seeds, args.task, max_steps, record=args.record if name == 'latent_cem' else 0,
                            progress=progress(name), command_latency_s=args.command_latency,

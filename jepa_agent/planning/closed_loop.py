@@ -129,7 +129,7 @@ class SimulatorPolicy(Baseline):
     Reach scores the implied joint targets against the goal pose with the sim's exact kinematics (cheap, batched):
     end-effector distance plus JOINT_WEIGHT × joint-space distance, since the goal image shows a whole arm pose and
     end-effector distance alone strands a short-horizon planner at the joint limits (17 % of goals in a 30-goal
-    check). Push rolls every sample out in the physics (few samples: it is slow; each plan is charged
+    check); on another arm (`model_file`), whose kinematics it does not know, joint-space distance alone. Push rolls every sample out in the physics (few samples: it is slow; each plan is charged
     CEILING_LATENCY_S, not its physics time) and scores the block's distance to its goal plus the end effector's
     path to the point behind the block (seen from the goal), around the block: a straight-line pull to that point
     held the tip against the block's goal side (4 of 10 development goals at the end; 7 with the path around).
@@ -148,7 +148,7 @@ class SimulatorPolicy(Baseline):
                          'push': CEMPlanner(push_search(config), env_limits(env))}
         self.planner = self.planners['reach']
         self.weights = step_weights(config.horizon, config.step_weighting)
-        self.kinematics = PlanarKinematics(env)
+        self.kinematics = None if env.config.model_file else PlanarKinematics(env)
         self.goal: Goal | None = None
         self.charged_latency_s: float | None = None
 
@@ -165,8 +165,9 @@ class SimulatorPolicy(Baseline):
     def _reach_cost(self, actions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         ee_goal = torch.as_tensor(self.goal.ee_pos[:2], dtype=torch.float32)
         q_goal = torch.as_tensor(self.goal.qpos, dtype=torch.float32)
-        distance = ((self.kinematics(targets) - ee_goal).norm(dim=-1)
-                    + self.JOINT_WEIGHT * (targets - q_goal).norm(dim=-1))               # (N, H)
+        distance = self.JOINT_WEIGHT * (targets - q_goal).norm(dim=-1)                  # (N, H)
+        if self.kinematics is not None:
+            distance = distance + (self.kinematics(targets) - ee_goal).norm(dim=-1)
         return distance @ self.weights                                                  # (N,)
 
     def _push_cost(self, actions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
