@@ -191,8 +191,9 @@ def test_an_arm_that_settles_short_of_its_setpoint_is_brought_to_the_plan():
     assert not agent.tracking_offset.any()
 
 
-def test_tracking_errors_of_moving_joints_are_not_integrated():
-    """Lag behind a moving setpoint is not an offset to compensate (it would overshoot where the motion stops)."""
+def test_tracking_errors_are_not_integrated_while_the_arm_moves():
+    """Lag behind a moving setpoint is not an offset to compensate (it would overshoot where the motion stops), nor
+    is the error of a joint held while others move (the arm's motion disturbs it)."""
     class Sweep(Hover):                                          # joint 0 moves at 1 rad/s, joint 1 stays
         def plan(self, frames, q, in_flight, shift):
             self.target = self.target + [0.1, 0.0]
@@ -201,7 +202,7 @@ def test_tracking_errors_of_moving_joints_are_not_integrated():
 
     agent = make(Sweep([0.0, 0.2]), tracking_gain=1.0)
     settle(agent, [0.1, 0.1], periods=5)
-    assert agent.tracking_offset[0] == 0.0 and agent.tracking_offset[1] == pytest.approx(0.1, abs=0.01)
+    assert not agent.tracking_offset.any()
 
 
 @pytest.mark.parametrize('bad', [dict(execute_steps=0), dict(stale_timeout_s=0.0), dict(hold_ratio=1.0),

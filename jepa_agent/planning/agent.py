@@ -61,9 +61,9 @@ class AgentConfig:
     """Hysteresis: once stopped at the goal, move again only for a plan below release_ratio × the cost of staying
     (<= hold_ratio; 0 = same as hold_ratio; unused when hold_ratio is 0)."""
     tracking_gain: float = bounded(0.3, ge=0, le=1)
-    """Integral action on where the arm settles: while the plan holds a joint still, each command adds this share of
-    its error (planned minus measured position) to an offset that the joint's commanded positions carry, so an arm
-    whose controller settles short of its setpoint (gravity on a position servo, a trajectory controller that
+    """Integral action on where the arm settles: while the commands sent hold the arm still, each command adds this
+    share of its error (planned minus measured joint positions) to an offset that the commanded positions carry, so
+    an arm whose controller settles short of its setpoint (gravity on a position servo, a trajectory controller that
     restarts every trajectory from where the arm is) ends where the plan puts it; 0 = off."""
     tracking_limit_rad: float = bounded(0.2, ge=0)
     """Largest tracking offset per joint (rad)."""
@@ -132,8 +132,9 @@ def plan_start(q: np.ndarray, in_flight: np.ndarray) -> np.ndarray:
     return in_flight[-1] if len(in_flight) else q
 
 
-#: a plan holds a joint still while its planned speed is below this share of the joint's velocity limit
-STILL_SPEED_FRACTION = 0.1
+#: the commands sent hold the arm still when every joint's planned speed over STILL_PERIODS control periods is below
+#: this share of its velocity limit
+STILL_SPEED_FRACTION, STILL_PERIODS = 0.05, 2
 
 
 class _Sent:
@@ -322,16 +323,17 @@ class Agent:
         return Command(times, positions, plan)
 
     def _track(self, q: np.ndarray, measured_at: float) -> None:
-        """Integral action (`tracking_gain`) on the error of each joint the commands sent hold still at
-        `measured_at`, when `q` was measured."""
+        """Integral action (`tracking_gain`) on the arm's error at `measured_at`, when `q` was measured, if the
+        commands sent held the whole arm still over the STILL_PERIODS before."""
         if not (self.config.tracking_gain and self._sent):
             return
         planned = self._expected_position(measured_at, q)
-        speed = np.abs(planned - self._expected_position(measured_at - self.limits.dt, q)) / self.limits.dt
-        still = speed <= STILL_SPEED_FRACTION * self.limits.velocity
-        offset = self.tracking_offset + self.config.tracking_gain * (planned - q)
-        limit = self.config.tracking_limit_rad
-        self.tracking_offset = np.where(still, np.clip(offset, -limit, limit), self.tracking_offset)
+        span = STILL_PERIODS * self.limits.dt
+        speed = np.abs(planned - self._expected_position(measured_at - span, q)) / span
+        if np.all(speed <= STILL_SPEED_FRACTION * self.limits.velocity):
+            limit = self.config.tracking_limit_rad
+            self.tracking_offset = np.clip(self.tracking_offset + self.config.tracking_gain * (planned - q),
+                                           -limit, limit)
 
     def _steps_to_send(self, latency_s: float, publish_times: list[float]) -> int:
         """At least `execute_steps`; with `cover_latency`, enough to span this plan's latency or the longest recent
