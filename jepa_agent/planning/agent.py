@@ -61,10 +61,11 @@ class AgentConfig:
     """Hysteresis: once stopped at the goal, move again only for a plan below release_ratio × the cost of staying
     (<= hold_ratio; 0 = same as hold_ratio; unused when hold_ratio is 0)."""
     tracking_gain: float = bounded(0.3, ge=0, le=1)
-    """Integral action on where the arm settles: while the commands sent hold the arm still, each command adds this
-    share of its error (planned minus measured joint positions) to an offset that the commanded positions carry, so
-    an arm whose controller settles short of its setpoint (gravity on a position servo, a trajectory controller that
-    restarts every trajectory from where the arm is) ends where the plan puts it; 0 = off."""
+    """Integral action on where the arm settles: for each joint the commands sent hold still, and that is still, each
+    command adds this share of its error (planned minus measured position) to an offset that the joint's commanded
+    positions carry, so an arm whose controller settles short of its setpoint (gravity on a position servo, a
+    trajectory controller that restarts every trajectory from where the arm is) ends where the plan puts it;
+    0 = off."""
     tracking_limit_rad: float = bounded(0.2, ge=0)
     """Largest tracking offset per joint (rad)."""
 
@@ -132,8 +133,8 @@ def plan_start(q: np.ndarray, in_flight: np.ndarray) -> np.ndarray:
     return in_flight[-1] if len(in_flight) else q
 
 
-#: the commands sent hold the arm still when every joint's planned speed over STILL_PERIODS control periods is below
-#: this share of its velocity limit
+#: a joint is still when its planned speed over STILL_PERIODS control periods, and its measured speed since the last
+#: joint reading, are below this share of its velocity limit
 STILL_SPEED_FRACTION, STILL_PERIODS = 0.05, 2
 
 
@@ -178,6 +179,8 @@ class Agent:
         self._pending: tuple[float, float] | None = None     # (when the plan was asked for, time of its q0)
         self._last_origin: float | None = None
         self.at_goal = False
+        self._stop: np.ndarray | None = None                # where the arm was stopped at the goal
+        self._last_reading: tuple[float, np.ndarray] | None = None     # (when, joint positions) at the last command
         self.tracking_offset = np.zeros(self.control_limits.n_joints)
         """(J,) rad added to every commanded position (`tracking_gain`)."""
 
@@ -223,10 +226,11 @@ class Agent:
         self._pending = (now, origin)
         stay = self.policy.stay_cost()
         ratio = cfg.release_ratio or cfg.hold_ratio if self.at_goal else cfg.hold_ratio
-        self.at_goal = cfg.hold_ratio > 0 and plan.cost >= ratio * stay
-        if self.at_goal:                     # stop where the arm will be: nothing better than staying is in sight
-            q0 = plan_start(q, in_flight)
-            plan = Plan(np.zeros_like(plan.actions), np.tile(q0, (len(plan.targets), 1)), stay, plan.latency_s)
+        stopped, self.at_goal = self.at_goal, cfg.hold_ratio > 0 and plan.cost >= ratio * stay
+        if self.at_goal:       # stop where the arm will be (nothing better than staying is in sight), and stay there
+            self._stop = self._stop if stopped else plan_start(q, in_flight)
+            plan = Plan(np.zeros_like(plan.actions), np.tile(self._stop, (len(plan.targets), 1)), stay,
+                        plan.latency_s)
         return plan
 
     def prepare(self, now: float, joints: JointReading | None, stop: Callable[[], bool] | None = None) -> bool:
@@ -323,17 +327,19 @@ class Agent:
         return Command(times, positions, plan)
 
     def _track(self, q: np.ndarray, measured_at: float) -> None:
-        """Integral action (`tracking_gain`) on the arm's error at `measured_at`, when `q` was measured, if the
-        commands sent held the whole arm still over the STILL_PERIODS before."""
-        if not (self.config.tracking_gain and self._sent):
+        """Integral action (`tracking_gain`) on the error of each joint at `measured_at`, when `q` was measured, that
+        the commands sent held still over the STILL_PERIODS before and that is still (since the last reading)."""
+        last, self._last_reading = self._last_reading, (measured_at, q)
+        if not (self.config.tracking_gain and self._sent and last is not None and measured_at > last[0]):
             return
         planned = self._expected_position(measured_at, q)
         span = STILL_PERIODS * self.limits.dt
-        speed = np.abs(planned - self._expected_position(measured_at - span, q)) / span
-        if np.all(speed <= STILL_SPEED_FRACTION * self.limits.velocity):
-            limit = self.config.tracking_limit_rad
-            self.tracking_offset = np.clip(self.tracking_offset + self.config.tracking_gain * (planned - q),
-                                           -limit, limit)
+        still_speed = STILL_SPEED_FRACTION * self.limits.velocity
+        held = np.abs(planned - self._expected_position(measured_at - span, q)) / span <= still_speed
+        resting = np.abs(q - last[1]) / (measured_at - last[0]) <= still_speed
+        limit = self.config.tracking_limit_rad
+        offset = np.clip(self.tracking_offset + self.config.tracking_gain * (planned - q), -limit, limit)
+        self.tracking_offset = np.where(held & resting, offset, self.tracking_offset)
 
     def _steps_to_send(self, latency_s: float, publish_times: list[float]) -> int:
         """At least `execute_steps`; with `cover_latency`, enough to span this plan's latency or the longest recent
