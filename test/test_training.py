@@ -7,6 +7,7 @@ import yaml
 
 from jepa_agent.cli import main
 from jepa_agent.data.collect import collect_sim, env_dataset_meta
+from jepa_agent.data.dataset import collate_windows
 from jepa_agent.data.episode_writer import open_dataset
 from jepa_agent.model.checkpoint import load_checkpoint
 from jepa_agent.sim.arm_env import ArmEnv, ArmEnvConfig
@@ -163,12 +164,37 @@ def test_a_frameskip_model_trains_and_refits_on_steps_of_several_periods(dataset
     torch.testing.assert_close(actions[:lengths[0] - 3], first[3:] - first[:-3])   # the motion over 3 periods
 
 
-def test_a_time_budget_that_stops_training_early_says_the_refit_was_skipped(dataset, tmp_path):
+def test_a_time_budget_too_short_for_the_refit_says_it_was_skipped(dataset, tmp_path):
     trainer = make_trainer(dataset, tmp_path / 'run', steps=50, predictor_refit_steps=10, state_readout_hidden=8)
-    with pytest.warns(TrainingBudgetWarning, match='step 1 of 50: the predictor refit .* and the state readout was '
-                                                   'SKIPPED'):
+    with pytest.warns(TrainingBudgetWarning, match='step 1 of 50, with no room left for the predictor refit .* and '
+                                                   'the state readout: SKIPPED'):
         trainer.run(max_minutes=1e-9)                    # the budget is spent after the first step
     assert trainer.step == 1 and trainer.refit_at_step is None and trainer.model.state_readout is None
+
+
+def test_a_time_budget_holds_the_refit_and_ends_the_schedule_at_the_steps_that_fit(dataset, tmp_path, capsys):
+    """Steps that do not fit the budget: the refit is timed on a batch, its share kept, and the learning-rate
+    schedule ends at the last end-to-end step that fits (timed on the steps so far)."""
+    trainer = make_trainer(dataset, tmp_path / 'run', steps=100_000, predictor_refit_steps=10, state_readout_hidden=8)
+    batch = next(iter(torch.utils.data.DataLoader(trainer.dataset, batch_size=8, collate_fn=collate_windows)))
+    weights = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer._plan_budget(batch, step_s=0.01, remaining_s=60.0)
+    assert 0 < trainer.refit_reserve_s < 60 and trainer.refit_fits
+    assert trainer.schedule_steps == int((60.0 - trainer.refit_reserve_s) / 0.01)
+    assert all(torch.equal(v, weights[k]) for k, v in trainer.model.state_dict().items())   # timed on a copy
+    trainer._plan_budget(batch, step_s=0.01, remaining_s=0.5 * trainer.refit_reserve_s)     # the budget runs out
+    assert trainer.schedule_steps == 0
+    short = make_trainer(dataset, tmp_path / 'short', steps=100_000, predictor_refit_steps=10)
+    short._plan_budget(batch, step_s=0.01, remaining_s=1e-3)                # no room for the refit from the start
+    assert not short.refit_fits and short.schedule_steps == 0
+
+    trainer = make_trainer(dataset, tmp_path / 'budget', steps=100_000, predictor_refit_steps=10,
+                           state_readout_hidden=8, state_readout_steps=100)
+    trainer.run(max_minutes=0.1)
+    assert 20 <= trainer.step < trainer.schedule_steps + 5 < 100_000      # planned every log_every (5) steps
+    assert trainer.refit_at_step == trainer.step and trainer.model.state_readout is not None
+    assert 'end-to-end training stopped at step' in capsys.readouterr().out
+    assert load_checkpoint(tmp_path / 'budget')[1]['training']['schedule_steps'] == trainer.schedule_steps
 
 
 def test_nan_batch_stops_training_unless_skipping_is_enabled(dataset, tmp_path):

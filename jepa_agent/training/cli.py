@@ -32,7 +32,8 @@ def add_commands(subparsers) -> None:
     train.add_argument('--out', required=True, help='output directory: checkpoint, optimizer state, tensorboard/')
     train.add_argument('--config', default=None, help='ROS-style YAML with a `train` section '
                        '(default: config/train.yaml)')
-    train.add_argument('--max-minutes', type=float, default=None, help='stop after this much training time')
+    train.add_argument('--max-minutes', type=float, default=None,
+                       help='time budget for the whole run, refit included (default: the config\'s max_minutes)')
     train.add_argument('--steps', type=int, default=None, help='override the configured number of steps')
     train.add_argument('--device', type=check_device, default=None, help=f'override the device: {DEVICE_HELP}')
     train.add_argument('--resume', action='store_true', help='continue the run in --out')

@@ -8,12 +8,14 @@ optimizer state for `--resume` (train_state.pt), and TensorBoard scalars (tensor
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import os
 import random
 import time
 import warnings
+from types import SimpleNamespace
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +39,13 @@ CONFIG_SECTION = 'train'
 
 
 class TrainingBudgetWarning(UserWarning):
-    """Training stopped on its time budget before its steps (and refit) were done."""
+    """Training stopped on its time budget before there was time for the refit."""
+
+
+#: end-to-end steps of a session before its time budget is planned, and the first of them left out of the timing
+BUDGET_PROBE_STEPS, BUDGET_WARMUP_STEPS = 20, 5
+#: the refit's timed estimate is scaled by this for the reserve (the rest of the budget is end-to-end training)
+REFIT_RESERVE_FACTOR = 1.25
 
 
 @dataclass
@@ -55,7 +63,8 @@ class TrainConfig:
     grad_clip: float = 1.0
     """Gradient-norm clip; 0 disables."""
     max_minutes: float = 0.0
-    """Stop (and checkpoint) after this much training time; 0 = no limit."""
+    """Time budget for the whole run, refit included; 0 = no limit. When the steps do not fit, the learning-rate
+    schedule is shortened to the steps that do, and time is reserved for the refit (timed on the data)."""
     # data
     stride: int = 1
     """Frames between consecutive training windows inside an episode."""
@@ -233,6 +242,9 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
         self.step, self.epoch, self.samples, self.elapsed, self.skipped = 0, 0, 0, 0.0, 0
         self.refit_at_step: int | None = None   # end-to-end step count when the predictor was last refitted
+        self.schedule_steps = config.steps      # where the learning-rate schedule ends (a time budget may move it)
+        self.refit_reserve_s: float | None = None   # seconds of the budget kept for the refit, once timed
+        self.refit_fits = False                 # whether the budget had room for that reserve when it was timed
         if resume:
             self._load_state(state_file)
             if self.step < config.steps:        # the state readout fitted after training is fitted again at the end
@@ -253,6 +265,14 @@ class Trainer:
                              f'match the model ({c.action_dim} joints, {c.image_size} px)')
 
     # -- one step ------------------------------------------------------------------------------------------------
+    def _agreed_min(self, value: int) -> int:
+        """The smallest `value` over all ranks (rank 0 alone knows the refit it will run)."""
+        if not self.runtime.distributed:
+            return value
+        t = torch.tensor([float(value)], device=self.runtime.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MIN)
+        return int(t.item())
+
     def _all_agree(self, *flags: bool) -> list[bool]:
         """OR of each flag over all ranks, so every rank skips/stops together (no rank left in a collective)."""
         if not self.runtime.distributed:
@@ -285,7 +305,7 @@ class Trainer:
         if not self._batch_ok(images, actions, qpos):
             return None
         for group in self.optimizer.param_groups:
-            group['lr'] = self.config.learning_rate * cosine_with_warmup(self.step, self.config.steps,
+            group['lr'] = self.config.learning_rate * cosine_with_warmup(self.step, self.schedule_steps,
                                                                          self.config.warmup_steps)
         self.objective.train()
         use_bf16 = self.config.bf16 and device.type == 'cuda'
@@ -321,7 +341,8 @@ class Trainer:
     def save(self, last_scalars: dict) -> None:
         if not self.runtime.main:
             return
-        training = {'steps': self.step, 'samples': self.samples, 'train_seconds': round(self.elapsed, 1),
+        training = {'steps': self.step, 'schedule_steps': self.schedule_steps, 'samples': self.samples,
+                    'train_seconds': round(self.elapsed, 1),
                     'processes': self.runtime.world, 'device': self.runtime.device.type,
                     'predictor_refit_at_step': self.refit_at_step,
                     'data': str(self.data_dir), 'skipped_batches': self.skipped,
@@ -348,16 +369,22 @@ class Trainer:
 
     # -- run ------------------------------------------------------------------------------------------------
     def _refit(self, scalars: dict) -> None:
-        """Once the end-to-end steps are done (not after a time-limited stop): refit the predictor, unless it was at
-        this step already, then fit the state readout if asked and the model lacks one (or the predictor was just
-        refitted)."""
+        """Once the end-to-end steps are done, or the time budget stopped them with room left for it: refit the
+        predictor, unless it was at this step already, then fit the state readout if asked and the model lacks one
+        (or the predictor was just refitted)."""
         c = self.config
-        if self.runtime.main and (c.predictor_refit_steps or c.state_readout_hidden) and self.step < c.steps:
-            skipped = ' and the state readout' if c.state_readout_hidden else ''
-            warnings.warn(f'the time budget stopped training at step {self.step} of {c.steps}: the predictor refit '
-                          f'({c.predictor_refit_steps} steps){skipped} was SKIPPED; finish with the same command plus '
-                          '--resume (and a larger --max-minutes)', TrainingBudgetWarning, stacklevel=3)
-        if not (self.runtime.main and self.step >= c.steps):
+        budget_stop = self.step < c.steps
+        if self.runtime.main and self._refits() and budget_stop:
+            if not self.refit_fits:
+                skipped = ' and the state readout' if c.state_readout_hidden else ''
+                warnings.warn(f'the time budget stopped training at step {self.step} of {c.steps}, with no room left '
+                              f'for the predictor refit ({c.predictor_refit_steps} steps){skipped}: SKIPPED; finish '
+                              'with the same command plus --resume (and a larger --max-minutes)',
+                              TrainingBudgetWarning, stacklevel=3)
+                return
+            print(f'time budget: end-to-end training stopped at step {self.step} of {c.steps}, where its learning-rate '
+                  f'schedule ended; the refit takes the {self.refit_reserve_s:.0f} s kept for it', flush=True)
+        if not (self.runtime.main and (self.step >= c.steps or self.refit_fits)):
             return
         refit = bool(c.predictor_refit_steps) and self.refit_at_step != self.step
         readout = bool(c.state_readout_hidden) and (refit or self.model.state_readout is None)
@@ -379,22 +406,69 @@ class Trainer:
             scalars.update({f'refit/state_readout_rmse_{j}': v for j, v in enumerate(fitted['rmse_rad'])})
         self.elapsed += time.monotonic() - start
 
+    def _refits(self) -> bool:
+        """Whether this process refits after the end-to-end steps (the main one, when asked to)."""
+        return self.runtime.main and bool(self.config.predictor_refit_steps or self.config.state_readout_hidden)
+
+    def _plan_budget(self, batch: dict, step_s: float, remaining_s: float) -> None:
+        """Fit the rest of the run into `remaining_s`: keep the refit's timed share (REFIT_RESERVE_FACTOR × its
+        estimate), and end the learning-rate schedule at the last end-to-end step that fits (the same on every
+        rank), so the steps that run are annealed ones."""
+        if self.refit_reserve_s is None:
+            self.refit_reserve_s = REFIT_RESERVE_FACTOR * self._time_refit(batch) if self._refits() else 0.0
+            self.refit_fits = remaining_s > self.refit_reserve_s     # the run then stops when only that is left
+        fit = self.step + max(0, int((remaining_s - self.refit_reserve_s) / step_s))
+        self.schedule_steps = self._agreed_min(min(self.config.steps, fit))
+
+    def _time_refit(self, batch: dict) -> float:
+        """Seconds the refit will take: encoding every frame, the predictor refit and the state readout, each timed
+        on this batch, on a copy of the model (nothing of the run changes)."""
+        c, model, device = self.config, copy.deepcopy(self.model), self.runtime.device
+        images, qpos = batch['images'].to(device), batch['qpos'].to(device).flatten(0, 1)
+        b, t = images.shape[:2]
+        start = time.monotonic()
+        with torch.no_grad():
+            latents = model.eval().encode(images.flatten(0, 1))
+        seconds = (time.monotonic() - start) * float(self.dataset.episode_lengths.sum()) / (b * t)
+        actions = torch.cat([batch['actions'], batch['actions'][:, :1]], 1).flatten(0, 1).to(latents)
+        encoded = (latents, actions, torch.arange(b, device=device) * t, qpos)
+        windows = SimpleNamespace(window=t, frameskip=1)
+        fits = ((c.predictor_refit_steps, 10, lambda n: refit_predictor(
+                    model, windows, encoded, self.loss_config, n, c.predictor_refit_batch_size, c.learning_rate)),
+                (c.state_readout_steps if c.state_readout_hidden else 0, 50,
+                 lambda n: fit_state_readout(model, latents, qpos, c.state_readout_hidden, n)))
+        for steps, timed, fit in fits:
+            if steps:
+                start = time.monotonic()
+                fit(timed)
+                seconds += (time.monotonic() - start) * steps / timed
+        return seconds
+
     def run(self, max_minutes: float | None = None) -> dict:
-        """Train until `config.steps` or `max_minutes` (default config.max_minutes); returns the last scalars."""
+        """Train until `config.steps` or the time budget (`max_minutes`, default config.max_minutes), then refit;
+        returns the last scalars. A budget holds the refit too (`_plan_budget`)."""
         from tqdm import tqdm
         limit = 60 * (self.config.max_minutes if max_minutes is None else max_minutes) or math.inf
         bar = tqdm(total=self.config.steps, initial=self.step, disable=not (self.progress and self.runtime.main),
                    desc='train', unit='step', dynamic_ncols=True)
         scalars: dict = {}
         started = time.monotonic() - self.elapsed
-        session_start = time.monotonic()
+        session_start, first_step, timed_from = time.monotonic(), self.step, None
         stop = self.step >= self.config.steps
         while not stop:
             for batch in make_loader(self.dataset, self.config, self.runtime, self.epoch):
                 terms = self.train_step(batch)
-                self.elapsed = time.monotonic() - started
-                (stop,) = self._all_agree(self.step >= self.config.steps
-                                          or time.monotonic() - session_start >= limit)
+                now = time.monotonic()
+                self.elapsed, done = now - started, self.step - first_step
+                timed_from = now if done == BUDGET_WARMUP_STEPS else timed_from
+                if math.isfinite(limit) and done >= BUDGET_PROBE_STEPS and terms is not None and (
+                        done == BUDGET_PROBE_STEPS or done % self.config.log_every == 0):
+                    self._plan_budget(batch, (now - timed_from) / (done - BUDGET_WARMUP_STEPS),
+                                      limit - (now - session_start))
+                    bar.total = self.schedule_steps
+                    bar.refresh()
+                budget = limit - (self.refit_reserve_s or 0.0)
+                (stop,) = self._all_agree(self.step >= self.config.steps or now - session_start >= budget)
                 if terms is not None:
                     bar.update(1)
                     if self.runtime.main and (self.step % self.config.log_every == 0 or stop):
@@ -422,7 +496,10 @@ def train(data_dir: str | Path, out_dir: str | Path, config_file: str | Path | N
     config, model_config, loss_config = load_configs(config_file, overrides)
     trainer = Trainer(data_dir, out_dir, config, model_config, loss_config, resume=resume, progress=progress)
     try:
-        return trainer.run(max_minutes)
+        scalars = trainer.run(max_minutes)
+        if dist.is_initialized():
+            dist.barrier()      # rank 0 refits alone: the others wait, so no rank tears gloo down under a live peer
+        return scalars
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
