@@ -46,6 +46,8 @@ class TrainingBudgetWarning(UserWarning):
 BUDGET_PROBE_STEPS, BUDGET_WARMUP_STEPS = 20, 5
 #: the refit's timed estimate is scaled by this for the reserve (the rest of the budget is end-to-end training)
 REFIT_RESERVE_FACTOR = 1.25
+#: budget plans between timings of the refit (about a second each: often enough to follow a machine's load)
+REFIT_TIMED_EVERY = 5
 
 
 @dataclass
@@ -244,7 +246,8 @@ class Trainer:
         self.refit_at_step: int | None = None   # end-to-end step count when the predictor was last refitted
         self.schedule_steps = config.steps      # where the learning-rate schedule ends (a time budget may move it)
         self.refit_reserve_s: float | None = None   # seconds of the budget kept for the refit, once timed
-        self.refit_fits = False                 # whether the budget had room for that reserve when it was timed
+        self.refit_fits = False                 # whether the budget had room for that reserve when first timed
+        self._budget_plans = 0
         if resume:
             self._load_state(state_file)
             if self.step < config.steps:        # the state readout fitted after training is fitted again at the end
@@ -412,11 +415,15 @@ class Trainer:
 
     def _plan_budget(self, batch: dict, step_s: float, remaining_s: float) -> None:
         """Fit the rest of the run into `remaining_s`: keep the refit's timed share (REFIT_RESERVE_FACTOR × its
-        estimate), and end the learning-rate schedule at the last end-to-end step that fits (the same on every
-        rank), so the steps that run are annealed ones."""
-        if self.refit_reserve_s is None:
+        estimate, timed again every REFIT_TIMED_EVERY plans: a busy machine slows it), and end the learning-rate
+        schedule at the last end-to-end step that fits (the same on every rank), so the steps that run are annealed
+        ones."""
+        first = self.refit_reserve_s is None
+        if first or self._budget_plans % REFIT_TIMED_EVERY == 0:
             self.refit_reserve_s = REFIT_RESERVE_FACTOR * self._time_refit(batch) if self._refits() else 0.0
+        if first:
             self.refit_fits = remaining_s > self.refit_reserve_s     # the run then stops when only that is left
+        self._budget_plans += 1
         fit = self.step + max(0, int((remaining_s - self.refit_reserve_s) / step_s))
         self.schedule_steps = self._agreed_min(min(self.config.steps, fit))
 
