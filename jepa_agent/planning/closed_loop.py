@@ -129,10 +129,11 @@ class SimulatorPolicy(Baseline):
     Reach scores the implied joint targets against the goal pose with the sim's exact kinematics (cheap, batched):
     end-effector distance plus JOINT_WEIGHT × joint-space distance, since the goal image shows a whole arm pose and
     end-effector distance alone strands a short-horizon planner at the joint limits (17 % of goals in a 30-goal
-    check); on another arm (`model_file`), whose kinematics it does not know, joint-space distance alone. Push rolls every sample out in the physics (few samples: it is slow; each plan is charged
-    CEILING_LATENCY_S, not its physics time) and scores the block's distance to its goal plus the end effector's
-    path to the point behind the block (seen from the goal), around the block: a straight-line pull to that point
-    held the tip against the block's goal side (4 of 10 development goals at the end; 7 with the path around).
+    check); on another arm (`model_file`), whose kinematics it does not know, joint-space distance alone. Push rolls
+    every sample out in the physics (few samples: it is slow; each plan is charged CEILING_LATENCY_S, not its physics
+    time) and scores the block's distance to its goal plus the end effector's path to the point behind the block
+    (seen from the goal), around the block: a straight-line pull to that point held the tip against the block's goal
+    side (4 of 10 development goals at the end; 7 with the path around).
     """
 
     JOINT_WEIGHT = 0.3
