@@ -268,21 +268,17 @@ class Trainer:
                              f'match the model ({c.action_dim} joints, {c.image_size} px)')
 
     # -- one step ------------------------------------------------------------------------------------------------
-    def _agreed_min(self, value: int) -> int:
-        """The smallest `value` over all ranks (rank 0 alone knows the refit it will run)."""
+    def _over_ranks(self, values: list[float], op: dist.ReduceOp) -> list[float]:
+        """`values` reduced by `op` over all ranks (as they are in a single process)."""
         if not self.runtime.distributed:
-            return value
-        t = torch.tensor([float(value)], device=self.runtime.device)
-        dist.all_reduce(t, op=dist.ReduceOp.MIN)
-        return int(t.item())
+            return values
+        t = torch.tensor(values, dtype=torch.float64, device=self.runtime.device)
+        dist.all_reduce(t, op=op)
+        return t.tolist()
 
     def _all_agree(self, *flags: bool) -> list[bool]:
         """OR of each flag over all ranks, so every rank skips/stops together (no rank left in a collective)."""
-        if not self.runtime.distributed:
-            return list(flags)
-        t = torch.tensor([float(f) for f in flags], device=self.runtime.device)
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return [bool(v) for v in t.tolist()]
+        return [bool(v) for v in self._over_ranks([float(f) for f in flags], dist.ReduceOp.MAX)]
 
     def _batch_ok(self, images: torch.Tensor, actions: torch.Tensor, qpos: torch.Tensor) -> bool:
         bad_input = not (bool(torch.isfinite(actions).all()) and bool(torch.isfinite(qpos).all())) or (
@@ -376,8 +372,9 @@ class Trainer:
         predictor, unless it was at this step already, then fit the state readout if asked and the model lacks one
         (or the predictor was just refitted)."""
         c = self.config
-        budget_stop = self.step < c.steps
-        if self.runtime.main and self._refits() and budget_stop:
+        if not self._refits():
+            return
+        if self.step < c.steps:                 # the time budget stopped the end-to-end steps
             if not self.refit_fits:
                 skipped = ' and the state readout' if c.state_readout_hidden else ''
                 warnings.warn(f'the time budget stopped training at step {self.step} of {c.steps}, with no room left '
@@ -387,8 +384,6 @@ class Trainer:
                 return
             print(f'time budget: end-to-end training stopped at step {self.step} of {c.steps}, where its learning-rate '
                   f'schedule ended; the refit takes the {self.refit_reserve_s:.0f} s kept for it', flush=True)
-        if not (self.runtime.main and (self.step >= c.steps or self.refit_fits)):
-            return
         refit = bool(c.predictor_refit_steps) and self.refit_at_step != self.step
         readout = bool(c.state_readout_hidden) and (refit or self.model.state_readout is None)
         if not (refit or readout):
@@ -425,7 +420,8 @@ class Trainer:
             self.refit_fits = remaining_s > self.refit_reserve_s     # the run then stops when only that is left
         self._budget_plans += 1
         fit = self.step + max(0, int((remaining_s - self.refit_reserve_s) / step_s))
-        self.schedule_steps = self._agreed_min(min(self.config.steps, fit))
+        (steps,) = self._over_ranks([min(self.config.steps, fit)], dist.ReduceOp.MIN)   # rank 0 alone refits
+        self.schedule_steps = int(steps)
 
     def _time_refit(self, batch: dict) -> float:
         """Seconds the refit will take: encoding every frame, the predictor refit and the state readout, each timed
