@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -56,6 +57,38 @@ def test_episodes_get_consecutive_indices_and_discard_removes(tmp_path):
     write_episode(tmp_path, 2)
     assert [p.name for p in episode_dirs(tmp_path)] == ['episode_000000', 'episode_000001']
     assert [len(r) for r in open_episodes(tmp_path)] == [3, 2]
+
+
+def test_a_reader_of_the_live_dataset_never_sees_an_episode_without_its_metadata(tmp_path):
+    """A trainer reads a dataset while the recorder starts episodes: each directory appears with meta.json inside."""
+    write_episode(tmp_path, 1)
+    seen, missing, done = set(), [], threading.Event()
+
+    def watch():
+        while not done.is_set():
+            for path in episode_dirs(tmp_path):
+                if path.name not in seen:
+                    seen.add(path.name)
+                    if not (path / 'meta.json').exists():
+                        missing.append(path.name)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    for _ in range(100):
+        EpisodeWriter(tmp_path, META).discard()
+    done.set()
+    watcher.join()
+    assert missing == [] and len(seen) > 1
+
+
+def test_a_writer_that_loses_the_race_for_an_index_takes_the_next_without_touching_the_winner(tmp_path, monkeypatch):
+    write_episode(tmp_path, 3)
+    import jepa_agent.data.episode_writer as episode_writer
+    monkeypatch.setattr(episode_writer, 'episode_dirs', lambda root: [])    # it listed before the winner published
+    with EpisodeWriter(tmp_path, META) as late:
+        late.append(make_frame(0))
+    assert late.index == 1 and [len(r) for r in open_episodes(tmp_path)] == [3, 1]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith('.')] == []
 
 
 @pytest.mark.parametrize('change', [

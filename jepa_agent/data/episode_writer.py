@@ -5,7 +5,9 @@ every `fsync_interval` s); `recover_episode` cuts it off and marks the episode '
 """
 from __future__ import annotations
 
+import errno
 import os
+import tempfile
 import time
 import warnings
 import zlib
@@ -54,10 +56,9 @@ class EpisodeWriter:
         self.meta = meta
         self.fsync_interval = fsync_interval
         self.dtype = frame_dtype(meta.n_joints)
-        self.path, self.index = self._claim_episode_dir()
-        self._info = {'index': self.index, 'status': 'recording', 'task': task, 'n_frames': 0,
+        self._info = {'status': 'recording', 'task': task, 'n_frames': 0,
                       'created': time.time(), 'writer': process_identity(), **(info or {})}
-        write_json_atomic(self.path / META_FILE, self._info)
+        self.path, self.index = self._claim_episode_dir()
         self._images = open(self.path / IMAGES_FILE, 'ab', buffering=0)
         self._frames = open(self.path / FRAMES_FILE, 'ab', buffering=0)
         self._last_sync = time.monotonic()
@@ -65,14 +66,22 @@ class EpisodeWriter:
         self.n_frames = 0
 
     def _claim_episode_dir(self) -> tuple[Path, int]:
+        """Publish the episode directory with its meta.json already inside, so that a reader of the live dataset
+        never sees an episode without one. The rename is atomic and fails onto a directory that holds anything: two
+        writers on one dataset never share an episode."""
         existing = episode_dirs(self.root)
         index = int(existing[-1].name[len(EPISODE_PREFIX):]) + 1 if existing else 0
-        while True:   # mkdir is atomic: two writers on one dataset never share an episode
+        staging = Path(tempfile.mkdtemp(prefix='.claiming-', dir=self.root))
+        while True:
+            self._info['index'] = index
+            write_json_atomic(staging / META_FILE, self._info)
             path = self.root / f'{EPISODE_PREFIX}{index:06d}'
             try:
-                path.mkdir()
+                os.rename(staging, path)
                 return path, index
-            except FileExistsError:
+            except OSError as exc:
+                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise
                 index += 1
 
     def _check(self, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
