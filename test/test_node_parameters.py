@@ -53,13 +53,15 @@ def expected_parameters(node: str) -> dict[str, tuple[type, dataclasses.Field]]:
 
 
 def call(probe, srv_type, service: str, request, timeout: float = 120.0):
-    """The response of one service call, waiting on service availability and the call's future (no polling)."""
+    """The response of one service call, waiting on service availability and the call's future (no polling). A
+    managed node configures (loads its model) on its executor before it answers: on a loaded machine that took
+    over 30 s, so the answer gets the same `timeout` as availability."""
     client = probe.create_client(srv_type, service)
     assert client.wait_for_service(timeout_sec=timeout), f'{service} never became available'
     done = threading.Event()
     future = client.call_async(request)
     future.add_done_callback(lambda _: done.set())
-    assert done.wait(timeout=30.0), f'{service} did not answer'
+    assert done.wait(timeout=timeout), f'{service} did not answer within {timeout} s'
     return future.result()
 
 
