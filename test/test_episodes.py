@@ -89,6 +89,9 @@ def test_a_writer_that_loses_the_race_for_an_index_takes_the_next_without_touchi
         late.append(make_frame(0))
     assert late.index == 1 and [len(r) for r in open_episodes(tmp_path)] == [3, 1]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith('.')] == []
+    umask = os.umask(0)
+    os.umask(umask)
+    assert {p.stat().st_mode & 0o777 for p in episode_dirs(tmp_path)} == {0o777 & ~umask}   # as mkdir makes them
 
 
 @pytest.mark.parametrize('change', [

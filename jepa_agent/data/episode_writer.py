@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import errno
 import os
-import tempfile
 import time
+import uuid
 import warnings
 import zlib
 from pathlib import Path
@@ -71,7 +71,8 @@ class EpisodeWriter:
         writers on one dataset never share an episode."""
         existing = episode_dirs(self.root)
         index = int(existing[-1].name[len(EPISODE_PREFIX):]) + 1 if existing else 0
-        staging = Path(tempfile.mkdtemp(prefix='.claiming-', dir=self.root))
+        staging = self.root / f'.claiming-{uuid.uuid4().hex}'         # mkdir: the umask's permissions, as before
+        staging.mkdir()
         while True:
             self._info['index'] = index
             write_json_atomic(staging / META_FILE, self._info)
