@@ -60,25 +60,28 @@ def test_episodes_get_consecutive_indices_and_discard_removes(tmp_path):
 
 
 def test_a_reader_of_the_live_dataset_never_sees_an_episode_without_its_metadata(tmp_path):
-    """A trainer reads a dataset while the recorder starts episodes: each directory appears with meta.json inside."""
+    """A trainer reads a dataset while the recorder starts episodes: an episode directory is listed only with its
+    meta.json inside."""
     write_episode(tmp_path, 1)
     seen, missing, done = set(), [], threading.Event()
 
     def watch():
-        while not done.is_set():
+        while True:
+            finished = done.is_set()             # one more full listing after the last writer
             for path in episode_dirs(tmp_path):
-                if path.name not in seen:
-                    seen.add(path.name)
-                    if not (path / 'meta.json').exists():
-                        missing.append(path.name)
+                seen.add(path.name)
+                if not (path / 'meta.json').exists():
+                    missing.append(path.name)
+            if finished:
+                return
 
     watcher = threading.Thread(target=watch)
     watcher.start()
     for _ in range(100):
-        EpisodeWriter(tmp_path, META).discard()
+        EpisodeWriter(tmp_path, META).close()
     done.set()
     watcher.join()
-    assert missing == [] and len(seen) > 1
+    assert missing == [] and len(seen) == 101
 
 
 def test_a_writer_that_loses_the_race_for_an_index_takes_the_next_without_touching_the_winner(tmp_path, monkeypatch):

@@ -148,12 +148,15 @@ class EpisodeWriter:
         return self._info
 
     def discard(self) -> None:
-        """Delete the episode."""
+        """Delete the episode: unpublished first (renamed to a hidden name), so a reader of the live dataset never
+        sees it half deleted."""
         self._images.close()
         self._frames.close()
+        doomed = self.root / f'.discarding-{uuid.uuid4().hex}'
+        os.rename(self.path, doomed)
         for name in (IMAGES_FILE, FRAMES_FILE, META_FILE):
-            (self.path / name).unlink(missing_ok=True)
-        self.path.rmdir()
+            (doomed / name).unlink(missing_ok=True)
+        doomed.rmdir()
 
     def __enter__(self) -> EpisodeWriter:
         return self
