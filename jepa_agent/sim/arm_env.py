@@ -234,29 +234,28 @@ class ArmEnv:
             dists.append(np.linalg.norm(xy - (a + t * ab)))
         return float(min(dists))
 
-    def _link_points(self, q: np.ndarray) -> np.ndarray:
+    def _posed(self, q: np.ndarray) -> mujoco.MjData:
+        """The scratch data with the arm at joint positions `q` (the rest of the scene as it is), kinematics done."""
         self._scratch.qpos[:] = self.data.qpos
         self._scratch.qpos[self._qadr] = q
         mujoco.mj_kinematics(self.model, self._scratch)
-        pts = [self._scratch.xpos[b][:2] for b in self._link_bodies] + [self._scratch.site_xpos[self._ee_site][:2]]
+        return self._scratch
+
+    def _link_points(self, q: np.ndarray) -> np.ndarray:
+        s = self._posed(q)
+        pts = [s.xpos[b][:2] for b in self._link_bodies] + [s.site_xpos[self._ee_site][:2]]
         return np.array(pts)
 
     def forward_kinematics(self, q: np.ndarray) -> np.ndarray:
         """End-effector position (xyz) for arm joint positions `q`."""
-        self._scratch.qpos[:] = self.data.qpos
-        self._scratch.qpos[self._qadr] = q
-        mujoco.mj_kinematics(self.model, self._scratch)
-        return self._scratch.site_xpos[self._ee_site].copy()
+        return self._posed(q).site_xpos[self._ee_site].copy()
 
     def ee_in_view(self, q: np.ndarray) -> bool:
         """Whether the camera sees the end effector at arm joint positions `q` (the rest of the scene as it is): the
         end-effector site lies in the image, and the first surface on the line of sight to it belongs to the site's
         own body. A reach goal image that hides the end effector (under the table, behind a link, out of frame) does
         not show where it should go: on arm4's oblique camera 51 of 250 random poses did."""
-        s, camera = self._scratch, self._camera
-        s.qpos[:] = self.data.qpos
-        s.qpos[self._qadr] = q
-        mujoco.mj_kinematics(self.model, s)
+        s, camera = self._posed(q), self._camera
         mujoco.mj_camlight(self.model, s)
         eye = s.cam_xpos[camera].copy()
         sight = s.site_xpos[self._ee_site] - eye
