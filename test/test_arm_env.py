@@ -4,6 +4,8 @@ import pytest
 
 from jepa_agent.config import ConfigError, build
 from jepa_agent.sim import ArmEnvConfig, make_env
+from jepa_agent.sim.controlled_arm import ControlledArm
+from jepa_agent.sim.trajectory import TrajectoryError
 
 
 def test_reset_is_deterministic_for_a_seed():
@@ -179,6 +181,43 @@ def test_a_scene_the_sim_cannot_drive_is_a_clear_error(tmp_path):
                          '</worldbody><actuator><position joint="j"/></actuator></mujoco>')
     with pytest.raises(ValueError, match="joint 'j' has no range"):
         make_env(model_file=str(unlimited))
+
+
+ARM4 = dict(model_file='arm4.xml', camera='oblique', ee_site='tool', block_joint='', image_size=40)
+
+
+def test_the_arm_description_narrows_the_scene_to_its_working_range():
+    """A real arm's MJCF often allows ±2π where its user works in a smaller range (the other nodes' `lower`,
+    `upper`): resets, reach goals and the sim's controller keep to the description, not to the scene's ranges."""
+    lower, upper = [-1.0, -0.6, -0.5, -0.4], [1.0, 0.2, 0.5, 0.4]
+    env = make_env(**ARM4, joint_names=['turret_yaw', 'shoulder_pitch', 'elbow_pitch', 'wrist_pitch'],
+                   lower=lower, upper=upper, velocity_limit=[1.0, 1.0, 2.0, 2.0])
+    assert env.robot.lower == lower and env.robot.upper == upper and env.robot.velocity_limit == [1, 1, 2, 2]
+    for seed in range(20):
+        q = env.reset(seed, render=False).qpos
+        assert np.all(q >= np.array(lower) - 0.05) and np.all(q <= np.array(upper) + 0.05), q   # settled
+        goal = env.sample_goal(seed)
+        assert np.all(goal.qpos >= lower) and np.all(goal.qpos <= upper), goal.qpos
+    env.step(np.full(4, 1.0), render=False)
+    assert np.all(env.data.ctrl[:4] <= np.array(upper) + 1e-9)        # targets kept inside the working range
+    np.testing.assert_allclose(env.max_delta, np.array([1.0, 1.0, 2.0, 2.0]) * env.control_dt)
+    arm = ControlledArm(env)                                       # the sim node's controller
+    with pytest.raises(TrajectoryError, match='joint 0 = 1.5000 is outside the limits \\[-1.0000, 1.0000\\]'):
+        arm.send([2.0], [[1.5, 0.0, 0.0, 0.0]], now=0.0)             # inside the scene's range, outside the arm's
+    arm.send([2.0], [[0.9, 0.0, 0.0, 0.0]], now=0.0)
+    env.close()
+
+
+@pytest.mark.parametrize('description, message', [
+    ({'joint_names': ['a', 'b', 'c', 'd']}, "not the scene's actuated joints in actuator order: \\['turret_yaw'"),
+    ({'lower': [-3.0, -1.0, -1.0, -1.0]}, "joint 'turret_yaw', \\[-3, 2.6\\], must be a range inside the scene's "
+                                          "\\[-2.6, 2.6\\]"),
+    ({'upper': [1.0, 1.0]}, 'upper needs one finite value per joint \\(4'),
+    ({'velocity_limit': [1.0, 0.0, 1.0, 1.0]}, 'velocity_limit must be > 0'),
+])
+def test_a_description_that_does_not_fit_the_scene_is_a_clear_error(description, message):
+    with pytest.raises(ValueError, match=message):
+        make_env(**ARM4, **description)
 
 
 def test_mirror_poses_arm_and_block_for_kinematics_without_simulating():

@@ -72,6 +72,39 @@ def test_collect_sim_takes_the_arm_and_babbling_from_a_params_file(tmp_path, cap
     assert 'cannot load the scene' in capsys.readouterr().err
 
 
+@pytest.mark.parametrize('section', ['/**', '/**/explorer'])
+def test_collect_sim_babbles_inside_the_arm_description_not_the_scenes_ranges(tmp_path, capsys, section):
+    """The description every node is given (or the explorer's, whose babbling collect-sim replays) narrows the
+    scene's joint ranges: the episodes and their metadata keep to it."""
+    lower, upper = [-0.8, -0.5, -0.4, -0.3], [0.8, 0.1, 0.4, 0.3]
+    config = tmp_path / 'arm.yaml'
+    config.write_text(f"""
+{section}:
+  ros__parameters:
+    joint_names: [turret_yaw, shoulder_pitch, elbow_pitch, wrist_pitch]
+    lower: {lower}
+    upper: {upper}
+    velocity_limit: [1.0, 1.0, 1.0, 1.0]
+/**/sim_arm:
+  ros__parameters:
+    model_file: arm4.xml
+    camera: oblique
+    ee_site: tool
+    block_joint: ''
+    image_size: 32
+""")
+    out = tmp_path / 'data'
+    assert cli_main(['data', 'collect-sim', '--config', str(config), '--out', str(out), '--episodes', '2',
+                     '--steps', '40']) == 0
+    capsys.readouterr()
+    assert cli_main(['data', 'info', str(out), '--json']) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info['lower'] == lower and info['upper'] == upper and info['velocity_limit'] == [1.0] * 4
+    for directory in episode_dirs(out):
+        qpos = EpisodeReader(directory).qpos
+        assert np.all(qpos >= np.array(lower) - 0.05) and np.all(qpos <= np.array(upper) + 0.05)
+
+
 def test_collect_sim_curiosity_runs_the_shipped_model(tmp_path, capsys):
     out = tmp_path / 'curious'
     assert cli_main(['data', 'collect-sim', '--out', str(out), '--source', 'curiosity', '--episodes', '1',

@@ -106,10 +106,12 @@ def add_commands(subparsers) -> argparse._SubParsersAction:
 
 def collect_configs(path: Path | None) -> tuple:
     """(ArmEnvConfig params, PipelineTiming, BabbleConfig) from the sim_arm and explorer sections of a params file
-    (each may be missing; parameters that only the nodes have are ignored)."""
+    (each may be missing; parameters that only the nodes have are ignored). The arm's description (joint names and
+    limits) is the sim_arm section's, else the explorer's: collect-sim babbles where the explorer would."""
     from jepa_agent.config import build, load_section
     from jepa_agent.data.babble import BabbleConfig
     from jepa_agent.data.collect import PipelineTiming
+    from jepa_agent.robot import RobotDescription
     from jepa_agent.sim.arm_env import scene_params
 
     def section(node: str) -> dict:
@@ -122,7 +124,8 @@ def collect_configs(path: Path | None) -> tuple:
     sim, explorer = section('sim_arm'), section('explorer')
     rate = {'explorer_hz': explorer['rate_hz']} if 'rate_hz' in explorer else {}
     timing = build(PipelineTiming, {**only(PipelineTiming, sim), **rate}, section='sim_arm')
-    return scene_params(path), timing, build(BabbleConfig, only(BabbleConfig, explorer), section='explorer')
+    scene = {**only(RobotDescription, explorer), **scene_params(path)}
+    return scene, timing, build(BabbleConfig, only(BabbleConfig, explorer), section='explorer')
 
 
 def load_surprise(checkpoint: Path | None):

@@ -8,7 +8,7 @@ Publishes joint_states and camera/image_raw (rgb8) + camera/camera_info; follows
 arm_controller/joint_trajectory (relative names from jepa_agent.ros.topics) like ros2_control's
 joint_trajectory_controller (`controller: joint_trajectory`, the default: each trajectory starts from the arm's
 current position, is interpolated linearly to each point's time_from_start, and nothing limits how fast that is),
-after `command_latency_s`; `controller: rate_limited` also caps setpoint speed at max_joint_velocity, which hides
+after `command_latency_s`; `controller: rate_limited` also caps setpoint speed at the velocity limit, which hides
 commands that break the limit. /diagnostics reports how fast
 the arm really moved and how many commands asked for more than the velocity limit from where the arm was when they
 took effect. Like a real camera, frames can be published late (camera_latency_s; stamped at exposure), with

@@ -52,11 +52,23 @@ class ArmEnvConfig:
     # control
     controller: str = 'joint_trajectory'
     """'joint_trajectory': like ros2_control's joint_trajectory_controller, no speed limiting (the default, what a
-    real arm does); 'rate_limited': setpoints also move at most max_joint_velocity (hides unsafe commands)."""
+    real arm does); 'rate_limited': setpoints also move at most the velocity limit (hides unsafe commands)."""
     control_hz: float = bounded(10.0, ge=1, le=100)
     """Rate of `step()`; one action spans 1/control_hz seconds."""
     max_joint_velocity: float = bounded(1.5, gt=0)
-    """Joint velocity limit (rad/s); bounds the per-step action to max_joint_velocity / control_hz."""
+    """Joint velocity limit (rad/s) of every joint unless `velocity_limit` gives them one each; bounds the per-step
+    action to the limit / control_hz."""
+    # the arm's description, as every other node is given it (the `/**` section of a params file); [] = the scene's
+    joint_names: list[str] = dataclasses.field(default_factory=list)
+    """The arm's joints; when given, they must be the scene's actuated joints in actuator order ([] = the scene's)."""
+    lower: list[float] = dataclasses.field(default_factory=list)
+    """Lower position limits (rad), one per joint, inside the scene's joint ranges ([] = the scene's ranges): the
+    arm's working range. Resets, reach goals and collect-sim's babbling stay inside it and the sim's controller
+    refuses trajectories that leave it, as the other nodes are told."""
+    upper: list[float] = dataclasses.field(default_factory=list)
+    """Upper position limits (rad), as `lower`."""
+    velocity_limit: list[float] = dataclasses.field(default_factory=list)
+    """Velocity limits (rad/s), one per joint ([] = max_joint_velocity for every joint)."""
     # task
     task: str = 'reach'
     """Goal kind for sample_goal(): 'reach' (end-effector pose), 'push' or 'push_far' (block position)."""
@@ -145,9 +157,7 @@ class ArmEnv:
         self.joint_names = [self.model.joint(j).name for j in jids]
         self._qadr = np.array([self.model.jnt_qposadr[j] for j in jids])
         self._vadr = np.array([self.model.jnt_dofadr[j] for j in jids])
-        self.lower = self.model.jnt_range[jids, 0].copy()
-        self.upper = self.model.jnt_range[jids, 1].copy()
-        self.velocity_limit = np.full(len(jids), self.config.max_joint_velocity)
+        self.lower, self.upper, self.velocity_limit = self._working_range(jids)
         self._link_bodies = [int(self.model.jnt_bodyid[j]) for j in jids]
         self._ee_site = self._named(mujoco.mjtObj.mjOBJ_SITE, self.config.ee_site, 'ee_site')
         self._camera = self._named(mujoco.mjtObj.mjOBJ_CAMERA, self.config.camera, 'camera')
@@ -158,6 +168,32 @@ class ArmEnv:
         self._substeps = max(1, round(1.0 / (self.config.control_hz * self.model.opt.timestep)))
         self.peak_speed_ratio = 0.0
         """Fastest joint speed seen during `step()` since the last reset, as a multiple of its velocity limit."""
+
+    def _working_range(self, jids: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(lower, upper, velocity_limit) of the arm: the configured description inside the scene's joint ranges;
+        ValueError naming the parameter when it does not describe this scene's arm."""
+        c, n = self.config, len(jids)
+        if c.joint_names and list(c.joint_names) != self.joint_names:
+            raise ValueError(f'joint_names {list(c.joint_names)} are not the scene\'s actuated joints in actuator '
+                             f'order: {self.joint_names}')
+        scene_lower, scene_upper = self.model.jnt_range[jids, 0].copy(), self.model.jnt_range[jids, 1].copy()
+        given = {}
+        for name in ('lower', 'upper', 'velocity_limit'):
+            values = getattr(c, name)
+            if values and (len(values) != n or not np.all(np.isfinite(values))):
+                raise ValueError(f'{name} needs one finite value per joint ({n}: {self.joint_names}), got {values!r}')
+            given[name] = np.asarray(values, float) if values else None
+        lower = scene_lower if given['lower'] is None else given['lower']
+        upper = scene_upper if given['upper'] is None else given['upper']
+        outside = (lower < scene_lower - 1e-9) | (upper > scene_upper + 1e-9) | (lower >= upper)
+        if outside.any():
+            j = int(np.argmax(outside))
+            raise ValueError(f'the limits of joint {self.joint_names[j]!r}, [{lower[j]:g}, {upper[j]:g}], must be a '
+                             f'range inside the scene\'s [{scene_lower[j]:g}, {scene_upper[j]:g}]')
+        velocity = np.full(n, c.max_joint_velocity) if given['velocity_limit'] is None else given['velocity_limit']
+        if np.any(velocity <= 0):
+            raise ValueError(f'velocity_limit must be > 0 for every joint, got {c.velocity_limit!r}')
+        return lower, upper, velocity
 
     def _named(self, kind: mujoco.mjtObj, name: str, parameter: str) -> int:
         """Id of the MJCF element `name`, or a ValueError naming the parameter and what the scene has."""
