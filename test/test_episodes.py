@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -95,6 +96,23 @@ def test_a_writer_that_loses_the_race_for_an_index_takes_the_next_without_touchi
     umask = os.umask(0)
     os.umask(umask)
     assert {p.stat().st_mode & 0o777 for p in episode_dirs(tmp_path)} == {0o777 & ~umask}   # as mkdir makes them
+
+
+def test_the_next_writer_removes_what_a_writer_that_died_mid_claim_or_mid_discard_left_hidden(tmp_path):
+    from jepa_agent.data.episode_writer import ABANDONED_AFTER_S
+    write_episode(tmp_path, 2)
+    old, fresh = tmp_path / '.claiming-dead', tmp_path / '.claiming-now'          # fresh: a live writer's, maybe
+    doomed = tmp_path / '.discarding-dead'
+    for path in (old, fresh, doomed):
+        path.mkdir()
+        (path / 'meta.json').write_text('{}')
+    (doomed / 'images.bin').write_bytes(b'x' * 10)
+    long_ago = time.time() - ABANDONED_AFTER_S - 5
+    for path in (old, doomed):
+        os.utime(path, (long_ago, long_ago))
+    EpisodeWriter(tmp_path, META).close()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith('.')) == ['.claiming-now']
+    assert [len(r) for r in open_episodes(tmp_path)] == [2, 0]
 
 
 @pytest.mark.parametrize('change', [

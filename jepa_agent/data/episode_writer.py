@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import time
 import uuid
 import warnings
@@ -21,8 +22,28 @@ from jepa_agent.data.episodes import (DATASET_FILE, EPISODE_PREFIX, FORMAT_VERSI
                                       write_json_atomic, writer_alive)
 
 
+#: hidden directories a writer makes for a moment (`.claiming-*` while it publishes an episode, `.discarding-*`
+#: while it deletes one); one this old was left by a writer that died in that moment
+ABANDONED_AFTER_S = 60.0
+
+
+def remove_abandoned(root: Path) -> list[str]:
+    """Delete the hidden claiming/discarding directories of `root` that dead writers left; their names."""
+    removed = []
+    for path in sorted([*root.glob('.claiming-*'), *root.glob('.discarding-*')]):
+        try:
+            if time.time() - path.stat().st_mtime < ABANDONED_AFTER_S:
+                continue
+            shutil.rmtree(path)
+        except OSError:
+            continue                      # gone meanwhile, or not ours to delete: readers never list it anyway
+        removed.append(path.name)
+    return removed
+
+
 def open_dataset(root: str | Path, meta: DatasetMeta) -> Path:
-    """Create DIR (writing dataset.json) or check that an existing one matches `meta`; recover dead episodes."""
+    """Create DIR (writing dataset.json) or check that an existing one matches `meta`; recover dead episodes and
+    remove what dead writers left hidden."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     if (root / DATASET_FILE).exists():
@@ -40,6 +61,7 @@ def open_dataset(root: str | Path, meta: DatasetMeta) -> Path:
             continue
         if report:
             warnings.warn(f'interrupted episode {report}', DatasetWarning, stacklevel=2)
+    remove_abandoned(root)
     return root
 
 
