@@ -183,6 +183,46 @@ def test_a_scene_the_sim_cannot_drive_is_a_clear_error(tmp_path):
         make_env(model_file=str(unlimited))
 
 
+GRIPPER_ARM = '''<mujoco>
+  <compiler angle="radian"/>
+  <worldbody>
+    <camera name="cam" pos="0.2 -1 0.4" xyaxes="1 0 0 0 0.4 1"/>
+    <body><joint name="j1" axis="0 0 1" range="-1 1"/><geom type="capsule" size="0.03" fromto="0 0 0 0.3 0 0"/>
+      <body pos="0.3 0 0"><joint name="j2" axis="0 1 0" range="-1 1"/>
+        <geom type="capsule" size="0.03" fromto="0 0 0 0.2 0 0"/><site name="tip" pos="0.2 0 0"/>
+        <body pos="0.2 0 0"><joint name="finger" type="slide" axis="1 0 0" range="0 0.04"/><geom size="0.01"/></body>
+      </body>
+    </body>
+  </worldbody>
+  <tendon><fixed name="grip"><joint joint="finger" coef="1"/></fixed></tendon>
+  <actuator>
+    <position name="a1" joint="j1" kp="400" kv="10"/>
+    <J2/>
+    <general name="grip" tendon="grip" biastype="affine" gainprm="10" biasprm="0 -10 -1" ctrlrange="0 0.04"/>
+  </actuator>
+  <keyframe><key qpos="0 0 0" ctrl="0 0 0.03"/></keyframe>
+</mujoco>'''
+
+
+def test_the_arm_is_the_joints_position_servos_drive_and_a_gripper_keeps_its_setpoint(tmp_path):
+    """Menagerie's arms write position servos as <general> actuators and drive their gripper through a tendon."""
+    scene = tmp_path / 'arm.xml'
+    servo = '<general name="a2" joint="j2" biastype="affine" gainprm="400" biasprm="0 -400 -10"/>'
+    scene.write_text(GRIPPER_ARM.replace('<J2/>', servo))
+    env = make_env(model_file=str(scene), camera='cam', ee_site='tip', block_joint='', image_size=16)
+    assert env.joint_names == ['j1', 'j2']
+    obs = env.reset(1, render=False)
+    assert env.data.ctrl[2] == 0.03                                  # the gripper: its keyframe's setpoint
+    moved = env.step(np.array([0.2, -0.2]), render=False)
+    assert moved.qpos[0] - obs.qpos[0] > 0.1 and obs.qpos[1] - moved.qpos[1] > 0.1
+    np.testing.assert_allclose(env.joint_targets(), obs.qpos + [0.2, -0.2])
+    assert env.data.ctrl[2] == 0.03
+    env.close()
+    scene.write_text(GRIPPER_ARM.replace('<J2/>', '<motor name="a2" joint="j2"/>'))
+    with pytest.raises(ValueError, match="actuator 'a2' drives joint 'j2' but not as a position servo"):
+        make_env(model_file=str(scene), camera='cam', ee_site='tip', block_joint='')
+
+
 ARM4 = dict(model_file='arm4.xml', camera='oblique', ee_site='tool', block_joint='', image_size=40)
 
 

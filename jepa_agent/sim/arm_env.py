@@ -127,22 +127,38 @@ def load_scene(path: str | Path) -> mujoco.MjModel:
         raise ValueError(f'cannot load the scene {path}: {exc}') from exc
 
 
-def arm_joints(model: mujoco.MjModel) -> list[int]:
-    """Ids of the joints the actuators drive, in actuator order: the arm. ValueError if an actuator drives anything
-    but one limited hinge or slide joint (limits are part of the arm's description)."""
-    if model.nu == 0:
-        raise ValueError('the scene has no actuators; the arm is the joints its position actuators drive')
-    ids = []
+def is_position_servo(model: mujoco.MjModel, actuator: int) -> bool:
+    """Whether `actuator` holds its transmission at its control value: a `<position>` actuator, or a `<general>`
+    one with the same gain and bias (force = kp (ctrl - q) - kv dq, as Menagerie's arms are written)."""
+    gain, bias = model.actuator_gainprm[actuator], model.actuator_biasprm[actuator]
+    return (int(model.actuator_gaintype[actuator]) == int(mujoco.mjtGain.mjGAIN_FIXED)
+            and int(model.actuator_biastype[actuator]) == int(mujoco.mjtBias.mjBIAS_AFFINE)
+            and gain[0] > 0 and bias[0] == 0 and abs(bias[1] + gain[0]) <= 1e-9 * gain[0])
+
+
+def arm_actuators(model: mujoco.MjModel) -> tuple[list[int], list[int]]:
+    """(actuator ids, joint ids) of the arm: the actuators that each drive one hinge or slide joint as position
+    servos, in actuator order. Actuators on anything else (a gripper's tendon, a site) are not the arm. ValueError
+    for a scene without any, for a joint driven by force or velocity, and for an arm joint without a range (limits
+    are part of the arm's description)."""
+    actuators, joints = [], []
     for i in range(model.nu):
+        if int(model.actuator_trntype[i]) != int(mujoco.mjtTrn.mjTRN_JOINT):
+            continue
         joint = int(model.actuator_trnid[i, 0])
+        if int(model.jnt_type[joint]) not in (int(mujoco.mjtJoint.mjJNT_HINGE), int(mujoco.mjtJoint.mjJNT_SLIDE)):
+            continue
         name = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_ACTUATOR, i)
-        if int(model.actuator_trntype[i]) != int(mujoco.mjtTrn.mjTRN_JOINT) or \
-                int(model.jnt_type[joint]) not in (int(mujoco.mjtJoint.mjJNT_HINGE), int(mujoco.mjtJoint.mjJNT_SLIDE)):
-            raise ValueError(f'actuator {name!r} does not drive one hinge or slide joint')
+        if not is_position_servo(model, i):
+            raise ValueError(f'actuator {name!r} drives joint {model.joint(joint).name!r} but not as a position '
+                             f'servo; the sim commands the arm through position actuators (<position kp=...>)')
         if not model.jnt_limited[joint]:
             raise ValueError(f'joint {model.joint(joint).name!r} has no range; give it one (range="lower upper")')
-        ids.append(joint)
-    return ids
+        actuators.append(i)
+        joints.append(joint)
+    if not joints:
+        raise ValueError('the scene has no arm: its joints are those that position actuators drive, one each')
+    return actuators, joints
 
 
 class ArmEnv:
@@ -153,7 +169,7 @@ class ArmEnv:
         self.model = load_scene(scene_path(self.config.model_file))
         self.data = mujoco.MjData(self.model)
         self._scratch = mujoco.MjData(self.model)   # kinematics/rendering of arbitrary states
-        jids = arm_joints(self.model)
+        self._actuators, jids = arm_actuators(self.model)
         self.joint_names = [self.model.joint(j).name for j in jids]
         self._qadr = np.array([self.model.jnt_qposadr[j] for j in jids])
         self._vadr = np.array([self.model.jnt_dofadr[j] for j in jids])
@@ -239,7 +255,9 @@ class ArmEnv:
         mujoco.mj_resetData(self.model, self.data)
         q = self.random_joint_positions(rng, margin=0.8)
         self.data.qpos[self._qadr] = q
-        self.data.ctrl[:] = q
+        if self.model.nkey:              # actuators that are not the arm (a gripper) hold the first keyframe's setpoint
+            self.data.ctrl[:] = self.model.key_ctrl[0]
+        self.data.ctrl[self._actuators] = q
         if self.has_block:
             self._place_block(rng, q)
         mujoco.mj_forward(self.model, self.data)
@@ -364,10 +382,10 @@ class ArmEnv:
         targets = np.asarray(targets, dtype=np.float64)
         if targets.shape != (self.n_joints,) or not np.all(np.isfinite(targets)):
             raise ValueError(f'joint targets must be {self.n_joints} finite values, got {targets!r}')
-        self.data.ctrl[:] = self.clip_targets(targets)
+        self.data.ctrl[self._actuators] = self.clip_targets(targets)
 
     def joint_targets(self) -> np.ndarray:
-        return self.data.ctrl.copy()
+        return self.data.ctrl[self._actuators].copy()
 
     def advance(self, seconds: float) -> None:
         """Simulate `seconds` of physics with the current setpoints."""
@@ -383,7 +401,7 @@ class ArmEnv:
         target = self.clip_targets(q + action, reference=None if ramp else q)
         updates, done = min(SETPOINT_UPDATES, self._substeps), 0
         for k in range(1, updates + 1):
-            self.data.ctrl[:] = q + (target - q) * (k / updates) if ramp else target
+            self.data.ctrl[self._actuators] = q + (target - q) * (k / updates) if ramp else target
             steps = round(k * self._substeps / updates) - done
             mujoco.mj_step(self.model, self.data, nstep=steps)
             done += steps
