@@ -305,7 +305,9 @@ def test_dropped_and_jittered_frames_arrive_in_stamp_order_at_the_kept_rate(star
 
 @pytest.mark.parametrize('params, needle', [({'image_size': 999}, 'image_size'),
                                             ({'camera_hz': -1.0}, 'camera_hz'),
-                                            ({'seed': 'abc'}, 'seed')])
+                                            ({'seed': 'abc'}, 'seed'),
+                                            ({'model_file': 'nowhere.xml'}, 'cannot load the scene'),
+                                            ({'joint_names': ['a', 'b', 'c']}, "not the scene's actuated joints")])
 def test_bad_parameters_fail_at_start_up(start_node, params, needle):
     node = start_node('sim_arm', params=params)
     assert wait_for(lambda: not node.alive(), timeout=20.0)

@@ -32,7 +32,7 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from jepa_agent.config import bounded
+from jepa_agent.config import ConfigError, bounded
 from jepa_agent.data.messages import MessageError, trajectory_points, truncate
 from jepa_agent.ros import topics
 from jepa_agent.ros.conversions import rgb_to_image
@@ -102,13 +102,17 @@ class RateCounter:
 class SimArmNode(Node):
     def __init__(self):
         super().__init__('sim_arm')
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
         self.config = declare_config(self, SimArmConfig)
         self.exit_code = 0
-        self.env = ArmEnv(self.config.env_config())
+        try:
+            self.env = ArmEnv(self.config.env_config())
+        except ValueError as exc:                # a scene, camera or arm description this node cannot simulate
+            raise ConfigError(f'[sim_arm] {exc}') from exc
         self.env.reset(self.config.seed, render=False)
         self.arm = ControlledArm(self.env, self.config.command_latency_s)
         self._lock = threading.Lock()          # guards env and arm
-        self._stop = threading.Event()
         self._resets = 0
         self._counters = {k: RateCounter() for k in ('joint_states', 'camera', 'camera_rendered')}
         self.camera_link = CameraLink(self.config.camera_latency_s, self.config.camera_jitter_s,
