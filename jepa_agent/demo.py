@@ -4,6 +4,7 @@
     jepa-agent demo --goals 10 --seed 1010 --checkpoint runs/reach
     jepa-agent demo --learn --budget-minutes 20       # from scratch: babble + record, train, then plan
     jepa-agent demo --task push --goals 5             # push the block to where a scripted push left it
+    jepa-agent demo --config config/examples/arm4.yaml --checkpoint runs/arm4   # another arm, by its params file
 
 The sim arm and the planner run as real ROS 2 processes (the `sim_arm` and `planner` nodes, exactly what
 `ros2 launch jepa_agent sim_demo.launch.py` starts); this process only resets the scene through `/sim_arm/reset`,
@@ -14,6 +15,9 @@ traffic stays on this machine in a domain of its own (not your ROS_DOMAIN_ID), s
 arm; pass --ros-domain-id to watch it from other ROS tools.
 `--learn` first collects motor-babbling episodes in the sim (the explorer's policy, `data collect-sim`), trains a
 world model on them (`jepa-agent train`) within the time budget, then runs the same demo with that model.
+`--config` runs another arm: every node gets that params file after its config/<node>.yaml (as the launch files'
+`params_file`), and its sim_arm section sets the scene the goals are drawn in (`collect-sim` and `eval-planner` read
+it the same way).
 """
 from __future__ import annotations
 
@@ -75,6 +79,9 @@ def add_commands(subparsers) -> None:
                         help='ROS domain for the demo (default: a random private one, never your ROS_DOMAIN_ID)')
     parser.add_argument('--task', choices=TASKS, default='reach',
                         help="goal kind (default reach); push and push_far are scored on the block at the end")
+    parser.add_argument('--config', type=Path, default=None,
+                        help="another arm's params file in the nodes' layout (e.g. config/examples/arm4.yaml), given "
+                             'to every node; its sim_arm section sets the scene')
     parser.add_argument('--learn', action='store_true', help='learn a model from scratch first (see above)')
     parser.add_argument('--budget-minutes', type=float, default=20.0,
                         help='--learn: total time for exploring, training and the demo (default 20)')
@@ -89,18 +96,25 @@ def cmd_demo(args) -> int:
     began = time.monotonic()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    from jepa_agent.config import ConfigError
+    from jepa_agent.planning.evaluate import goal_seeds
     from jepa_agent.resources import model_path
+    from jepa_agent.sim.arm_env import make_env, scene_params
+    try:
+        scene = {**scene_params(args.config), 'task': args.task}
+        env = make_env(**scene)
+    except (ConfigError, ValueError) as exc:
+        print(f'jepa-agent demo: {exc}', file=sys.stderr)
+        return 2
+    seeds = goal_seeds(env, args.seed, args.goals, args.task)
+    env.close()
     checkpoint = Path(args.checkpoint) if args.checkpoint else model_path('reach_64px')
     if args.learn:
         demo_minutes = (args.goals * args.goal_timeout + 60) / 60
-        checkpoint = learn_from_scratch(out, max(args.budget_minutes - demo_minutes, 1.0), args.seed)
-    from jepa_agent.planning.evaluate import goal_seeds
-    from jepa_agent.sim.arm_env import make_env
-    env = make_env(task=args.task)
-    seeds = goal_seeds(env, args.seed, args.goals, args.task)
-    env.close()
+        checkpoint = learn_from_scratch(out, max(args.budget_minutes - demo_minutes, 1.0), args.seed, args.config)
     try:
-        results, timings = run_demo(checkpoint, seeds, args.goal_timeout, args.record, out, domain, args.task)
+        results, timings = run_demo(checkpoint, seeds, args.goal_timeout, args.record, out, domain, scene,
+                                    args.config)
     except (RuntimeError, TimeoutError) as exc:
         print(f'jepa-agent demo: {exc}', file=sys.stderr)
         return 1
@@ -116,10 +130,11 @@ def private_domain() -> int:
 
 
 class NodeProcesses:
-    """Nodes as child processes in a private DDS domain, each with its shipped config file (as the launch files)
-    plus `-p` overrides, logging to `log_dir/<node>.log`; `stop()` shuts them down cleanly (SIGINT)."""
+    """Nodes as child processes in a private DDS domain, each with its shipped config file (as the launch files),
+    then `params_file` (another arm's) when given, then `-p` overrides, logging to `log_dir/<node>.log`; `stop()`
+    shuts them down cleanly (SIGINT)."""
 
-    def __init__(self, params: dict[str, list[str]], log_dir: Path, domain: int):
+    def __init__(self, params: dict[str, list[str]], log_dir: Path, domain: int, params_file: Path | None = None):
         from jepa_agent.resources import config_path
         self.log_dir = log_dir
         env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST', ROS_DOMAIN_ID=str(domain),
@@ -130,6 +145,8 @@ class NodeProcesses:
         for name, values in params.items():
             cmd = [sys.executable, '-m', f'jepa_agent.nodes.{name}', '--ros-args',
                    '--params-file', str(config_path(f'{name}.yaml'))]
+            if params_file is not None:
+                cmd += ['--params-file', str(params_file)]
             for value in values:
                 cmd += ['-p', value]
             with open(log_dir / f'{name}.log', 'w') as log:
@@ -164,10 +181,10 @@ def complete_episodes(root: Path) -> int:
 
 
 def run_nodes_until(params: dict[str, list[str]], log_dir: Path, done, timeout_s: float = math.inf,
-                    poll_s: float = 1.0) -> None:
-    """Run the nodes of `params` (as NodeProcesses) in a private domain until `done()` is true or `timeout_s` has
-    passed, polling every `poll_s`; then stop them. RuntimeError if a node exits meanwhile."""
-    nodes = NodeProcesses(params, log_dir, private_domain())
+                    poll_s: float = 1.0, params_file: Path | None = None) -> None:
+    """Run the nodes of `params` (as NodeProcesses, with `params_file`) in a private domain until `done()` is true or
+    `timeout_s` has passed, polling every `poll_s`; then stop them. RuntimeError if a node exits meanwhile."""
+    nodes = NodeProcesses(params, log_dir, private_domain(), params_file)
     start = time.monotonic()
     try:
         while not done() and time.monotonic() - start < timeout_s:
@@ -178,12 +195,14 @@ def run_nodes_until(params: dict[str, list[str]], log_dir: Path, done, timeout_s
         nodes.stop()
 
 
-def record_babbling(root: Path, seed: int, log_dir: Path, episodes: int, timeout_s: float = math.inf) -> int:
+def record_babbling(root: Path, seed: int, log_dir: Path, episodes: int, timeout_s: float = math.inf,
+                    params_file: Path | None = None) -> int:
     """Motor babbling recorded through the real nodes (sim_arm + explorer + recorder in auto mode, episodes of 200
-    frames) until `episodes` episodes are complete or `timeout_s` has passed; returns the complete episodes."""
+    frames; another arm: its `params_file`) until `episodes` episodes are complete or `timeout_s` has passed;
+    returns the complete episodes."""
     run_nodes_until({'sim_arm': [f'seed:={seed}'], 'explorer': [f'seed:={seed}'],
                      'recorder': [f'dataset_dir:={root}', f'episode_frames:={EPISODE_FRAMES}', 'task:=babble']},
-                    log_dir, lambda: complete_episodes(root) >= episodes, timeout_s)
+                    log_dir, lambda: complete_episodes(root) >= episodes, timeout_s, params_file=params_file)
     return complete_episodes(root)
 
 
@@ -191,10 +210,12 @@ def record_babbling(root: Path, seed: int, log_dir: Path, episodes: int, timeout
 class DemoSession:
     """sim_arm + planner as child processes, driven and watched by a small node in this process."""
 
-    def __init__(self, checkpoint: Path, seed: int, log_dir: Path, domain: int, image_size: int = 64,
-                 task: str = 'reach'):
-        self.checkpoint, self.seed, self.log_dir, self.image_size = checkpoint, seed, log_dir, image_size
-        self.domain, self.task = domain, task
+    def __init__(self, checkpoint: Path, seed: int, log_dir: Path, domain: int, scene: dict | None = None,
+                 params_file: Path | None = None):
+        """`scene`: the ArmEnvConfig parameters of the sim (those of `params_file`'s sim_arm section, and the task)."""
+        self.checkpoint, self.seed, self.log_dir, self.domain = checkpoint, seed, log_dir, domain
+        self.scene, self.params_file = dict(scene or {}), params_file
+        self.task = self.scene.get('task', 'reach')
         self.procs: dict[str, subprocess.Popen] = {}
         self._lock = threading.Lock()
         self._resets = 0                     # the sim's scene is seed + resets
@@ -205,8 +226,8 @@ class DemoSession:
         self.planner_status: dict[str, str] = {}
 
     def __enter__(self) -> DemoSession:
-        self.nodes = NodeProcesses({'sim_arm': [f'seed:={self.seed}', f'image_size:={self.image_size}'],
-                                    'planner': [f'checkpoint:={self.checkpoint}']}, self.log_dir, self.domain)
+        self.nodes = NodeProcesses({'sim_arm': [f'seed:={self.seed}'], 'planner': [f'checkpoint:={self.checkpoint}']},
+                                   self.log_dir, self.domain, self.params_file)
         self.procs = self.nodes.procs
         try:
             self._start_probe()
@@ -230,7 +251,7 @@ class DemoSession:
         from jepa_agent.ros.qos import LATCHED, RELIABLE, SENSOR
         from jepa_agent.sim.arm_env import make_env
 
-        self.env = make_env(image_size=self.image_size)
+        self.env = make_env(**self.scene)
         names = self.env.joint_names
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=self.domain)   # finds the LOCALHOST-only children too
@@ -354,13 +375,15 @@ class DemoSession:
 
 
 def run_demo(checkpoint: Path, seeds: list[int], goal_timeout: float, record: int, out: Path, domain: int,
-             task: str = 'reach'):
-    """Run one `task` goal per seed (increasing); returns (EpisodeResults, the planner's timing per goal)."""
+             scene: dict | None = None, params_file: Path | None = None):
+    """Run one goal per seed (increasing) in the sim `scene` (ArmEnvConfig parameters, with the task; the nodes get
+    `params_file` too); returns (EpisodeResults, the planner's timing per goal)."""
     if any(b <= a for a, b in zip(seeds, seeds[1:])):
         raise ValueError('seeds must increase: the sim moves on to the next scene with each reset')
     print(f'starting the sim arm and the planner ({checkpoint}) in ROS domain {domain} ...', flush=True)
     results, timings = [], []
-    with DemoSession(checkpoint, seeds[0], out / 'logs', domain, task=task) as session:
+    task = (scene or {}).get('task', 'reach')
+    with DemoSession(checkpoint, seeds[0], out / 'logs', domain, scene, params_file) as session:
         for k, seed in enumerate(seeds):
             result = session.run_goal(seed, goal_timeout, record=k < record)
             timings.append(session.planner_timing())
@@ -398,10 +421,12 @@ def report_results(results, timings: list[dict[str, float]], checkpoint: Path, o
 
 
 # -- learning from scratch ---------------------------------------------------------------------------------------
-def learn_from_scratch(out: Path, minutes: float, seed: int) -> Path:
+def learn_from_scratch(out: Path, minutes: float, seed: int, params_file: Path | None = None) -> Path:
     """Babble + record in the sim for a quarter of `minutes`, train for the rest; returns the checkpoint. The first
     eighth is recorded through the real nodes (the data path of a real arm), the rest by `collect-sim`'s simulated
-    node pipeline into the same dataset (about 15 times as many frames per minute, moving the arm alike)."""
+    node pipeline into the same dataset (about 15 times as many frames per minute, moving the arm alike). Another
+    arm: its `params_file`, read as `collect-sim --config` reads it."""
+    from jepa_agent.data.cli import collect_configs
     from jepa_agent.data.collect import collect_sim
     from jepa_agent.resources import config_path
     from jepa_agent.sim.arm_env import make_env
@@ -409,14 +434,17 @@ def learn_from_scratch(out: Path, minutes: float, seed: int) -> Path:
 
     data, model = out / 'learn' / 'data', out / 'learn' / 'model'
     start = time.monotonic()
-    env = make_env()
+    scene, timing, babble = collect_configs(params_file)
+    env = make_env(**scene)
     episodes = 0
     print(f'[learn] exploring: motor babbling through sim_arm + explorer + recorder for {minutes / 8:.1f} min, then '
           f'in simulated time until {minutes / 4:.1f} min -> {data}', flush=True)
-    live = record_babbling(data, LEARN_SEED, out / 'learn' / 'logs', episodes=10**6, timeout_s=minutes * 60 / 8)
+    live = record_babbling(data, LEARN_SEED, out / 'learn' / 'logs', episodes=10**6, timeout_s=minutes * 60 / 8,
+                           params_file=params_file)
     try:
         while time.monotonic() - start < minutes * 60 / 4 or episodes < 2:
-            collect_sim(data, episodes=1, steps=EPISODE_FRAMES, seed=episodes, env=env)   # goal seeds start at 1000
+            collect_sim(data, episodes=1, steps=EPISODE_FRAMES, seed=episodes, env=env, timing=timing,
+                        babble=babble)                                               # goal seeds start at 1000
             episodes += 1
     finally:
         env.close()

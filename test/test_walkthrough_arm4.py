@@ -1,12 +1,13 @@
 """docs/plug_in_your_arm.md section 7, command by command, on the second example arm: collect-sim → train →
-eval-planner → sim_arm + planner nodes, all configured by config/examples/arm4.yaml and nothing else (the training
-recipe is shrunk to seconds; the recording line through the nodes is test_integration_recording.py's)."""
+eval-planner → sim_arm + planner nodes → demo, all configured by config/examples/arm4.yaml and nothing else (the
+training recipe is shrunk to seconds; the recording line through the nodes is test_integration_recording.py's)."""
 from __future__ import annotations
 
 import json
 
 import pytest
 from conftest import wait_for
+from PIL import Image
 from ros_helpers import Inbox
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
@@ -60,3 +61,12 @@ def test_the_second_example_arm_is_recorded_trained_and_driven_by_its_params_fil
     assert wait_for(lambda: len(commands) > 0, timeout=60), planner.output()
     assert commands.latest().joint_names == NAMES
     assert planner.alive() and sim.alive()
+    assert planner.stop() == 0 and sim.stop() == 0
+
+    # the demo: sim_arm + planner scored on a goal of arm4's scene (its 80 px camera)
+    out = tmp_path / 'demo'
+    assert main(['demo', '--config', str(params), '--checkpoint', str(run), '--goals', '1', '--goal-timeout', '3',
+                 '--record', '1', '--out', str(out)]) == 0
+    assert json.loads((out / 'demo.json').read_text())['episodes'] == 1
+    with Image.open(out / 'episodes.gif') as gif:                  # current view | goal | planned end pose
+        assert gif.size == (3 * 80 * 3, 80 * 3)
