@@ -168,8 +168,8 @@ def test_any_mjcf_arm_with_a_named_camera_and_end_effector_site(tmp_path):
 
 
 def test_a_scene_the_sim_cannot_drive_is_a_clear_error(tmp_path):
-    with pytest.raises(ValueError, match="ee_site 'hand' is not in the scene .* has \\['tool'\\]"):
-        make_env(model_file='arm4.xml', camera='oblique', ee_site='hand')
+    with pytest.raises(ValueError, match="ee_site 'gripper' is not in the scene .* has \\['tool'\\]"):
+        make_env(model_file='arm4.xml', camera='oblique', ee_site='gripper')
     with pytest.raises(ValueError, match="camera 'top' is not in the scene"):
         make_env(model_file='arm4.xml', ee_site='tool')
     with pytest.raises(ValueError, match="block_joint 'block' is not in the scene"):   # '' says: no block
@@ -221,6 +221,58 @@ def test_the_arm_is_the_joints_position_servos_drive_and_a_gripper_keeps_its_set
     scene.write_text(GRIPPER_ARM.replace('<J2/>', '<motor name="a2" joint="j2"/>'))
     with pytest.raises(ValueError, match="actuator 'a2' drives joint 'j2' but not as a position servo"):
         make_env(model_file=str(scene), camera='cam', ee_site='tip', block_joint='')
+
+
+URDF = '''<?xml version="1.0"?>
+<robot name="urdf_arm">
+  <link name="base_link">
+    <visual><geometry><cylinder radius="0.06" length="0.1"/></geometry></visual>
+    <collision><geometry><cylinder radius="0.06" length="0.1"/></geometry></collision>
+    <inertial><mass value="2"/><inertia ixx="0.01" iyy="0.01" izz="0.01" ixy="0" ixz="0" iyz="0"/></inertial>
+  </link>
+  <link name="upper">
+    <collision><origin xyz="0 0 0.15"/><geometry><box size="0.05 0.05 0.3"/></geometry></collision>
+    <inertial><origin xyz="0 0 0.15"/><mass value="1"/>
+      <inertia ixx="0.008" iyy="0.008" izz="0.001" ixy="0" ixz="0" iyz="0"/></inertial>
+  </link>
+  <link name="fore">
+    <collision><origin xyz="0 0 0.12"/><geometry><box size="0.04 0.04 0.24"/></geometry></collision>
+    <inertial><origin xyz="0 0 0.12"/><mass value="0.6"/>
+      <inertia ixx="0.003" iyy="0.003" izz="0.0005" ixy="0" ixz="0" iyz="0"/></inertial>
+  </link>
+  <link name="tool0"/>
+  <joint name="yaw" type="revolute"><parent link="base_link"/><child link="upper"/><origin xyz="0 0 0.05"/>
+    <axis xyz="0 0 1"/><limit lower="-1.5" upper="1.5" effort="50" velocity="1.5"/></joint>
+  <joint name="pitch" type="continuous"><parent link="upper"/><child link="fore"/><origin xyz="0 0 0.3"/>
+    <axis xyz="0 1 0"/></joint>
+  <joint name="flange" type="fixed"><parent link="fore"/><child link="tool0"/><origin xyz="0 0 0.24"/></joint>
+</robot>
+'''
+URDF_ARM = dict(camera='cam', camera_pos=[0.6, -0.6, 0.7], camera_target=[0.0, 0.0, 0.35], ee_site='tool0',
+                block_joint='', image_size=32, joint_names=['yaw', 'pitch'], lower=[-1.2, -1.0], upper=[1.2, 1.0])
+
+
+def test_a_urdf_is_completed_from_the_parameters_camera_servos_tool_link_and_ranges(tmp_path):
+    """A URDF has links, joints and limits only: the sim adds the camera, servos on its joints, the end-effector
+    site on the named (fixed, kept) link and, for a continuous joint, the range of the arm description."""
+    urdf = tmp_path / 'arm.urdf'
+    urdf.write_text(URDF)
+    env = make_env(model_file=str(urdf), **URDF_ARM)
+    assert env.joint_names == ['yaw', 'pitch'] and env.robot.lower == [-1.2, -1.0]
+    obs = env.reset(0)
+    assert (obs.image.max(-1) > 40).mean() > 0.02                   # the added camera sees the arm
+    moved = env.step(np.array([0.1, -0.1]))
+    assert moved.qpos[0] - obs.qpos[0] > 0.05 and obs.qpos[1] - moved.qpos[1] > 0.05     # the added servos drive it
+    np.testing.assert_allclose(env.ee_pos(), env.forward_kinematics(moved.qpos), atol=2e-3)   # a physics step late
+    tip = env.data.xpos[env.model.body('fore').id] + env.data.xmat[env.model.body('fore').id].reshape(3, 3)[:, 2] * 0.24
+    np.testing.assert_allclose(env.ee_pos(), tip, atol=1e-9)         # tool0, 24 cm along the forearm
+    goal = env.sample_goal(3)                                        # reach goals: the tool in view
+    assert env.ee_in_view(goal.qpos) and np.all(goal.qpos >= env.lower) and np.all(goal.qpos <= env.upper)
+    env.close()
+    with pytest.raises(ValueError, match="camera 'cam' is not in the scene .*camera_pos and camera_target add one"):
+        make_env(model_file=str(urdf), **{**URDF_ARM, 'camera_pos': [], 'camera_target': []})
+    with pytest.raises(ValueError, match="joint 'pitch' has no range"):
+        make_env(model_file=str(urdf), **{**URDF_ARM, 'joint_names': [], 'lower': [], 'upper': []})
 
 
 ARM4 = dict(model_file='arm4.xml', camera='oblique', ee_site='tool', block_joint='', image_size=40)

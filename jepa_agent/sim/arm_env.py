@@ -24,8 +24,8 @@ import mujoco  # noqa: E402  (MUJOCO_GL must be set before import)
 
 from jepa_agent.robot import RobotDescription  # noqa: E402
 from jepa_agent.sim import push  # noqa: E402
+from jepa_agent.sim.scene import AddedCamera, arm_actuators, load_scene, rigid_owner, scene_path  # noqa: E402
 
-ASSET = Path(__file__).parent / 'assets' / 'arm.xml'
 TASKS = ('reach', 'push', 'push_far')
 CONTROLLERS = ('joint_trajectory', 'rate_limited')
 #: setpoint updates (and joint-speed samples) per control period; joint_trajectory ramps the setpoint through them
@@ -49,6 +49,12 @@ class ArmEnvConfig:
     """Square camera image side in pixels."""
     camera: str = 'top'
     """MJCF camera name."""
+    camera_pos: list[float] = dataclasses.field(default_factory=list)
+    """[x, y, z] (m, world frame): add the camera `camera` here, for a scene without one (a URDF); [] = the scene's."""
+    camera_target: list[float] = dataclasses.field(default_factory=list)
+    """[x, y, z] (m) the added camera looks at (image up towards +z)."""
+    camera_fovy: float = bounded(60.0, gt=0, lt=180)
+    """Vertical field of view (degrees) of the added camera."""
     # control
     controller: str = 'joint_trajectory'
     """'joint_trajectory': like ros2_control's joint_trajectory_controller, no speed limiting (the default, what a
@@ -109,64 +115,12 @@ class Observation:
     time: float
 
 
-def scene_path(model_file: str) -> Path:
-    """The scene file `model_file` names: a path, or the name of a shipped scene (`sim/assets/`: arm.xml, the
-    default; arm4.xml, the second example arm)."""
-    if not model_file:
-        return ASSET
-    path = Path(model_file).expanduser()
-    shipped = ASSET.parent / model_file
-    return shipped if not path.exists() and shipped.is_file() else path
-
-
-def load_scene(path: str | Path) -> mujoco.MjModel:
-    """The MuJoCo model at `path` (MJCF, or a URDF as MuJoCo reads it); ValueError saying why it cannot be loaded."""
-    try:
-        return mujoco.MjModel.from_xml_path(str(path))
-    except (ValueError, OSError) as exc:
-        raise ValueError(f'cannot load the scene {path}: {exc}') from exc
-
-
-def is_position_servo(model: mujoco.MjModel, actuator: int) -> bool:
-    """Whether `actuator` holds its transmission at its control value: a `<position>` actuator, or a `<general>`
-    one with the same gain and bias (force = kp (ctrl - q) - kv dq, as Menagerie's arms are written)."""
-    gain, bias = model.actuator_gainprm[actuator], model.actuator_biasprm[actuator]
-    return (int(model.actuator_gaintype[actuator]) == int(mujoco.mjtGain.mjGAIN_FIXED)
-            and int(model.actuator_biastype[actuator]) == int(mujoco.mjtBias.mjBIAS_AFFINE)
-            and gain[0] > 0 and bias[0] == 0 and abs(bias[1] + gain[0]) <= 1e-9 * gain[0])
-
-
-def arm_actuators(model: mujoco.MjModel) -> tuple[list[int], list[int]]:
-    """(actuator ids, joint ids) of the arm: the actuators that each drive one hinge or slide joint as position
-    servos, in actuator order. Actuators on anything else (a gripper's tendon, a site) are not the arm. ValueError
-    for a scene without any, for a joint driven by force or velocity, and for an arm joint without a range (limits
-    are part of the arm's description)."""
-    actuators, joints = [], []
-    for i in range(model.nu):
-        if int(model.actuator_trntype[i]) != int(mujoco.mjtTrn.mjTRN_JOINT):
-            continue
-        joint = int(model.actuator_trnid[i, 0])
-        if int(model.jnt_type[joint]) not in (int(mujoco.mjtJoint.mjJNT_HINGE), int(mujoco.mjtJoint.mjJNT_SLIDE)):
-            continue
-        name = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_ACTUATOR, i)
-        if not is_position_servo(model, i):
-            raise ValueError(f'actuator {name!r} drives joint {model.joint(joint).name!r} but not as a position '
-                             f'servo; the sim commands the arm through position actuators (<position kp=...>)')
-        if not model.jnt_limited[joint]:
-            raise ValueError(f'joint {model.joint(joint).name!r} has no range; give it one (range="lower upper")')
-        actuators.append(i)
-        joints.append(joint)
-    if not joints:
-        raise ValueError('the scene has no arm: its joints are those that position actuators drive, one each')
-    return actuators, joints
-
-
 class ArmEnv:
     """Deterministic MuJoCo arm with reset(seed) / step(action) / render() / sample_goal(seed)."""
 
     def __init__(self, config: ArmEnvConfig | None = None):
         self.config = config or ArmEnvConfig()
-        self.model = load_scene(scene_path(self.config.model_file))
+        self.model = self._load_scene()
         self.data = mujoco.MjData(self.model)
         self._scratch = mujoco.MjData(self.model)   # kinematics/rendering of arbitrary states
         self._actuators, jids = arm_actuators(self.model)
@@ -176,6 +130,7 @@ class ArmEnv:
         self.lower, self.upper, self.velocity_limit = self._working_range(jids)
         self._link_bodies = [int(self.model.jnt_bodyid[j]) for j in jids]
         self._ee_site = self._named(mujoco.mjtObj.mjOBJ_SITE, self.config.ee_site, 'ee_site')
+        self._ee_body = rigid_owner(self.model, int(self.model.site_bodyid[self._ee_site]))
         self._camera = self._named(mujoco.mjtObj.mjOBJ_CAMERA, self.config.camera, 'camera')
         block = self._named(mujoco.mjtObj.mjOBJ_JOINT, self.config.block_joint, 'block_joint') \
             if self.config.block_joint else None
@@ -184,6 +139,18 @@ class ArmEnv:
         self._substeps = max(1, round(1.0 / (self.config.control_hz * self.model.opt.timestep)))
         self.peak_speed_ratio = 0.0
         """Fastest joint speed seen during `step()` since the last reset, as a multiple of its velocity limit."""
+
+    def _load_scene(self) -> mujoco.MjModel:
+        """The scene, completed where it lacks what the configuration supplies (sim/scene.py)."""
+        c = self.config
+        if bool(c.camera_pos) != bool(c.camera_target) or any(len(v) not in (0, 3) for v in (c.camera_pos,
+                                                                                              c.camera_target)):
+            raise ValueError(f'camera_pos and camera_target go together, 3 values each; got {c.camera_pos=} '
+                             f'{c.camera_target=}')
+        camera = AddedCamera(c.camera, list(c.camera_pos), list(c.camera_target), c.camera_fovy) \
+            if c.camera_pos else None
+        ranges = dict(zip(c.joint_names, zip(c.lower, c.upper))) if c.joint_names and c.lower and c.upper else {}
+        return load_scene(scene_path(c.model_file), camera, c.ee_site, ranges)
 
     def _working_range(self, jids: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(lower, upper, velocity_limit) of the arm: the configured description inside the scene's joint ranges;
@@ -218,8 +185,11 @@ class ArmEnv:
             count = {mujoco.mjtObj.mjOBJ_SITE: self.model.nsite, mujoco.mjtObj.mjOBJ_CAMERA: self.model.ncam,
                      mujoco.mjtObj.mjOBJ_JOINT: self.model.njnt}[kind]
             names = [mujoco.mj_id2name(self.model, kind, i) for i in range(count)]
+            hint = {mujoco.mjtObj.mjOBJ_SITE: ' (a body, e.g. a URDF link, may be named instead: the site is put at '
+                                              'its origin)',
+                    mujoco.mjtObj.mjOBJ_CAMERA: ' (camera_pos and camera_target add one)'}.get(kind, '')
             raise ValueError(f'{parameter} {name!r} is not in the scene {scene_path(self.config.model_file)}; it '
-                             f'has {names}')
+                             f'has {names}{hint}')
         return index
 
     @property
@@ -320,7 +290,8 @@ class ArmEnv:
             return False
         geom = np.full(1, -1, np.int32)
         hit = mujoco.mj_ray(self.model, s, eye, sight / distance, None, True, -1, geom)
-        return hit < 0 or hit >= distance or self.model.geom_bodyid[geom[0]] == self.model.site_bodyid[self._ee_site]
+        return hit < 0 or hit >= distance or \
+            rigid_owner(self.model, int(self.model.geom_bodyid[geom[0]])) == self._ee_body
 
     def ee_jacobian(self) -> np.ndarray:
         """(3, J) end-effector position Jacobian with respect to the arm joints, at the current state."""
