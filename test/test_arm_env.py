@@ -241,6 +241,14 @@ URDF = '''<?xml version="1.0"?>
       <inertia ixx="0.003" iyy="0.003" izz="0.0005" ixy="0" ixz="0" iyz="0"/></inertial>
   </link>
   <link name="tool0"/>
+  <link name="bracket">
+    <collision><geometry><mesh filename="package://urdf_arm/meshes/tip.stl"/></geometry></collision>
+  </link>
+  <link name="stand">
+    <collision><geometry><mesh filename="/home/someone/ws/src/urdf_arm/meshes/tip.stl"/></geometry></collision>
+  </link>
+  <joint name="bracket" type="fixed"><parent link="base_link"/><child link="bracket"/><origin xyz="0.2 0 0"/></joint>
+  <joint name="stand" type="fixed"><parent link="base_link"/><child link="stand"/><origin xyz="-0.2 0 0"/></joint>
   <joint name="yaw" type="revolute"><parent link="base_link"/><child link="upper"/><origin xyz="0 0 0.05"/>
     <axis xyz="0 0 1"/><limit lower="-1.5" upper="1.5" effort="50" velocity="1.5"/></joint>
   <joint name="pitch" type="continuous"><parent link="upper"/><child link="fore"/><origin xyz="0 0 0.3"/>
@@ -252,13 +260,25 @@ URDF_ARM = dict(camera='cam', camera_pos=[0.6, -0.6, 0.7], camera_target=[0.0, 0
                 block_joint='', image_size=32, joint_names=['yaw', 'pitch'], lower=[-1.2, -1.0], upper=[1.2, 1.0])
 
 
+def write_tetrahedron_stl(path, size: float) -> None:
+    """A binary STL file of one tetrahedron with edges `size` (m) along the axes."""
+    corners = np.array([[0, 0, 0], [size, 0, 0], [0, size, 0], [0, 0, size]], np.float32)
+    faces = [(0, 2, 1), (0, 1, 3), (0, 3, 2), (1, 2, 3)]
+    with open(path, 'wb') as f:
+        f.write(bytes(80) + np.uint32(len(faces)).tobytes())
+        for face in faces:
+            f.write(np.zeros(3, np.float32).tobytes() + corners[list(face)].tobytes() + bytes(2))
+
+
 def test_a_urdf_is_completed_from_the_parameters_camera_servos_tool_link_and_ranges(tmp_path):
     """A URDF has links, joints and limits only: the sim adds the camera, servos on its joints, the end-effector
     site on the named (fixed, kept) link and, for a continuous joint, the range of the arm description."""
     urdf = tmp_path / 'arm.urdf'
     urdf.write_text(URDF)
+    write_tetrahedron_stl(tmp_path / 'tip.stl', 0.03)        # meshes of package:// and foreign paths: beside it
     env = make_env(model_file=str(urdf), **URDF_ARM)
     assert env.joint_names == ['yaw', 'pitch'] and env.robot.lower == [-1.2, -1.0]
+    assert [env.model.body(b).geomnum[0] for b in ('bracket', 'stand', 'tool0')] == [1, 1, 0]
     obs = env.reset(0)
     assert (obs.image.max(-1) > 40).mean() > 0.02                   # the added camera sees the arm
     moved = env.step(np.array([0.1, -0.1]))
