@@ -231,7 +231,7 @@ URDF = '''<?xml version="1.0"?>
     <inertial><mass value="2"/><inertia ixx="0.01" iyy="0.01" izz="0.01" ixy="0" ixz="0" iyz="0"/></inertial>
   </link>
   <link name="upper">
-    <collision><origin xyz="0 0 0.15"/><geometry><box size="0.05 0.05 0.3"/></geometry></collision>
+    <collision><origin xyz="0 0 0.1"/><geometry><box size="0.05 0.05 0.3"/></geometry></collision>
     <inertial><origin xyz="0 0 0.15"/><mass value="1"/>
       <inertia ixx="0.008" iyy="0.008" izz="0.001" ixy="0" ixz="0" iyz="0"/></inertial>
   </link>
@@ -272,7 +272,8 @@ def write_tetrahedron_stl(path, size: float) -> None:
 
 def test_a_urdf_is_completed_from_the_parameters_camera_servos_tool_link_and_ranges(tmp_path):
     """A URDF has links, joints and limits only: the sim adds the camera, servos on its joints, the end-effector
-    site on the named (fixed, kept) link and, for a continuous joint, the range of the arm description."""
+    site on the named (fixed, kept) link and, for a continuous joint, the range of the arm description. Its first
+    link overlaps the base (welded to the world) at their joint, as URDF meshes do: no contact may lock it."""
     urdf = tmp_path / 'arm.urdf'
     urdf.write_text(URDF)
     write_tetrahedron_stl(tmp_path / 'tip.stl', 0.03)        # meshes of package:// and foreign paths: beside it

@@ -5,8 +5,10 @@ An MJCF scene is used as written. A URDF describes links, joints and limits only
 sim_arm parameters: a camera placed by `camera_pos` / `camera_target`, a critically damped position servo on every
 joint when the file has no actuators, the end-effector site on the link `ee_site` names, and the joint ranges the
 arm description gives to joints that have none (URDF `continuous`); a URDF without lights gets one from above.
-Fixed links (`tool0`) are kept, not merged into their parents, so that they can be named; a mesh given as a
-`package://` path, or as an absolute path that does not exist here, is looked up by its file name beside the URDF.
+Fixed links (`tool0`) are kept, not merged into their parents, so that they can be named; a link never collides
+with its parent (URDF collision meshes overlap at the joint between them, and MuJoCo does not exclude a link whose
+parent is welded to the world); a mesh given as a `package://` path, or as an absolute path that does not exist here, is looked up by its
+file name beside the URDF.
 """
 from __future__ import annotations
 
@@ -60,6 +62,10 @@ def load_scene(path: str | Path, camera: AddedCamera | None = None, ee_site: str
                 if mesh.file.startswith('package://') or (Path(mesh.file).is_absolute() and
                                                           not Path(mesh.file).exists()):
                     mesh.file = Path(mesh.file).name
+            for body in spec.bodies:                    # a URDF's adjacent links overlap at their joint
+                parent = body.parent
+                if parent is not None and parent.name != 'world':
+                    spec.add_exclude(bodyname1=parent.name, bodyname2=body.name)
             if not spec.lights:
                 spec.worldbody.add_light(pos=[0, 0, 3], dir=[0, 0, -1], diffuse=[0.8] * 3, castshadow=False)
         if camera is not None:
