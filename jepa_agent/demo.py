@@ -103,11 +103,13 @@ def cmd_demo(args) -> int:
     try:
         scene = {**scene_params(args.config), 'task': args.task}
         env = make_env(**scene)
-    except (ConfigError, ValueError) as exc:
+        try:
+            seeds = goal_seeds(env, args.seed, args.goals, args.task)
+        finally:
+            env.close()
+    except (ConfigError, ValueError) as exc:             # e.g. push goals on an arm without a block
         print(f'jepa-agent demo: {exc}', file=sys.stderr)
         return 2
-    seeds = goal_seeds(env, args.seed, args.goals, args.task)
-    env.close()
     checkpoint = Path(args.checkpoint) if args.checkpoint else model_path('reach_64px')
     if args.learn:
         demo_minutes = (args.goals * args.goal_timeout + 60) / 60

@@ -233,6 +233,8 @@ def test_push_episodes_use_seeds_with_a_scripted_push_and_last_twice_its_length(
             with pytest.raises(ValueError, match='no scripted push'):
                 env.sample_goal(seed)
     assert goal_seeds(env, 7, 2, 'reach') == [7, 8]
+    with pytest.raises(ValueError, match='push needs a block'):              # not a search that never ends
+        goal_seeds(make_env(model_file='arm4.xml', camera='oblique', ee_site='tool', block_joint=''), 8000, 1, 'push')
     env.reset(seeds[0], render=False)
     demonstration = env.sample_goal(seeds[0]).demonstration
     agent = make_agent(SimulatorPolicy(env, CEMConfig(num_samples=8, num_iterations=1, num_elites=2,

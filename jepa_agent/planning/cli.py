@@ -104,11 +104,11 @@ def cmd_eval_planner(args) -> int:
         return 1
     try:
         env = make_env(**{**scene_params(args.config), 'image_size': model.config.image_size, 'task': args.task})
-    except (ConfigError, ValueError) as exc:
+        seeds = goal_seeds(env, args.seed, args.episodes, args.task)
+    except (ConfigError, ValueError) as exc:             # e.g. push goals on an arm without a block
         print(f'jepa-agent eval-planner: {exc}', file=sys.stderr)
         return 2
     max_steps = args.max_steps or episode_steps(args.task)
-    seeds = goal_seeds(env, args.seed, args.episodes, args.task)
     baseline_seeds = seeds if args.baseline_episodes is None else seeds[:args.baseline_episodes]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -38,6 +38,8 @@ def goal_seeds(env: ArmEnv, first: int, count: int, task: str) -> list[int]:
     states have (push_far: about 60 %)."""
     if task == 'reach':
         return list(range(first, first + count))
+    if not env.has_block:                    # no seed would ever have one
+        raise ValueError(f'{task} needs a block: the scene has no free joint {env.config.block_joint!r}')
     seeds, seed = [], first
     while len(seeds) < count:
         env.reset(seed, render=False)
