@@ -7,8 +7,8 @@ joint when the file has no actuators, the end-effector site on the link `ee_site
 arm description gives to joints that have none (URDF `continuous`); a URDF without lights gets one from above.
 Fixed links (`tool0`) are kept, not merged into their parents, so that they can be named; a link never collides
 with its parent (URDF collision meshes overlap at the joint between them, and MuJoCo does not exclude a link whose
-parent is welded to the world); a mesh given as a `package://` path, or as an absolute path that does not exist here, is looked up by its
-file name beside the URDF.
+parent is welded to the world); a mesh given as a `package://` path, or as an absolute path that does not exist
+here, is looked up by its file name beside the URDF.
 """
 from __future__ import annotations
 
