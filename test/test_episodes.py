@@ -110,7 +110,8 @@ def test_the_next_writer_removes_what_a_writer_that_died_mid_claim_or_mid_discar
     long_ago = time.time() - ABANDONED_AFTER_S - 5
     for path in (old, doomed):
         os.utime(path, (long_ago, long_ago))
-    EpisodeWriter(tmp_path, META).close()
+    with pytest.warns(DatasetWarning, match=r"left hidden: \['.claiming-dead', '.discarding-dead'\]"):
+        EpisodeWriter(tmp_path, META).close()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith('.')) == ['.claiming-now']
     assert [len(r) for r in open_episodes(tmp_path)] == [2, 0]
 

@@ -61,7 +61,9 @@ def open_dataset(root: str | Path, meta: DatasetMeta) -> Path:
             continue
         if report:
             warnings.warn(f'interrupted episode {report}', DatasetWarning, stacklevel=2)
-    remove_abandoned(root)
+    removed = remove_abandoned(root)
+    if removed:
+        warnings.warn(f'removed what writers that died left hidden: {removed}', DatasetWarning, stacklevel=2)
     return root
 
 
