@@ -146,7 +146,7 @@ def test_push_goals_are_reached_by_replaying_their_scripted_push(task, low, high
 
 
 @pytest.mark.parametrize('bad', [{'image_size': 8}, {'task': 'fly'}, {'control_hz': 0.0},
-                                 {'controller': 'pid'}])
+                                 {'controller': 'pid'}, {'camera_pos': [1.0, 0.0, 1.0]}])
 def test_bad_config_is_a_clear_error(bad):
     with pytest.raises(ConfigError, match=list(bad)[0]):
         build(ArmEnvConfig, bad)
@@ -325,8 +325,8 @@ def test_the_arm_description_narrows_the_scene_to_its_working_range():
     ({'joint_names': ['a', 'b', 'c', 'd']}, "not the scene's actuated joints in actuator order: \\['turret_yaw'"),
     ({'lower': [-3.0, -1.0, -1.0, -1.0]}, "joint 'turret_yaw', \\[-3, 2.6\\], must be a range inside the scene's "
                                           "\\[-2.6, 2.6\\]"),
-    ({'upper': [1.0, 1.0]}, 'upper needs one finite value per joint \\(4'),
-    ({'velocity_limit': [1.0, 0.0, 1.0, 1.0]}, 'velocity_limit must be > 0'),
+    ({'upper': [1.0, 1.0]}, 'upper needs one value per joint \\(4\\), each finite'),
+    ({'velocity_limit': [1.0, 0.0, 1.0, 1.0]}, 'velocity limits must be > 0'),
 ])
 def test_a_description_that_does_not_fit_the_scene_is_a_clear_error(description, message):
     with pytest.raises(ValueError, match=message):

@@ -89,6 +89,10 @@ class ArmEnvConfig:
             raise ValueError(f'controller must be one of {CONTROLLERS}, got {self.controller=}')
         if self.task not in TASKS:
             raise ValueError(f'task must be one of {TASKS}, got {self.task=}')
+        if bool(self.camera_pos) != bool(self.camera_target) or \
+                any(len(v) not in (0, 3) for v in (self.camera_pos, self.camera_target)):
+            raise ValueError(f'camera_pos and camera_target go together, 3 values each; got {self.camera_pos=} '
+                             f'{self.camera_target=}')
 
 
 @dataclass
@@ -143,40 +147,28 @@ class ArmEnv:
     def _load_scene(self) -> mujoco.MjModel:
         """The scene, completed where it lacks what the configuration supplies (sim/scene.py)."""
         c = self.config
-        if bool(c.camera_pos) != bool(c.camera_target) or any(len(v) not in (0, 3) for v in (c.camera_pos,
-                                                                                              c.camera_target)):
-            raise ValueError(f'camera_pos and camera_target go together, 3 values each; got {c.camera_pos=} '
-                             f'{c.camera_target=}')
         camera = AddedCamera(c.camera, list(c.camera_pos), list(c.camera_target), c.camera_fovy) \
             if c.camera_pos else None
         ranges = dict(zip(c.joint_names, zip(c.lower, c.upper))) if c.joint_names and c.lower and c.upper else {}
         return load_scene(scene_path(c.model_file), camera, c.ee_site, ranges)
 
     def _working_range(self, jids: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(lower, upper, velocity_limit) of the arm: the configured description inside the scene's joint ranges;
-        ValueError naming the parameter when it does not describe this scene's arm."""
-        c, n = self.config, len(jids)
+        """(lower, upper, velocity_limit) of the arm: the configured description (checked as every node's is,
+        `RobotDescription`) inside the scene's joint ranges; ValueError when it does not describe this scene's arm."""
+        c = self.config
         if c.joint_names and list(c.joint_names) != self.joint_names:
             raise ValueError(f'joint_names {list(c.joint_names)} are not the scene\'s actuated joints in actuator '
                              f'order: {self.joint_names}')
-        scene_lower, scene_upper = self.model.jnt_range[jids, 0].copy(), self.model.jnt_range[jids, 1].copy()
-        given = {}
-        for name in ('lower', 'upper', 'velocity_limit'):
-            values = getattr(c, name)
-            if values and (len(values) != n or not np.all(np.isfinite(values))):
-                raise ValueError(f'{name} needs one finite value per joint ({n}: {self.joint_names}), got {values!r}')
-            given[name] = np.asarray(values, float) if values else None
-        lower = scene_lower if given['lower'] is None else given['lower']
-        upper = scene_upper if given['upper'] is None else given['upper']
-        outside = (lower < scene_lower - 1e-9) | (upper > scene_upper + 1e-9) | (lower >= upper)
+        scene_lower, scene_upper = self.model.jnt_range[jids, 0], self.model.jnt_range[jids, 1]
+        robot = RobotDescription(self.joint_names, c.lower or scene_lower.tolist(), c.upper or scene_upper.tolist(),
+                                 c.velocity_limit or [c.max_joint_velocity] * len(jids))
+        lower, upper = np.array(robot.lower), np.array(robot.upper)
+        outside = (lower < scene_lower - 1e-9) | (upper > scene_upper + 1e-9)
         if outside.any():
             j = int(np.argmax(outside))
             raise ValueError(f'the limits of joint {self.joint_names[j]!r}, [{lower[j]:g}, {upper[j]:g}], must be a '
                              f'range inside the scene\'s [{scene_lower[j]:g}, {scene_upper[j]:g}]')
-        velocity = np.full(n, c.max_joint_velocity) if given['velocity_limit'] is None else given['velocity_limit']
-        if np.any(velocity <= 0):
-            raise ValueError(f'velocity_limit must be > 0 for every joint, got {c.velocity_limit!r}')
-        return lower, upper, velocity
+        return lower, upper, np.array(robot.velocity_limit)
 
     def _named(self, kind: mujoco.mjtObj, name: str, parameter: str) -> int:
         """Id of the MJCF element `name`, or a ValueError naming the parameter and what the scene has."""
