@@ -1,10 +1,12 @@
 """The sim env: determinism, bounds, goals, tracking."""
+import mujoco
 import numpy as np
 import pytest
 
 from jepa_agent.config import ConfigError, build
 from jepa_agent.sim import ArmEnvConfig, make_env
 from jepa_agent.sim.controlled_arm import ControlledArm
+from jepa_agent.sim.scene import load_scene
 from jepa_agent.sim.trajectory import TrajectoryError
 
 
@@ -294,6 +296,40 @@ def test_a_urdf_is_completed_from_the_parameters_camera_servos_tool_link_and_ran
         make_env(model_file=str(urdf), **{**URDF_ARM, 'camera_pos': [], 'camera_target': []})
     with pytest.raises(ValueError, match="joint 'pitch' has no range"):
         make_env(model_file=str(urdf), **{**URDF_ARM, 'joint_names': [], 'lower': [], 'upper': []})
+
+
+HEAVY_HAND_URDF = '''<?xml version="1.0"?>
+<robot name="heavy_hand">
+  <link name="base_link"/>
+  <link name="fore">
+    <inertial><origin xyz="0 0 0.12"/><mass value="0.1"/>
+      <inertia ixx="0.0005" iyy="0.0005" izz="0.0001" ixy="0" ixz="0" iyz="0"/></inertial>
+  </link>
+  <link name="hand">
+    <inertial><origin xyz="0 0 0.05"/><mass value="1.0"/>
+      <inertia ixx="0.0001" iyy="0.0001" izz="0.0001" ixy="0" ixz="0" iyz="0"/></inertial>
+  </link>
+  <joint name="pitch" type="revolute"><parent link="base_link"/><child link="fore"/><origin xyz="0 0 0.1"/>
+    <axis xyz="0 1 0"/><limit lower="-1.5" upper="1.5" effort="50" velocity="1.5"/></joint>
+  <joint name="wrist" type="revolute"><parent link="fore"/><child link="hand"/><origin xyz="0 0 0.24"/>
+    <axis xyz="0 1 0"/><limit lower="-1.5" upper="1.5" effort="50" velocity="1.5"/></joint>
+</robot>
+'''
+
+
+def test_the_servos_added_to_a_urdf_hold_a_heavy_hand_still(tmp_path):
+    """A heavy hand on a light forearm couples the two joints strongly; with the servos the sim adds (sized from
+    each joint's own inertia) MuJoCo's default Euler integrator made them oscillate at half the physics rate
+    (25 rad/s here) while the positions seemed to stand still."""
+    urdf = tmp_path / 'arm.urdf'
+    urdf.write_text(HEAVY_HAND_URDF)
+    model = load_scene(urdf)
+    data = mujoco.MjData(model)
+    data.qpos[:] = data.ctrl[:] = [0.3, 0.5]
+    for _ in range(500):                                             # 1 s holding the pose
+        mujoco.mj_step(model, data)
+    np.testing.assert_allclose(data.qpos, [0.3, 0.5], atol=0.05)                 # gravity sag aside
+    assert np.abs(data.qvel).max() < 1e-3
 
 
 ARM4 = dict(model_file='arm4.xml', camera='oblique', ee_site='tool', block_joint='', image_size=40)

@@ -106,7 +106,10 @@ def _add_camera(spec: mujoco.MjSpec, camera: AddedCamera) -> None:
 
 def _add_servos(spec: mujoco.MjSpec) -> None:
     """A position servo on every hinge and slide joint, critically damped at SERVO_BANDWIDTH_HZ for the joint's
-    own inertia at the middle of its range (what a tuned joint controller does, gravity sag aside)."""
+    own inertia at the middle of its range (what a tuned joint controller does, gravity sag aside). The scene then
+    integrates with `implicitfast`, as Menagerie's arms do: under MuJoCo's default (Euler) servos this stiff on
+    light, coupled wrist links oscillate at half the physics rate (±1 rad/s at rest on a UR5e's wrists)."""
+    spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
     model = spec.compile()
     joints = [j for j in range(model.njnt) if int(model.jnt_type[j]) in ARM_JOINT_TYPES]
     data = mujoco.MjData(model)
