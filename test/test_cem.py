@@ -342,6 +342,29 @@ def test_limit_margin_cost_keeps_plans_off_the_joint_limits():
     assert plain.targets[-1][0] > 2.75 and margin.targets[-1][0] < 2.7
 
 
+def test_the_limit_margin_lets_plans_reach_a_goal_pose_inside_it():
+    """Only depth into the band beyond the goal's own costs, so the goal of the test above is reached once the
+    planner knows it; and the latent planner knows it when its model reads joint positions out of the goal view."""
+    q0, goal = np.array([2.0, 0.0, 0.0]), np.array([2.8, 0.0, 0.0])
+    planner = CEMPlanner(search(num_iterations=8, limit_margin=0.2, limit_cost=10.0), LIMITS)
+    planner.set_goal_positions(goal)
+    assert planner.plan(reach(goal), q0).targets[-1][0] > 2.75
+    limits = JointLimits(lower=[-0.4] * 3, upper=[0.4] * 3, velocity=[1.5] * 3, dt=0.1)
+    head = torch.nn.Linear(3, 3)
+    with torch.no_grad():
+        head.weight.copy_(torch.eye(3))
+        head.bias.fill_(-0.5)                                   # the toy camera sees colour 0.5 + q
+    ends = {}
+    for name, model in (('blind', ToyWorldModel()), ('reads joints', ToyWorldModel(state_head=head))):
+        mpc = LatentMPC(model, limits, search(limit_margin=0.2, limit_cost=10.0))
+        mpc.set_goal(colour([0.85, 0.5, 0.5]))                   # joint 0 at 0.35: 0.15 rad into the band
+        q = np.zeros(3)
+        for _ in range(10):
+            q = plan_from(mpc, colour(0.5 + q), q).targets[0]
+        ends[name] = q[0]
+    assert ends['reads joints'] == pytest.approx(0.35, abs=0.02) and ends['blind'] < 0.3, ends
+
+
 def test_state_cost_needs_a_state_head():
     with pytest.warns(RuntimeWarning, match='no state head'):
         mpc = LatentMPC(ToyWorldModel(), LIMITS, search(state_cost_weight=1.0))

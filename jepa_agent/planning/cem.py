@@ -68,7 +68,8 @@ class CEMConfig:
     limit_margin: float = bounded(0.2, ge=0)
     """Joint targets closer than this (rad) to a position limit cost extra, `limit_cost` × (depth / margin)² per
     joint at the limit, averaged over the horizon: the arm stays off its hard limits, where it cannot move on
-    and where poses are rare in training data (0 = off)."""
+    and where poses are rare in training data (0 = off). A goal pose inside this band is still reached: only depth
+    beyond the goal's own counts (`CEMPlanner.set_goal_positions`)."""
     limit_cost: float = bounded(1.0, ge=0)
     """Weight of that cost, in units of the objective."""
     # bounds
@@ -136,6 +137,14 @@ class CEMPlanner:
         self._previous: torch.Tensor | None = None            # (H, J) last returned actions
         self._previous_elites = torch.zeros(0, config.horizon, limits.n_joints, device=self.device)   # (E', H, J)
         self._ahead: tuple[torch.Tensor, torch.Tensor] | None = None     # (mean, std) of a search made ahead
+        self._goal_depth = torch.zeros(limits.n_joints, device=self.device)    # (J,) the goal's own limit depth
+
+    def set_goal_positions(self, positions: np.ndarray | None) -> None:
+        """The joint positions (J,) the goal asks for, when known (None: unknown). The limit margin then costs only
+        the depth into its band beyond the goal's own: an absolute margin would hold the arm off every goal pose
+        near a limit (on a six-joint arm with narrow ranges, half of the goals)."""
+        self._goal_depth = torch.zeros_like(self._goal_depth) if positions is None else \
+            self._limit_depth(torch.as_tensor(positions, dtype=torch.float32, device=self.device))
 
     def reset(self) -> None:
         """Forget the warm start (new goal, new episode)."""
@@ -219,10 +228,15 @@ class CEMPlanner:
         return mean, std.clamp_min(self.config.min_std * self.max_step)
 
     def _limit_cost(self, targets: torch.Tensor) -> torch.Tensor:
-        """(N,) cost of targets (N, H, J) inside the `limit_margin` band of a position limit."""
+        """(N,) cost of targets (N, H, J) inside the `limit_margin` band of a position limit, deeper than the
+        goal's positions are (`set_goal_positions`)."""
+        depth = torch.relu(self._limit_depth(targets) - self._goal_depth)
+        return self.config.limit_cost * (depth / self.config.limit_margin).pow(2).sum(-1).mean(-1)
+
+    def _limit_depth(self, positions: torch.Tensor) -> torch.Tensor:
+        """How far (rad) positions (..., J) lie inside the `limit_margin` band of a position limit (0 outside)."""
         margin = self.config.limit_margin
-        depth = torch.relu(torch.maximum(self.lower + margin - targets, targets - (self.upper - margin)))
-        return self.config.limit_cost * (depth / margin).pow(2).sum(-1).mean(-1)
+        return torch.relu(torch.maximum(self.lower + margin - positions, positions - (self.upper - margin)))
 
 
 def shifted(sequences: torch.Tensor, shift: int) -> torch.Tensor:

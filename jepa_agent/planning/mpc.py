@@ -88,6 +88,16 @@ class LatentMPC:
         self._latents.clear()
         self._offset = None
         self.planner.reset()
+        self.planner.set_goal_positions(self._goal_positions(self.goal_latent))
+
+    @torch.no_grad()
+    def _goal_positions(self, z_goal: torch.Tensor) -> np.ndarray | None:
+        """The joint positions the model reads out of the goal latent (None without a state readout, or if they are
+        not finite)."""
+        if not self.model.reads_state:
+            return None
+        q = self.model.decode_state(z_goal).double().cpu().numpy()
+        return q if np.all(np.isfinite(q)) else None
 
     @torch.no_grad()
     def plan(self, frames: list, q: np.ndarray, in_flight: np.ndarray, shift: int = 1) -> Plan | None:
