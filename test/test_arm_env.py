@@ -225,6 +225,40 @@ def test_the_arm_is_the_joints_position_servos_drive_and_a_gripper_keeps_its_set
         make_env(model_file=str(scene), camera='cam', ee_site='tip', block_joint='')
 
 
+FLOOR_ARM = '''<mujoco>
+  <compiler angle="radian"/>
+  <worldbody>
+    <camera name="cam" pos="0.2 -1 0.3" xyaxes="1 0 0 0 0.3 1"/>
+    <geom name="floor" type="plane" size="1 1 0.1" pos="0 0 -0.06"/>
+    <body><joint name="j1" axis="0 0 1" range="-1 1"/><geom type="capsule" size="0.03" fromto="0 0 0 0.3 0 0"/>
+      <body pos="0.3 0 0"><joint name="j2" axis="0 1 0" range="-1 1"/>
+        <geom type="capsule" size="0.03" fromto="0 0 0 0.2 0 0"/><site name="tip" pos="0.2 0 0"/>
+      </body>
+    </body>
+  </worldbody>
+  <actuator><position joint="j1" kp="400" kv="10"/><position joint="j2" kp="400" kv="10"/></actuator>
+</mujoco>'''
+
+
+def test_resets_and_reach_goals_are_poses_in_no_collision(tmp_path):
+    """The forearm of this arm dips into the floor for most of its pitch range (as Menagerie's UR5e does within its
+    limits): resets and reach goals are drawn among the poses that are free; a working range with none is an error
+    that says so."""
+    scene = tmp_path / 'arm.xml'
+    scene.write_text(FLOOR_ARM)
+    env = make_env(model_file=str(scene), camera='cam', ee_site='tip', block_joint='', image_size=16)
+    draws = np.random.default_rng(0)
+    assert sum(env.collides(env.random_joint_positions(draws)) for _ in range(40)) > 10
+    for seed in range(10):
+        env.reset(seed, render=False)
+        assert not env.collides(env.joint_positions()) and env.ee_pos()[2] > -0.03
+        assert not env.collides(env.sample_goal(seed).qpos)
+    env.close()
+    with pytest.raises(ValueError, match='free of collisions'):
+        make_env(model_file=str(scene), camera='cam', ee_site='tip', block_joint='', image_size=16,
+                 joint_names=['j1', 'j2'], lower=[-1.0, 0.6], upper=[1.0, 1.0]).reset(0, render=False)
+
+
 URDF = '''<?xml version="1.0"?>
 <robot name="urdf_arm">
   <link name="base_link">

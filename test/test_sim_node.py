@@ -10,6 +10,7 @@ from conftest import NodeProcess, wait_for
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from ros_helpers import Inbox, JointWatcher, steady_rates
+from test_arm_env import FLOOR_ARM
 from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
@@ -314,6 +315,28 @@ def test_bad_parameters_fail_at_start_up(start_node, params, needle):
     assert node.proc.returncode != 0
     log = node.output()
     assert 'configuration error' in log and needle in log, log
+
+
+def test_a_working_range_inside_the_floor_fails_at_start_up(start_node, tmp_path):
+    """Every pose of this description puts the forearm into the floor: sim_arm cannot reset the arm into one."""
+    scene = tmp_path / 'arm.xml'
+    scene.write_text(FLOOR_ARM)
+    params = tmp_path / 'arm.yaml'
+    params.write_text(f"""/**:
+  ros__parameters:
+    model_file: {scene}
+    camera: cam
+    ee_site: tip
+    block_joint: ''
+    joint_names: [j1, j2]
+    lower: [-1.0, 0.6]
+    upper: [1.0, 1.0]
+    velocity_limit: [1.5, 1.5]
+""")
+    node = start_node('sim_arm', params_file=params)
+    assert wait_for(lambda: not node.alive(), timeout=20.0)
+    log = node.output()
+    assert node.proc.returncode == 2 and 'configuration error' in log and 'free of collisions' in log, log
 
 
 @pytest.mark.parametrize('cls, node', [(SimArmConfig, 'sim_arm'), (ExplorerConfig, 'explorer'),

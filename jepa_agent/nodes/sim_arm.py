@@ -108,9 +108,9 @@ class SimArmNode(Node):
         self.exit_code = 0
         try:
             self.env = ArmEnv(self.config.env_config())
-        except ValueError as exc:                # a scene, camera or arm description this node cannot simulate
+            self.env.reset(self.config.seed, render=False)
+        except ValueError as exc:     # a scene, camera or arm description (working range) this node cannot simulate
             raise ConfigError(f'[sim_arm] {exc}') from exc
-        self.env.reset(self.config.seed, render=False)
         self.arm = ControlledArm(self.env, self.config.command_latency_s)
         self._lock = threading.Lock()          # guards env and arm
         self._resets = 0

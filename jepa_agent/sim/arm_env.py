@@ -30,6 +30,10 @@ TASKS = ('reach', 'push', 'push_far')
 CONTROLLERS = ('joint_trajectory', 'rate_limited')
 #: setpoint updates (and joint-speed samples) per control period; joint_trajectory ramps the setpoint through them
 SETPOINT_UPDATES = 10
+#: m: a pose whose geoms overlap deeper than this is in collision (resting contact is not)
+PENETRATION = 1e-3
+#: random poses drawn for a reset or a reach goal before a working range is judged to lie in the scene
+POSE_DRAWS = 100
 
 
 @dataclass
@@ -139,6 +143,7 @@ class ArmEnv:
         block = self._named(mujoco.mjtObj.mjOBJ_JOINT, self.config.block_joint, 'block_joint') \
             if self.config.block_joint else None
         self._block_qadr = None if block is None else int(self.model.jnt_qposadr[block])
+        self._block_body = None if block is None else int(self.model.jnt_bodyid[block])
         self._renderer: mujoco.Renderer | None = None
         self._substeps = max(1, round(1.0 / (self.config.control_hz * self.model.opt.timestep)))
         self.peak_speed_ratio = 0.0
@@ -215,7 +220,7 @@ class ArmEnv:
         `render=False` skips the image, for callers that render in another thread (the sim node)."""
         rng = np.random.default_rng(seed)
         mujoco.mj_resetData(self.model, self.data)
-        q = self.random_joint_positions(rng, margin=0.8)
+        q = self._free_pose(rng, margin=0.8)
         self.data.qpos[self._qadr] = q
         if self.model.nkey:              # actuators that are not the arm (a gripper) hold the first keyframe's setpoint
             self.data.ctrl[:] = self.model.key_ctrl[0]
@@ -226,6 +231,26 @@ class ArmEnv:
         self.advance(0.1)
         self.peak_speed_ratio = 0.0
         return self.get_observation(render=render)
+
+    def _free_pose(self, rng: np.random.Generator, margin: float) -> np.ndarray:
+        """Random joint positions (`random_joint_positions`) at which the arm is in no collision; ValueError if
+        POSE_DRAWS draws find none (the working range lies in the floor, the table or the arm itself)."""
+        for _ in range(POSE_DRAWS):
+            q = self.random_joint_positions(rng, margin)
+            if not self.collides(q):
+                return q
+        raise ValueError(f'none of {POSE_DRAWS} random poses within {margin:.0%} of the working range is free of '
+                         'collisions: narrow the arm description\'s lower/upper limits')
+
+    def collides(self, q: np.ndarray) -> bool:
+        """Whether the arm at joint positions `q` (the rest of the scene as it is) penetrates anything but the block
+        (placed clear of it): the floor, the table, its own links. Menagerie's UR5e within its ±2π-wide limits did
+        in 38 of 300 reset poses, and physics then threw it out of the floor at 10 times its velocity limit."""
+        s = self._posed(q)
+        mujoco.mj_collision(self.model, s)
+        bodies = self.model.geom_bodyid
+        return any(c.dist < -PENETRATION and self._block_body not in (bodies[c.geom1], bodies[c.geom2])
+                   for c in s.contact[:s.ncon])
 
     def random_joint_positions(self, rng: np.random.Generator, margin: float = 0.9) -> np.ndarray:
         """Uniform joint positions within `margin` × the joint range (around its centre)."""
@@ -396,8 +421,8 @@ class ArmEnv:
 
     # -- goals -----------------------------------------------------------------------------------------------
     def sample_goal(self, seed: int, task: str | None = None) -> Goal:
-        """A goal drawn from `seed`: reach, an arm pose clear of the block with its end effector in view
-        (`ee_in_view`); push(_far), a scripted push's end state."""
+        """A goal drawn from `seed`: reach, an arm pose clear of the block, in no collision (`collides`), with its
+        end effector in view (`ee_in_view`); push(_far), a scripted push's end state."""
         task = task or self.config.task
         if task not in TASKS:
             raise ValueError(f'task must be one of {TASKS}, got {task!r}')
@@ -406,9 +431,10 @@ class ArmEnv:
         rng = np.random.default_rng([seed, 0x60A1])   # goal stream, disjoint from reset()/explorer seeds
         if task != 'reach':
             return self._push_goal(rng, seed, task)
-        for _ in range(100):
+        for _ in range(POSE_DRAWS):
             q = self.random_joint_positions(rng, margin=0.9)
-            if (not self.has_block or self.clearance(q, self.block_pos()) > 0.05) and self.ee_in_view(q):
+            if (not self.has_block or self.clearance(q, self.block_pos()) > 0.05) and self.ee_in_view(q) \
+                    and not self.collides(q):
                 break
         qpos = self.data.qpos.copy()
         qpos[self._qadr] = q                                          # the block stays where it is
