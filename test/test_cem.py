@@ -335,7 +335,8 @@ def test_state_readout_adds_the_joint_space_distance():
 
 
 def test_limit_margin_cost_keeps_plans_off_the_joint_limits():
-    """A goal exactly at a limit: without the margin cost the plan goes there, with it the plan stays out of the band."""
+    """A goal exactly at a limit, the goal pose unknown to the planner: without the margin cost the plan goes there,
+    with it the plan stays out of the band."""
     q0, goal = np.array([2.0, 0.0, 0.0]), np.array([2.8, 0.0, 0.0])
     plain = CEMPlanner(search(num_iterations=8, limit_margin=0.0), LIMITS).plan(reach(goal), q0)
     margin = CEMPlanner(search(num_iterations=8, limit_margin=0.2, limit_cost=10.0), LIMITS).plan(reach(goal), q0)
