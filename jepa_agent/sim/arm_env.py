@@ -244,8 +244,9 @@ class ArmEnv:
 
     def collides(self, q: np.ndarray) -> bool:
         """Whether the arm at joint positions `q` (the rest of the scene as it is) penetrates anything but the block
-        (placed clear of it): the floor, the table, its own links. Menagerie's UR5e within its ±2π-wide limits did
-        in 38 of 300 reset poses, and physics then threw it out of the floor at 10 times its velocity limit."""
+        (placed clear of it): the floor, the table, its own links. Menagerie's UR5e, within the limits of a UR5e
+        description, did in 38 of 300 reset poses, and physics threw it out of the floor at up to 4 times its
+        velocity limit."""
         s = self._posed(q)
         mujoco.mj_collision(self.model, s)
         bodies = self.model.geom_bodyid
