@@ -421,14 +421,18 @@ class ArmEnv:
             self._renderer = None
 
     # -- goals -----------------------------------------------------------------------------------------------
-    def sample_goal(self, seed: int, task: str | None = None) -> Goal:
-        """A goal drawn from `seed`: reach, an arm pose clear of the block, in no collision (`collides`), with its
-        end effector in view (`ee_in_view`); push(_far), a scripted push's end state."""
-        task = task or self.config.task
+    def check_task(self, task: str) -> str:
+        """`task`, if this scene can have its goals; else ValueError saying why (push needs a block)."""
         if task not in TASKS:
             raise ValueError(f'task must be one of {TASKS}, got {task!r}')
         if task != 'reach' and not self.has_block:
             raise ValueError(f'{task} needs a block: the scene has no free joint {self.config.block_joint!r}')
+        return task
+
+    def sample_goal(self, seed: int, task: str | None = None) -> Goal:
+        """A goal drawn from `seed`: reach, an arm pose clear of the block, in no collision (`collides`), with its
+        end effector in view (`ee_in_view`); push(_far), a scripted push's end state."""
+        task = self.check_task(task or self.config.task)
         rng = np.random.default_rng([seed, 0x60A1])   # goal stream, disjoint from reset()/explorer seeds
         if task != 'reach':
             return self._push_goal(rng, seed, task)
