@@ -1,7 +1,7 @@
 """The command gate: the last check every joint command passes right before it is published to the arm.
 
     gate = CommandGate(lower, upper, velocity_limit, stale_timeout_s=0.5, config=CommandGateConfig())
-    times, positions = gate.admit(positions, times, JointReading(q, age_s=0.02), camera_age_s=0.04)
+    times, positions = gate.admit(positions, times, JointReading(q, age_s=0.02), camera_age_s=0.04, now=t)
     # raises CommandRefused(reason): publish nothing, the arm finishes its last trajectory
 
 Why here and not in the planner: a command is planned from a joint state that is already old when planning starts,
@@ -9,9 +9,13 @@ and published 0.1–0.4 s later; a joint_trajectory_controller then starts it fr
 the first point by its `time_from_start`, however far that is. So feasibility is decided at publish time, from the
 newest joint state, with the time until the command takes effect added as a bound: during `age + latency` seconds
 the arm can move at most `velocity_limit × (age + latency)` away from the measured position, so the first point is
-given that much more time. Later points are given enough time that no joint exceeds `velocity_fraction` of its
-limit between consecutive points. Time is stretched, positions are only moved into the position limits, so the arm
-follows the planned path, just not faster than allowed. ROS-free: the planner, explorer and teleop nodes call it.
+given that much more time. A controller with `interpolate_from_desired_state` starts instead from its own setpoint,
+which leads a lagging arm; given the caller's clock (`now`), the gate also times the first point from where the
+commands it admitted put that setpoint when this one takes effect, plus `command_latency_s` for the latency's
+variation, so the first segment is within the limit whichever way the controller starts. Later points are given
+enough time that no joint exceeds `velocity_fraction` of its limit between consecutive points. Time is stretched,
+positions are only moved into the position limits, so the arm follows the planned path, just not faster than
+allowed. ROS-free: the planner, explorer and teleop nodes call it, each as the only node commanding its arm.
 """
 from __future__ import annotations
 
@@ -63,6 +67,16 @@ def speed_ratios(times: np.ndarray, positions: np.ndarray, start: np.ndarray, ve
     return np.max(speed / np.asarray(velocity_limit, float), axis=1)
 
 
+def point_at(t: float, start: np.ndarray, times: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Where a trajectory that starts at `start` and moves linearly through `positions` (N, J) at `times` (N,) s
+    after its start is, `t` s after its start (after the last point: that point; a first point at time 0 is
+    jumped to)."""
+    knots, values = np.asarray(times, float), np.atleast_2d(positions)
+    if knots[0] > 0:
+        knots, values = np.concatenate([[0.0], knots]), np.vstack([start, values])
+    return np.array([np.interp(t, knots, values[:, j]) for j in range(values.shape[1])])
+
+
 class CommandGate:
     """Admits or refuses joint trajectories for one arm (limits in joint order, radians and rad/s); joint states
     and camera frames older than `stale_timeout_s` refuse every command."""
@@ -80,17 +94,21 @@ class CommandGate:
             raise ValueError(f'stale_timeout_s must be > 0, got {stale_timeout_s=}')
         self.stale_timeout_s = float(stale_timeout_s)
         self.config = config or CommandGateConfig()
+        self._admitted: tuple[float, np.ndarray, np.ndarray, np.ndarray] | None = None  # (effect, start, times, pos)
 
     @property
     def n_joints(self) -> int:
         return self.lower.size
 
     def admit(self, positions, times, joints: JointReading | None, *, enabled: bool = True,
-              camera_age_s: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+              camera_age_s: float | None = None, now: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(times (N,), positions (N, J)) safe to publish now, or CommandRefused.
 
         `times` are the planned time_from_start of each point (s); they are only ever made later. `camera_age_s`
         is the age of the newest camera frame for nodes that act on images (None: the node does not use one).
+        `now` is the caller's clock (s): with it, the first point is also timed from the controller's setpoint (see
+        the module docstring), and an admitted command is taken as published. A clock that went back (a new episode
+        in simulated time, a restarted sim clock) forgets the commands admitted before.
         """
         if not enabled:
             raise CommandRefused('disabled')
@@ -104,7 +122,25 @@ class CommandGate:
         if not (np.all(np.isfinite(positions)) and np.all(np.isfinite(times)) and np.all(np.isfinite(q))):
             raise CommandRefused('command or joint state is not finite')
         positions = np.clip(positions, self.lower, self.upper)
-        return self._retime(positions, times, q, joints.age_s + self.config.command_latency_s), positions
+        latency, fraction = self.config.command_latency_s, self.config.velocity_fraction
+        first = self._shortest(q, positions[0]) + (joints.age_s + latency) / fraction  # the arm may move meanwhile
+        if now is not None and self._admitted is not None and now + latency < self._admitted[0]:
+            self._admitted = None
+        setpoint = None if now is None else self.setpoint_at(now + latency)
+        if setpoint is not None:           # it moves at most velocity_fraction × limit while the latency varies
+            first = max(first, self._shortest(setpoint, positions[0]) + latency)
+        times = self._retime(positions, times, first)
+        if now is not None:
+            self._admitted = (now + latency, q if setpoint is None else setpoint, times, positions)
+        return times, positions
+
+    def setpoint_at(self, t: float) -> np.ndarray | None:
+        """Where the newest admitted command puts the controller's setpoint at `t` on the callers' clock, if it
+        starts from where the command before it put it (`interpolate_from_desired_state`); None before any."""
+        if self._admitted is None:
+            return None
+        effect, start, times, positions = self._admitted
+        return point_at(t - effect, start, times, positions)
 
     def _check_fresh(self, joints: JointReading | None, camera_age_s: float | None) -> None:
         limit = self.stale_timeout_s
@@ -115,17 +151,20 @@ class CommandGate:
         if camera_age_s is not None and (not np.isfinite(camera_age_s) or camera_age_s > limit):
             raise CommandRefused(f'camera frame is {camera_age_s:.2f} s old (stale_timeout_s {limit:g})')
 
-    def _retime(self, positions: np.ndarray, times: np.ndarray, q: np.ndarray, uncertainty_s: float) -> np.ndarray:
-        """Planned times, each made later where needed so no joint exceeds velocity_fraction of its limit."""
-        speed = self.velocity * self.config.velocity_fraction
-        path = np.vstack([q[None], positions])
-        distance = np.abs(np.diff(path, axis=0))                            # (N, J)
-        needed = np.max(distance / speed, axis=1)                           # (N,) shortest segment durations
+    def _shortest(self, start: np.ndarray, end: np.ndarray) -> float:
+        """Shortest time (s) of a segment: no joint beyond velocity_fraction of its limit, nor the acceleration."""
+        distance = np.abs(np.asarray(end, float) - start)
+        shortest = float(np.max(distance / (self.velocity * self.config.velocity_fraction)))
         if self.config.max_acceleration > 0:
-            needed = np.maximum(needed, 2 * np.sqrt(distance.max(axis=1) / self.config.max_acceleration))
-        needed[0] += uncertainty_s / self.config.velocity_fraction         # the arm may have moved meanwhile
+            shortest = max(shortest, 2 * float(np.sqrt(distance.max() / self.config.max_acceleration)))
+        return shortest
+
+    def _retime(self, positions: np.ndarray, times: np.ndarray, first: float) -> np.ndarray:
+        """Planned times, each made later where needed: the first point `first` s or more after the start, each next
+        point the shortest segment time or more after the one before."""
         out = np.empty_like(times)
         previous = 0.0
-        for k, (planned, shortest) in enumerate(zip(times, needed)):
+        for k, planned in enumerate(times):
+            shortest = first if k == 0 else self._shortest(positions[k - 1], positions[k])
             previous = out[k] = max(planned, previous + shortest, previous + 1e-3)
         return out

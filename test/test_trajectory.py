@@ -47,6 +47,20 @@ def test_new_trajectory_replaces_the_running_one_from_the_current_position():
     np.testing.assert_allclose(f.setpoint(12.0, midway), [-1.0, -1.0])
 
 
+def test_from_desired_state_a_new_trajectory_starts_at_the_setpoint_not_the_lagging_arm():
+    f = TrajectoryFollower(LOWER, UPPER, interpolate_from_desired_state=True)
+    f.replace(np.array([2.0]), np.array([[1.0, 1.0]]), start=10.0)
+    np.testing.assert_allclose(f.setpoint(10.0, [0.2, 0.2]), [0.2, 0.2])     # the first one starts at the arm
+    np.testing.assert_allclose(f.setpoint(11.0, [0.0, 0.0]), [0.6, 0.6])
+    f.replace(np.array([1.0]), np.array([[1.0, 1.0]]), start=11.0)
+    lagging = np.array([0.3, 0.3])
+    np.testing.assert_allclose(f.setpoint(11.0, lagging), [0.6, 0.6])         # not pulled back to the arm
+    np.testing.assert_allclose(f.setpoint(11.5, lagging), [0.8, 0.8])
+    f.clear()                                                                   # e.g. a reset: nothing to continue
+    f.replace(np.array([1.0]), np.array([[1.0, 1.0]]), start=12.0)
+    np.testing.assert_allclose(f.setpoint(12.0, lagging), lagging)
+
+
 @pytest.mark.parametrize('times, positions, needle', [
     ([1.0, 1.0], [[0, 0], [0.1, 0]], 'strictly increasing'),
     ([2.0, 1.0], [[0, 0], [0.1, 0]], 'strictly increasing'),

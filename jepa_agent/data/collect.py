@@ -126,7 +126,7 @@ def collect_episode(env: ArmEnv, writer: EpisodeWriter, steps: int, seed: int, p
             target = policy.next_target(newest[1], periods['explorer'])
             try:
                 times, positions = command_gate.admit(target[None], [periods['explorer']],
-                                                      JointReading(newest[1], t - newest[0]))
+                                                      JointReading(newest[1], t - newest[0]), now=t)
                 arm.send(times, positions, now=t)
                 _write(writer, steps, sync.add_command(0.0, times, positions, arrival=t), contact, touched)
             except CommandRefused:

@@ -41,7 +41,7 @@ from jepa_agent.data.play import PlayConfig, PlayPolicy
 from jepa_agent.robot import RobotDescription
 from jepa_agent.ros import topics
 from jepa_agent.ros.conversions import timed_trajectory
-from jepa_agent.ros.freshness import NewestJointState
+from jepa_agent.ros.freshness import NewestJointState, now_s
 from jepa_agent.ros.managed import ManagedNode
 from jepa_agent.ros.params import declare_config
 from jepa_agent.ros.qos import RELIABLE
@@ -151,7 +151,7 @@ class ExplorerNode(ManagedNode):
         dt = 1.0 / self.config.rate_hz
         target = self._next_target(joints.positions, dt)
         try:
-            times, positions = self.gate.admit(target[None], [dt], joints)
+            times, positions = self.gate.admit(target[None], [dt], joints, now=now_s(self.get_clock()))
         except CommandRefused as exc:
             self.get_logger().warning(f'command refused: {exc}', throttle_duration_sec=5.0)
             return

@@ -26,7 +26,7 @@ from jepa_agent.data.messages import MessageError
 from jepa_agent.robot import RobotDescription
 from jepa_agent.ros import topics
 from jepa_agent.ros.conversions import timed_trajectory
-from jepa_agent.ros.freshness import NewestJointState
+from jepa_agent.ros.freshness import NewestJointState, now_s
 from jepa_agent.ros.managed import ManagedNode
 from jepa_agent.ros.params import declare_config
 from jepa_agent.ros.qos import RELIABLE
@@ -130,7 +130,8 @@ class TeleopKeyboardNode(ManagedNode):
     def send(self, target: np.ndarray) -> None:
         cfg = self.config
         try:
-            times, positions = self.gate.admit(target[None], [cfg.min_move_time], self.joint_state.reading())
+            times, positions = self.gate.admit(target[None], [cfg.min_move_time], self.joint_state.reading(),
+                                               now=now_s(self.get_clock()))
         except CommandRefused as exc:
             self.get_logger().warning(f'jog not sent: {exc}', throttle_duration_sec=2.0)
             return

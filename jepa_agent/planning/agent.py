@@ -35,7 +35,7 @@ from typing import Protocol
 
 import numpy as np
 
-from jepa_agent.command_gate import CommandGate, CommandRefused, JointReading
+from jepa_agent.command_gate import CommandGate, CommandRefused, JointReading, point_at
 from jepa_agent.config import bounded, check_ranges
 from jepa_agent.planning.cem import Plan
 from jepa_agent.planning.constraints import JointLimits
@@ -143,13 +143,10 @@ class _Sent:
     positions: without the tracking offset the command carried)."""
 
     def __init__(self, effect: float, anchor: np.ndarray, times: np.ndarray, positions: np.ndarray):
-        self.effect = effect
-        self.knots = np.concatenate([[0.0], times])
-        self.points = np.vstack([anchor, positions])
+        self.effect, self.anchor, self.times, self.positions = effect, anchor, times, positions
 
     def position_at(self, t: float) -> np.ndarray:
-        s = t - self.effect
-        return np.array([np.interp(s, self.knots, self.points[:, j]) for j in range(self.points.shape[1])])
+        return point_at(t - self.effect, self.anchor, self.times, self.positions)
 
 
 class Agent:
@@ -318,7 +315,7 @@ class Agent:
         self._track(q, now - joints.age_s)
         try:
             times, positions = self.gate.admit(plan.targets[keep] + self.tracking_offset, ahead[keep], joints,
-                                               enabled=enabled, camera_age_s=camera_age_s)
+                                               enabled=enabled, camera_age_s=camera_age_s, now=now)
         except CommandRefused as exc:
             return Hold(f'command refused: {exc}')
         anchor = self._expected_position(effect, q)

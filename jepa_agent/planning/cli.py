@@ -138,6 +138,7 @@ def cmd_eval_planner(args) -> int:
               'checkpoint': str(args.checkpoint), 'agent': vars(agent_config), 'cem': vars(cem),
               'command_latency_s': args.command_latency, 'camera_latency_s': args.camera_latency,
               'plan_latency_charged_s': args.plan_latency,
+              'interpolate_from_desired_state': env.config.interpolate_from_desired_state,
               'baselines': {name: summary for name, summary in summaries.items() if name != 'latent_cem'}}
     json_path = Path(args.json) if args.json else out / 'eval_planner.json'
     json_path.parent.mkdir(parents=True, exist_ok=True)

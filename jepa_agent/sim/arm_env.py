@@ -63,6 +63,12 @@ class ArmEnvConfig:
     controller: str = 'joint_trajectory'
     """'joint_trajectory': like ros2_control's joint_trajectory_controller, no speed limiting (the default, what a
     real arm does); 'rate_limited': setpoints also move at most the velocity limit (hides unsafe commands)."""
+    interpolate_from_desired_state: bool = True
+    """The trajectory controller's parameter of that name (ros2_controllers' joint_trajectory_controller): a new
+    trajectory starts from the setpoint the running one had reached, not from the measured position, so an arm that
+    lags its setpoint is not pulled back by every new trajectory (the planner sends one per camera frame). Set it
+    on your arm's controller too (docs/plug_in_your_arm.md); false = the controller's default. `step()` is one
+    trajectory from the measured position either way."""
     control_hz: float = bounded(10.0, ge=1, le=100)
     """Rate of `step()`; one action spans 1/control_hz seconds."""
     max_joint_velocity: float = bounded(1.5, gt=0)

@@ -6,9 +6,10 @@ evaluations in simulated time, so both see the same controller.
     arm.tick(t, 0.01)                        # one control period of physics at time t
 
 Controller semantics (ros2_control's joint_trajectory_controller): a new trajectory replaces the running one and
-starts from the arm's position at that moment, interpolated linearly to each point's time_from_start, with no speed
-clamping (`controller: rate_limited` in the env's config clamps setpoint speed instead). `monitor` records what the
-arm really did against its velocity limits.
+starts from the arm's position at that moment (or from the controller's setpoint, with the env config's
+`interpolate_from_desired_state`), interpolated linearly to each point's time_from_start, with no speed clamping
+(`controller: rate_limited` in the env's config clamps setpoint speed instead). `monitor` records what the arm really
+did against its velocity limits.
 """
 from __future__ import annotations
 
@@ -54,7 +55,8 @@ class ControlledArm:
         if not 0.0 <= command_latency_s <= 2.0:
             raise ValueError(f'command_latency_s must be in [0, 2], got {command_latency_s=}')
         self.env, self.command_latency_s = env, command_latency_s
-        self.follower = TrajectoryFollower(env.lower, env.upper, env.velocity_limit)
+        self.follower = TrajectoryFollower(env.lower, env.upper, env.velocity_limit,
+                                           env.config.interpolate_from_desired_state)
         self.monitor = MotionMonitor(env.velocity_limit)
         self._in_transit: deque[tuple[float, float, np.ndarray, np.ndarray]] = deque()  # (due, stamp, times, pos)
 

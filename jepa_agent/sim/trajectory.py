@@ -2,13 +2,16 @@
 
 A trajectory is a list of waypoints with times relative to its start. Motion begins at the start time from the
 arm's position at that moment and is linearly interpolated through the waypoints; after the last one the arm holds
-it. A new trajectory replaces the running one (ros2_control's topic interface does the same).
+it. A new trajectory replaces the running one (ros2_control's topic interface does the same). With
+`interpolate_from_desired_state` (the controller parameter of that name) a new trajectory begins from the setpoint
+the running one had reached instead, so an arm that lags its setpoint is not pulled back at every new trajectory;
+the first one still begins from the arm's position.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from jepa_agent.command_gate import speed_ratios
+from jepa_agent.command_gate import point_at, speed_ratios
 
 
 class TrajectoryError(ValueError):
@@ -18,9 +21,11 @@ class TrajectoryError(ValueError):
 class TrajectoryFollower:
     """Piecewise-linear setpoints for one running trajectory, bounded by the joint limits it was checked against."""
 
-    def __init__(self, lower: np.ndarray, upper: np.ndarray, velocity_limit: np.ndarray | None = None):
+    def __init__(self, lower: np.ndarray, upper: np.ndarray, velocity_limit: np.ndarray | None = None,
+                 interpolate_from_desired_state: bool = False):
         self.lower, self.upper = np.asarray(lower, float), np.asarray(upper, float)
         self.velocity_limit = None if velocity_limit is None else np.asarray(velocity_limit, float)
+        self.interpolate_from_desired_state = interpolate_from_desired_state
         self.starts = 0
         """Trajectories started so far (a trajectory starts when its motion begins, see `setpoint`)."""
         self.start_speed_ratio = float('nan')
@@ -29,7 +34,8 @@ class TrajectoryFollower:
         self._times: np.ndarray | None = None       # (N,) seconds after start
         self._positions: np.ndarray | None = None   # (N, J)
         self._start = 0.0
-        self._anchor: np.ndarray | None = None      # position when the trajectory started
+        self._anchor: np.ndarray | None = None      # where the trajectory started
+        self._setpoint: np.ndarray | None = None    # the newest setpoint
 
     @property
     def active(self) -> bool:
@@ -63,23 +69,22 @@ class TrajectoryFollower:
 
     def clear(self) -> None:
         """Drop the trajectory (e.g. on reset); `setpoint` returns None until the next one."""
-        self._times = self._positions = self._anchor = None
+        self._times = self._positions = self._anchor = self._setpoint = None
 
     def setpoint(self, now: float, current: np.ndarray) -> np.ndarray | None:
         """Setpoint at time `now`, or None before the start or without a trajectory (the caller holds).
 
-        `current` is the measured position; the first call at or after the start anchors the motion there.
+        `current` is the measured position; the first call at or after the start anchors the motion there (or at
+        the newest setpoint, with `interpolate_from_desired_state`).
         """
         if self._times is None or now < self._start:
             return None
         if self._anchor is None:
-            self._anchor = np.asarray(current, float).copy()
+            desired = self.interpolate_from_desired_state and self._setpoint is not None
+            self._anchor = (self._setpoint if desired else np.asarray(current, float)).copy()
             self.starts += 1
             if self.velocity_limit is not None:
                 self.start_speed_ratio = float(speed_ratios(self._times[:1], self._positions[:1], self._anchor,
                                                             self.velocity_limit)[0])
-        knots, values = self._times, self._positions
-        if knots[0] > 0:   # interpolate from where the arm was when the trajectory started
-            knots, values = np.concatenate([[0.0], knots]), np.vstack([self._anchor, values])
-        t = now - self._start
-        return np.array([np.interp(t, knots, values[:, j]) for j in range(values.shape[1])])
+        self._setpoint = point_at(now - self._start, self._anchor, self._times, self._positions)
+        return self._setpoint
