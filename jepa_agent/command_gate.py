@@ -135,7 +135,7 @@ class CommandGate:
         return times, positions
 
     def setpoint_at(self, t: float) -> np.ndarray | None:
-        """Where the newest admitted command puts the controller's setpoint at `t` on the callers' clock, if it
+        """Where the newest admitted command puts the controller's setpoint at `t` on the caller's clock, if it
         starts from where the command before it put it (`interpolate_from_desired_state`); None before any."""
         if self._admitted is None:
             return None

@@ -6,12 +6,12 @@
 
 Publishes joint_states and camera/image_raw (rgb8) + camera/camera_info; follows JointTrajectory messages on
 arm_controller/joint_trajectory (relative names from jepa_agent.ros.topics) like ros2_control's
-joint_trajectory_controller (`controller: joint_trajectory`, the default: each trajectory starts from the arm's
-current position, is interpolated linearly to each point's time_from_start, and nothing limits how fast that is),
-after `command_latency_s`; `controller: rate_limited` also caps setpoint speed at the velocity limit, which hides
-commands that break the limit. /diagnostics reports how fast
-the arm really moved and how many commands asked for more than the velocity limit from where the arm was when they
-took effect. Like a real camera, frames can be published late (camera_latency_s; stamped at exposure), with
+joint_trajectory_controller (`controller: joint_trajectory`, the default: each trajectory starts from the
+controller's setpoint with `interpolate_from_desired_state`, the default, else from the arm's current position, is
+interpolated linearly to each point's time_from_start, and nothing limits how fast that is), after
+`command_latency_s`; `controller: rate_limited` also caps setpoint speed at the velocity limit, which hides commands
+that break the limit. /diagnostics reports how fast the arm really moved and how many commands asked for more than
+the velocity limit from where they started. Like a real camera, frames can be published late (camera_latency_s; stamped at exposure), with
 jitter (camera_jitter_s) or not at all (camera_drop_rate). ~/reset (std_srvs/Trigger) re-seeds the scene. Physics
 runs in real time in its own thread and the camera renders in another (an EGL context belongs to the thread that
 creates it, and rendering inside a timer starved the other streams).

@@ -26,7 +26,7 @@ SPEED_TOLERANCE = 1.001
 
 class MotionMonitor:
     """What the arm really did against its velocity limits: the fastest joint speed seen, and the trajectories
-    whose first segment asked for more than the limit from where the arm was when they started."""
+    whose first segment asked for more than the limit from where they started."""
 
     def __init__(self, velocity_limit: np.ndarray):
         self.velocity_limit = np.asarray(velocity_limit, float)
