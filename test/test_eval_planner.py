@@ -89,6 +89,7 @@ def test_eval_planner_with_a_charged_plan_latency_repeats_exactly(tmp_path):
 
     first, again, slow = run('0.02', 'first'), run('0.02', 'again'), run('0.25', 'slow')
     assert first['plan_latency_charged_s'] == 0.02 and first['plan_latency_ms']['p50'] == pytest.approx(20.0)
+    assert first['interpolate_from_desired_state'] and first['commands_over_velocity_limit'] == 0
     assert first['final_distance_m'] == again['final_distance_m']
     assert first['final_distance_m'] != slow['final_distance_m']
 

@@ -151,6 +151,7 @@ def cmd_eval_planner(args) -> int:
               f'{summary["episodes"]} episodes, '
               f'plan latency p50 {summary["plan_latency_ms"]["p50"]} ms, '
               f'fastest joint {summary["max_joint_speed_ratio"]:.2f}x its velocity limit, '
+              f'{summary["commands_over_velocity_limit"]} commands over it, '
               f'block moved in {summary["block_moved_rate"]:.0%}')
     print(f'wrote {json_path}, {out / "summary.png"}, {out / "episodes.gif"}')
     return 0

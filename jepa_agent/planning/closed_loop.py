@@ -235,6 +235,8 @@ class EpisodeResult:
     """Commands that stopped the arm because the agent judged the goal reached (its deadband)."""
     peak_speed_ratio: float = 0.0
     """Fastest joint speed the arm really reached, as a multiple of its velocity limit."""
+    commands_over_limit: int = 0
+    """Commands whose first segment asked for more than the velocity limit from where the controller started them."""
     block_moved: float = 0.0
     """How far the block ended from where it started (m; 0 in a scene without one): on a reach, what the arm
     knocked away on its way (the goal image then shows the block where it no longer is)."""
@@ -318,6 +320,7 @@ def run_episode(env: ArmEnv, agent: Agent, seed: int, task: str, max_steps: int,
     result.steps = int(round(clock['first_touch'] / dt)) if result.touched else max_steps
     result.final_distance = env.distances(goal)['ee' if task == 'reach' else 'block']
     result.peak_speed_ratio = arm.monitor.max_speed_ratio
+    result.commands_over_limit = arm.monitor.commands_over_limit
     if block_start is not None:
         result.block_moved = float(np.linalg.norm(env.block_pos() - block_start))
     return result

@@ -79,6 +79,7 @@ def summarize(results: list[EpisodeResult]) -> dict:
         'holds': int(sum(r.holds for r in results)),
         'at_goal_commands': int(sum(r.at_goal for r in results)),
         'max_joint_speed_ratio': round(max((r.peak_speed_ratio for r in results), default=0.0), 4),
+        'commands_over_velocity_limit': int(sum(r.commands_over_limit for r in results)),
         'block_moved_rate': len(moved) / max(len(results), 1),
         'success_rate_block_moved': sum(r.success for r in moved) / len(moved) if moved else None,
     }
