@@ -77,6 +77,20 @@ def point_at(t: float, start: np.ndarray, times: np.ndarray, positions: np.ndarr
     return np.array([np.interp(t, knots, values[:, j]) for j in range(values.shape[1])])
 
 
+@dataclass(frozen=True)
+class ExecutedTrajectory:
+    """A trajectory as a controller executes it: from `start` at `effect` (s, the caller's clock), linearly through
+    `positions` (N, J) at `times` (N,) s after `effect`."""
+
+    effect: float
+    start: np.ndarray
+    times: np.ndarray
+    positions: np.ndarray
+
+    def position_at(self, t: float) -> np.ndarray:
+        return point_at(t - self.effect, self.start, self.times, self.positions)
+
+
 class CommandGate:
     """Admits or refuses joint trajectories for one arm (limits in joint order, radians and rad/s); joint states
     and camera frames older than `stale_timeout_s` refuse every command."""
@@ -94,7 +108,7 @@ class CommandGate:
             raise ValueError(f'stale_timeout_s must be > 0, got {stale_timeout_s=}')
         self.stale_timeout_s = float(stale_timeout_s)
         self.config = config or CommandGateConfig()
-        self._admitted: tuple[float, np.ndarray, np.ndarray, np.ndarray] | None = None  # (effect, start, times, pos)
+        self._admitted: ExecutedTrajectory | None = None     # the newest command admitted with a clock
 
     @property
     def n_joints(self) -> int:
@@ -124,23 +138,20 @@ class CommandGate:
         positions = np.clip(positions, self.lower, self.upper)
         latency, fraction = self.config.command_latency_s, self.config.velocity_fraction
         first = self._shortest(q, positions[0]) + (joints.age_s + latency) / fraction  # the arm may move meanwhile
-        if now is not None and self._admitted is not None and now + latency < self._admitted[0]:
+        if now is not None and self._admitted is not None and now + latency < self._admitted.effect:
             self._admitted = None
         setpoint = None if now is None else self.setpoint_at(now + latency)
         if setpoint is not None:           # it moves at most velocity_fraction × limit while the latency varies
             first = max(first, self._shortest(setpoint, positions[0]) + latency)
         times = self._retime(positions, times, first)
         if now is not None:
-            self._admitted = (now + latency, q if setpoint is None else setpoint, times, positions)
+            self._admitted = ExecutedTrajectory(now + latency, q if setpoint is None else setpoint, times, positions)
         return times, positions
 
     def setpoint_at(self, t: float) -> np.ndarray | None:
         """Where the newest admitted command puts the controller's setpoint at `t` on the caller's clock, if it
         starts from where the command before it put it (`interpolate_from_desired_state`); None before any."""
-        if self._admitted is None:
-            return None
-        effect, start, times, positions = self._admitted
-        return point_at(t - effect, start, times, positions)
+        return None if self._admitted is None else self._admitted.position_at(t)
 
     def _check_fresh(self, joints: JointReading | None, camera_age_s: float | None) -> None:
         limit = self.stale_timeout_s

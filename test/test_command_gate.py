@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from jepa_agent.command_gate import (CommandGate, CommandGateConfig, CommandRefused, JointReading, point_at,
-                                     speed_ratios)
+from jepa_agent.command_gate import (CommandGate, CommandGateConfig, CommandRefused, ExecutedTrajectory, JointReading,
+                                     point_at, speed_ratios)
 
 LOWER, UPPER, VELOCITY = np.array([-2.8, -2.5, -2.5]), np.array([2.8, 2.5, 2.5]), np.array([1.5, 1.5, 1.0])
 
@@ -84,18 +84,18 @@ def test_with_a_clock_the_first_point_is_feasible_from_the_controllers_setpoint_
     rng = np.random.default_rng(seed)
     g = gate(command_latency_s=0.05, velocity_fraction=0.9)
     latency, q = 0.05, rng.uniform(LOWER * 0.5, UPPER * 0.5)
-    previous = None                                                              # (start, times, positions, effect)
+    previous = None
     for k in range(8):
         now = 0.1 * k
         lagging = q - rng.uniform(-1, 1, 3) * VELOCITY * 0.12    # the reading trails the setpoint (lag + age)
         plan = np.clip(q + np.cumsum(rng.normal(0, 0.15, (3, 3)), axis=0), LOWER, UPPER)
         times, positions = g.admit(plan, 0.1 * np.arange(1, 4), reading(lagging, 0.02), now=now)
         effect = now + latency * rng.uniform(0.0, 2.0)                           # the latency varies
-        setpoint = lagging if previous is None else previous.setpoint_at(effect)
+        setpoint = lagging if previous is None else previous.position_at(effect)
         assert speed_ratios(times, positions, setpoint, VELOCITY).max() <= 1.0 + 1e-9
         assert speed_ratios(times, positions, lagging, VELOCITY).max() <= 1.0 + 1e-9
-        previous = _Admitted(setpoint, times, positions, effect)
-        q = previous.setpoint_at(now + 0.1 + latency)
+        previous = ExecutedTrajectory(effect, setpoint, times, positions)   # as the controller runs it
+        q = previous.position_at(now + 0.1 + latency)
 
 
 def test_a_reversal_is_timed_from_the_setpoint_that_leads_the_lagging_arm():
@@ -106,14 +106,6 @@ def test_a_reversal_is_timed_from_the_setpoint_that_leads_the_lagging_arm():
     for effect in (0.55, 0.6):                                                  # the latency as expected, or twice
         setpoint = point_at(effect - 0.05, np.zeros(3), *first)
         assert speed_ratios(times, positions, setpoint, VELOCITY).max() <= 1.0
-
-
-class _Admitted:
-    def __init__(self, start, times, positions, effect):
-        self.start, self.times, self.positions, self.effect = start, times, positions, effect
-
-    def setpoint_at(self, t):
-        return point_at(t - self.effect, self.start, self.times, self.positions)
 
 
 def test_a_clock_that_went_back_forgets_the_commands_admitted_before():

@@ -11,10 +11,10 @@ controller's setpoint with `interpolate_from_desired_state`, the default, else f
 interpolated linearly to each point's time_from_start, and nothing limits how fast that is), after
 `command_latency_s`; `controller: rate_limited` also caps setpoint speed at the velocity limit, which hides commands
 that break the limit. /diagnostics reports how fast the arm really moved and how many commands asked for more than
-the velocity limit from where they started. Like a real camera, frames can be published late (camera_latency_s; stamped at exposure), with
-jitter (camera_jitter_s) or not at all (camera_drop_rate). ~/reset (std_srvs/Trigger) re-seeds the scene. Physics
-runs in real time in its own thread and the camera renders in another (an EGL context belongs to the thread that
-creates it, and rendering inside a timer starved the other streams).
+the velocity limit from where they started. Like a real camera, frames can be published late (camera_latency_s;
+stamped at exposure), with jitter (camera_jitter_s) or not at all (camera_drop_rate). ~/reset (std_srvs/Trigger)
+re-seeds the scene. Physics runs in real time in its own thread and the camera renders in another (an EGL context
+belongs to the thread that creates it, and rendering inside a timer starved the other streams).
 """
 from __future__ import annotations
 

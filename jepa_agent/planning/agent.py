@@ -35,7 +35,7 @@ from typing import Protocol
 
 import numpy as np
 
-from jepa_agent.command_gate import CommandGate, CommandRefused, JointReading, point_at
+from jepa_agent.command_gate import CommandGate, CommandRefused, ExecutedTrajectory, JointReading
 from jepa_agent.config import bounded, check_ranges
 from jepa_agent.planning.cem import Plan
 from jepa_agent.planning.constraints import JointLimits
@@ -138,17 +138,6 @@ def plan_start(q: np.ndarray, in_flight: np.ndarray) -> np.ndarray:
 STILL_SPEED_FRACTION, STILL_PERIODS = 0.05, 2
 
 
-class _Sent:
-    """A command as the arm executes it: from `anchor` at `effect`, linearly through its points (planned
-    positions: without the tracking offset the command carried)."""
-
-    def __init__(self, effect: float, anchor: np.ndarray, times: np.ndarray, positions: np.ndarray):
-        self.effect, self.anchor, self.times, self.positions = effect, anchor, times, positions
-
-    def position_at(self, t: float) -> np.ndarray:
-        return point_at(t - self.effect, self.anchor, self.times, self.positions)
-
-
 class Agent:
     """One goal-reaching loop for the planner node and the evaluations (see the module docstring)."""
 
@@ -169,7 +158,7 @@ class Agent:
     def reset(self) -> None:
         """Forget frames, commands sent and timing (a new goal starts a new episode)."""
         self._frames: deque[Frame] = deque(maxlen=64)
-        self._sent: deque[_Sent] = deque(maxlen=4)
+        self._sent: deque[ExecutedTrajectory] = deque(maxlen=4)     # planned positions: without the tracking offset
         self._latencies: deque[float] = deque(maxlen=5)
         self._publish_times: deque[float] = deque(maxlen=6)
         self._frame_ages: deque[float] = deque(maxlen=5)      # newest frame's age when a plan was asked for
@@ -319,7 +308,7 @@ class Agent:
         except CommandRefused as exc:
             return Hold(f'command refused: {exc}')
         anchor = self._expected_position(effect, q)
-        self._sent.append(_Sent(effect, anchor, times, positions - self.tracking_offset))
+        self._sent.append(ExecutedTrajectory(effect, anchor, times, positions - self.tracking_offset))
         self._publish_times.append(now)
         return Command(times, positions, plan)
 
