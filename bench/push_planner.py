@@ -170,7 +170,7 @@ def main() -> int:
     parser.add_argument('--episodes', type=int, default=50, help='push goals')
     parser.add_argument('--seed', type=int, default=9000, help='first goal seed')
     parser.add_argument('--play-episodes', type=int, default=500, help='play episodes (200 periods) to learn from')
-    parser.add_argument('--held-out-episodes', type=int, default=20)
+    parser.add_argument('--held-out-episodes', type=int, default=20, help='play episodes that score the block model')
     parser.add_argument('--fit-steps', type=int, default=6000)
     parser.add_argument('--record', action='store_true', help='write bench/results/push_planner.json')
     args = parser.parse_args()
