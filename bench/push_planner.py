@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from jepa_agent.data.babble import BabbleConfig                                     # noqa: E402
 from jepa_agent.data.collect import make_policy                                      # noqa: E402
 from jepa_agent.planning.agent import plan_start                                     # noqa: E402
-from jepa_agent.planning.cem import CEMPlanner, step_weights                          # noqa: E402
+from jepa_agent.planning.cem import CEMConfig, CEMPlanner, step_weights               # noqa: E402
 from jepa_agent.planning.cli import planner_settings                                  # noqa: E402
 from jepa_agent.planning.closed_loop import (CEILING_LATENCY_S, Baseline, PlanarKinematics, env_limits,  # noqa: E402
                                              make_agent)
@@ -98,7 +98,6 @@ def windows(tips: np.ndarray, blocks: np.ndarray) -> tuple[torch.Tensor, ...]:
 
 def fit(model: BlockModel, train: tuple, held_out: tuple, steps: int) -> dict:
     """Fit on `train` windows; errors (cm) on `held_out` ones where the block moves > 1 cm, against "it stays"."""
-    torch.manual_seed(0)
     optimizer = torch.optim.AdamW(model.parameters(), 1e-3, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, 2e-3, total_steps=steps)
     for _ in range(steps):
@@ -126,9 +125,9 @@ class BlockModelPolicy(Baseline):
     periods_per_step = PERIODS
     charged_latency_s = CEILING_LATENCY_S
 
-    def __init__(self, env: ArmEnv, model: BlockModel | None):
-        cem = dataclasses.replace(planner_settings(None)[0], **SEARCH)
-        cem = dataclasses.replace(cem, trust_region=cem.trust_region * PERIODS)
+    def __init__(self, env: ArmEnv, model: BlockModel | None, cem: CEMConfig):
+        """`cem`: the planner node's search; SEARCH replaces its size, horizon and cost terms."""
+        cem = dataclasses.replace(cem, **SEARCH, trust_region=cem.trust_region * PERIODS)
         self.env, self.model = env, model
         self.planner = CEMPlanner(cem, env_limits(env).per_step(PERIODS))
         self.kinematics, self.weights = PlanarKinematics(env), step_weights(HORIZON, 'linear')
@@ -176,9 +175,11 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(1)
     env = make_env(task='push')
+    cem, agent_config = planner_settings(None)
     started = time.perf_counter()
     tips, blocks = collect(env, 600000, args.play_episodes + args.held_out_episodes)
     split = args.play_episodes
+    torch.manual_seed(0)                                         # the same weights and batches every run
     model = BlockModel()
     quality = fit(model, windows(tips[:split], blocks[:split]), windows(tips[split:], blocks[split:]), args.fit_steps)
     model.eval()
@@ -186,7 +187,7 @@ def main() -> int:
     seeds = goal_seeds(env, args.seed, args.episodes, 'push')
     summaries = {}
     for name, block_model in (('learnt', model), ('stays', None)):
-        agent = make_agent(BlockModelPolicy(env, block_model), env, HORIZON, planner_settings(None)[1])
+        agent = make_agent(BlockModelPolicy(env, block_model, cem), env, HORIZON, agent_config)
         summaries[name] = summarize(evaluate(env, agent, seeds, 'push', episode_steps('push')))
         s = summaries[name]
         print(f'{name:>7}: {round(s["success_rate"] * s["episodes"])}/{s["episodes"]} pushed (held '
