@@ -34,7 +34,7 @@ setup(
     python_requires='>=3.10',
     install_requires=[
         'numpy', 'pyyaml', 'torch>=2.2', 'mujoco>=3.1', 'safetensors', 'rosbags>=0.10', 'tensorboard',
-        'matplotlib', 'tqdm', 'pyarrow', 'av',
+        'matplotlib', 'tqdm', 'pyarrow', 'av', 'onnx', 'onnxruntime',
     ],
     zip_safe=True,
     maintainer='jepa_agent developers',

@@ -2,13 +2,14 @@
 
     .venv/bin/python bench/plan_latency.py                          # CPU, 2 threads, 300 samples × 5 it × H 5
     .venv/bin/python bench/plan_latency.py --config config/planner.yaml --threads 1   # the deployed search, 1 core
-    .venv/bin/python bench/plan_latency.py --config config/planner.yaml --threads 1 --compile  # compiled (inductor)
-    python3 bench/plan_latency.py --device cuda --compile           # GPU (needs only torch + safetensors + yaml)
-    .venv/bin/python bench/plan_latency.py --ros --config config/planner.yaml --threads 1 [--compile]
+    .venv/bin/python bench/plan_latency.py --config config/planner.yaml --threads 1 --runtime compile  # inductor
+    python3 bench/plan_latency.py --device cuda --runtime compile   # GPU (needs only torch + safetensors + yaml)
+    .venv/bin/python bench/plan_latency.py --ros --config config/planner.yaml --threads 1 [--runtime R]
                                                                     # sim_arm + planner processes, frame → command
 
 The CEM part times `LatentMPC.plan` (encode the frame + plan) and the plan alone; with `cem.anticipate` also the
-search made ahead of each frame (`LatentMPC.prepare`), and the compute per frame (both). The ROS part starts sim_arm and
+search made ahead of each frame (`LatentMPC.prepare`), and the compute per frame (both); `--runtime` runs the
+rollout by another `cem.runtime` than the searched settings'. The ROS part starts sim_arm and
 planner as real processes, gives a goal image, and measures, for each /jepa_agent/plan message (stamped with the
 camera frame it was planned from), its arrival time minus that stamp: the camera-frame-to-command latency. It splits
 that into the sim's camera latency (the frame's arrival at a subscriber minus its stamp) and the planner's share
@@ -29,6 +30,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+RUNTIME_TEXT = {'torch': ', eager torch', 'compile': ', compiled', 'onnxruntime': ', ONNX Runtime'}
+RUNTIME_ROW = {'torch': ('', 0), 'compile': ('_compiled', 1), 'onnxruntime': ('_onnxruntime', 2)}  # name, order
+
 
 def percentiles(values_ms: list[float]) -> dict[str, float]:
     return {'p50': round(float(np.percentile(values_ms, 50)), 2), 'p95': round(float(np.percentile(values_ms, 95)), 2),
@@ -37,9 +41,11 @@ def percentiles(values_ms: list[float]) -> dict[str, float]:
 
 def search_settings(args):
     """The CEM search timed: all of --config's cem.*, or the deployed search with the command line's size (or the
-    fields of `args.search`, from bench/search_compare.py) replaced."""
+    fields of `args.search`, from bench/search_compare.py) replaced; run by --runtime if given."""
     from jepa_agent.planning.cli import planner_settings
     config = planner_settings(args.config)[0]
+    if args.runtime:
+        config = dataclasses.replace(config, runtime=args.runtime)
     if getattr(args, 'search', None) is not None:
         return dataclasses.replace(config, **args.search)
     if args.config is None:
@@ -64,7 +70,7 @@ def bench_cem(args) -> dict:
     model, meta = load_checkpoint(args.checkpoint, device)
     trained_on = DatasetMeta.from_dict(meta)
     limits = JointLimits.of(trained_on.robot, 1.0 / trained_on.rate_hz)
-    config = dataclasses.replace(search_settings(args), compile=args.compile)
+    config = search_settings(args)
     mpc = LatentMPC(model, limits, config)
     rng = np.random.default_rng(0)
     size = model.config.image_size
@@ -91,7 +97,7 @@ def bench_cem(args) -> dict:
     return {'device': name, 'model': repr(model), 'samples': config.num_samples, 'iterations': config.num_iterations,
             'horizon': config.horizon, 'population_decay': config.population_decay, 'elite_reuse': config.elite_reuse,
             'anticipate': config.anticipate, 'frame_iterations': config.frame_iterations,
-            'compile': args.compile, 'state_cost_weight': config.state_cost_weight,
+            'runtime': config.runtime, 'state_cost_weight': config.state_cost_weight,
             'plan_ms': percentiles(plan_ms),
             'search_ahead_ms': percentiles(ahead_ms) if config.anticipate else None,
             'per_frame_ms': percentiles(np.add(act_ms, ahead_ms)),
@@ -128,7 +134,7 @@ def bench_ros(args) -> dict:
               f'cem.horizon:={args.horizon}')
     procs = [start('sim_arm', f'seed:={seed}'),
              start('planner', f'checkpoint:={args.checkpoint}', f'threads:={args.threads}',
-                   *(() if args.config else search), *(('cem.compile:=true',) if args.compile else ()),
+                   *(() if args.config else search), *((f'cem.runtime:={args.runtime}',) if args.runtime else ()),
                    params_file=args.config)]
     rclpy.init()
     node = rclpy.create_node('plan_latency_bench')
@@ -174,12 +180,13 @@ def bench_ros(args) -> dict:
             'samples': cem.num_samples, 'iterations': cem.num_iterations, 'horizon': cem.horizon,
             'population_decay': cem.population_decay, 'elite_reuse': cem.elite_reuse,
             'anticipate': cem.anticipate, 'frame_iterations': cem.frame_iterations,
-            'compile': cem.compile or args.compile,
+            'runtime': cem.runtime,
             'planner_threads': args.threads, 'cpu_cores': os.cpu_count()}
 
 
 def main() -> int:
     from jepa_agent.model.devices import DEVICE_HELP, check_device
+    from jepa_agent.planning.cem import RUNTIMES
     from jepa_agent.resources import model_path
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--checkpoint', default=str(model_path('reach_64px')))
@@ -190,7 +197,8 @@ def main() -> int:
     parser.add_argument('--horizon', type=int, default=5)
     parser.add_argument('--repeats', type=int, default=100)
     parser.add_argument('--warmup', type=int, default=10)
-    parser.add_argument('--compile', action='store_true', help='torch.compile the rollout (cem.compile)')
+    parser.add_argument('--runtime', choices=RUNTIMES, default=None,
+                        help="what runs the rollout (cem.runtime; default: the searched settings')")
     parser.add_argument('--ros', action='store_true', help='measure camera frame → command with real processes')
     parser.add_argument('--seconds', type=float, default=20.0, help='ROS measurement duration')
     parser.add_argument('--config', default=None, help='planner parameter file whose cem.* search to time')
@@ -217,34 +225,43 @@ def search_text(result: dict) -> str:
     if result.get('anticipate'):
         n = result['frame_iterations']
         text += f", searched ahead, {n} iteration{'s' if n > 1 else ''} on the frame"
-    return text + (', compiled' if result['compile'] else '')
+    return text + RUNTIME_TEXT[result['runtime']]
+
+
+def deployed_label(args, result: dict) -> str:
+    """' (deployed)' for --config's search as configured, ' (the deployed search)' when --runtime replaced its
+    runtime."""
+    from jepa_agent.planning.cli import planner_settings
+    if not args.config:
+        return ''
+    return ' (deployed)' if result['runtime'] == planner_settings(args.config)[0].runtime else ' (the deployed search)'
 
 
 def record_result(args, result: dict) -> None:
     from results import record
-    compiled = '_compiled' if result['compile'] else ''          # a row of its own beside the eager one
+    runtime = RUNTIME_ROW[result['runtime']]                    # a row of its own beside the eager one
     if args.ros:
         ms = result['frame_to_command_ms']
         camera, node = result['camera_latency_ms'], result['arrival_to_command_ms']
-        record('frame_to_command' + compiled, 'camera frame (its exposure stamp) → published command (sim_arm + '
+        record('frame_to_command' + runtime[0], 'camera frame (its exposure stamp) → published command (sim_arm + '
                'planner processes)', f"p50 {ms['p50']:.0f} ms / p95 {ms['p95']:.0f} ms: the sim's camera latency p50 "
                f"{camera['p50']:.0f} ms, then frame arrival → command p50 {node['p50']:.0f} / p95 {node['p95']:.0f}"
                f" ms; {result['command_rate_hz']} commands/s "
                f"({search_text(result)})", 'p95 ≤ 60 ms',
-               result, order=81 if compiled else 80)
+               result, order=80 + runtime[1])
         return
     plan, total, per_frame = result['plan_ms'], result['encode_and_plan_ms'], result['per_frame_ms']
     search = search_text(result)
-    name = ('plan_latency_deployed' if args.config else 'plan_latency') + compiled
+    name = ('plan_latency_deployed' if args.config else 'plan_latency') + runtime[0]
     if result['anticipate']:
         text = (f"on the frame p50 {total['p50']:.1f} ms / p95 {total['p95']:.1f} ms with encoding (its search "
                 f"p50 {plan['p50']:.1f} ms), searched ahead p50 {result['search_ahead_ms']['p50']:.1f} ms: "
                 f"p50 {per_frame['p50']:.1f} ms of compute per frame")
     else:
         text = f"p50 {plan['p50']:.1f} ms / p95 {plan['p95']:.1f} ms (with encoding p50 {total['p50']:.1f} ms)"
-    record(name, f"plan latency, {search}{' (deployed)' if args.config else ''}, {result['device']}", text,
+    record(name, f"plan latency, {search}{deployed_label(args, result)}, {result['device']}", text,
            '≤ 33 ms p50 per frame on one core' if args.config else '—', result,
-           order=(71 if args.config else 70) + (3 if compiled else 0))
+           order=(71 if args.config else 70) + 3 * runtime[1])
 
 
 if __name__ == '__main__':

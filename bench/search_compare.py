@@ -1,9 +1,9 @@
-"""Search settings side by side on the same model: the deployed CEM (config/planner.yaml), the same compiled
-(cem.compile), a LeWM-style search (300 samples × 30 iterations × H5) and a DINO-WM-style one (100 × 10 × H5; plain
-CEM, no shrinking population or reused elites, no search ahead), all with the deployed cost terms. For each: ms of
-compute per camera frame (encoding and the whole search) on one CPU thread (and on the GPU, when there is one), and
-reach goals held through the planner node's agent loop (plan latency is charged, so a slow search also pays in
-control).
+"""Search settings side by side on the same model: the deployed CEM (config/planner.yaml) with its rollout run by
+each `cem.runtime` (eager torch, torch.compile, ONNX Runtime), a LeWM-style search (300 samples × 30 iterations × H5)
+and a DINO-WM-style one (100 × 10 × H5; plain CEM, no shrinking population or reused elites, no search ahead), all
+with the deployed cost terms. For each: ms of compute per camera frame (encoding and the whole search) on one CPU
+thread (and on the GPU, when there is one), and reach goals held through the planner node's agent loop (plan latency
+is charged, so a slow search also pays in control).
 
     .venv/bin/python bench/search_compare.py --goals 20 --record
 """
@@ -20,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 #: the anchors' CEM: the whole search on each frame, no shrinking population or reused elites
 PLAIN_CEM = {'population_decay': 1.0, 'elite_reuse': 0, 'anticipate': False}
 #: name -> the cem.* fields that differ from the deployed search
-SEARCHES = {'deployed': {}, 'deployed, compiled': {'compile': True},
+SEARCHES = {'deployed, torch': {'runtime': 'torch'}, 'deployed, compiled': {'runtime': 'compile'},
+            'deployed, ONNX Runtime': {'runtime': 'onnxruntime'},
             'LeWM-style': {'num_samples': 300, 'num_iterations': 30, 'horizon': 5, **PLAIN_CEM},
             'DINO-WM-style': {'num_samples': 100, 'num_iterations': 10, 'horizon': 5, **PLAIN_CEM}}
 
@@ -37,8 +38,8 @@ def plan_ms(checkpoint: str, search: dict, device: str = 'cpu') -> dict:
     """Compute per frame (ms percentiles: encoding and the whole search, the part made ahead of the frame included)
     of one search on one CPU thread (or the GPU), as bench/plan_latency.py measures it."""
     from plan_latency import bench_cem
-    args = Namespace(checkpoint=checkpoint, device=device, threads=1, config=None, search=search,
-                     compile=search.get('compile', False), warmup=3, repeats=20)
+    args = Namespace(checkpoint=checkpoint, device=device, threads=1, config=None, search=search, runtime=None,
+                     warmup=3, repeats=20)
     return bench_cem(args)['per_frame_ms']
 
 

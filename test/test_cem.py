@@ -8,11 +8,12 @@ import torch
 
 from jepa_agent.config import ConfigError, build
 from jepa_agent.model.images import to_model_image
+from jepa_agent.model.world_model import ModelConfig, WorldModel
 from jepa_agent.planning.agent import Frame
 from jepa_agent.planning.cem import CEMConfig, CEMPlanner, colored_noise_filter
 from jepa_agent.planning.constraints import JointLimits, project
 from jepa_agent.planning.mpc import LatentMPC
-from jepa_agent.planning.objectives import LatentGoalCost
+from jepa_agent.planning.objectives import LatentGoalCost, fast_rollout
 
 def search(**overrides) -> CEMConfig:
     """The unit tests' search: a short horizon on latent distance only, whatever the shipped defaults
@@ -188,7 +189,7 @@ def test_non_finite_cost_gives_no_plan():
                                  dict(init_std=0.0), dict(min_std=2.0), dict(step_weighting='max'),
                                  dict(trust_region=0.0), dict(smoothness=-1.0),
                                  dict(population_decay=0.5), dict(num_elites=300, elite_reuse=300),
-                                 dict(noise_beta=-1.0), dict(mppi_temperature=-1.0)])
+                                 dict(noise_beta=-1.0), dict(mppi_temperature=-1.0), dict(runtime='tensorrt')])
 def test_invalid_config_is_rejected(bad):
     with pytest.raises(ConfigError):
         build(CEMConfig, bad)
@@ -403,20 +404,37 @@ def test_model_images_are_resized_and_mono_expanded():
         to_model_image(np.zeros((8, 8, 4), np.uint8), 8)
 
 
-def test_compiled_rollout_plans_like_the_eager_one_on_a_cpu():
-    """cem.compile on a CPU (inductor; CI has a C++ compiler): compiled when the policy is built, so the plans
-    compile nothing more, and they are the eager ones."""
+@pytest.mark.parametrize('runtime', ['compile', 'onnxruntime'])
+def test_a_rollout_runtime_plans_like_eager_torch_on_a_cpu(runtime):
+    """cem.runtime on a CPU (inductor: CI has a C++ compiler; ONNX Runtime): prepared when the policy is built, so
+    the plans compile nothing more, and they are the eager ones."""
     from torch._dynamo.utils import counters
     plans = []
-    for compiled in (False, True):
+    for chosen in ('torch', runtime):
         mpc = LatentMPC(ToyWorldModel(), LIMITS, search(num_samples=64, num_elites=16, num_retained=4,
-                                                        population_decay=2.0, elite_reuse=4, compile=compiled))
-        assert (mpc.rollout != mpc.model.rollout) == compiled
+                                                        population_decay=2.0, elite_reuse=4, runtime=chosen))
+        assert (mpc.rollout != mpc.model.rollout) == (chosen != 'torch')
         graphs = counters['stats']['unique_graphs']
         mpc.set_goal(colour([0.8, 0.2, 0.5]))
         plans.append([plan_from(mpc, colour([0.5] * 3), np.zeros(3)).targets for _ in range(3)])
         assert counters['stats']['unique_graphs'] == graphs
     np.testing.assert_allclose(plans[1], plans[0], atol=1e-5)
+
+
+@pytest.mark.parametrize('options', [{}, {'predictor': 'transformer'}, {'history': 1}, {'history': 3}])
+def test_the_onnxruntime_rollout_is_the_world_models_for_any_batch(options):
+    """The exported rollout of a real world model gives torch's latents for batch sizes it was not exported with, and
+    refuses a horizon it was not exported for (the trace unrolls the steps)."""
+    model = WorldModel(ModelConfig(image_size=32, encoder_width=8, feature_dim=32, projector_hidden=32, latent_dim=16,
+                                   predictor_width=32, predictor_depth=2, **options)).eval()
+    rollout = fast_rollout(model, 'onnxruntime', 5, torch.device('cpu'))
+    for n in (1, 37):
+        z_hist, actions = torch.randn(n, model.config.history, 16), torch.randn(n, 5, 3) * 0.1
+        with torch.no_grad():
+            torch.testing.assert_close(rollout(z_hist, actions), model.rollout(z_hist, actions),
+                                       atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match='exported for 5 steps'):
+        rollout(z_hist, actions[:, :4])
 
 
 def test_a_search_made_ahead_is_continued_on_the_fresh_frame_for_frame_iterations_only():

@@ -171,7 +171,8 @@ class WorldModel(nn.Module):
 
     def predict(self, z_hist: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """Next latent (B, D) from the last K latents (B, K, D) and the action (B, J) in radians."""
-        if z_hist.dim() != 3 or z_hist.shape[1] < self.config.history:
+        # a trace (the ONNX export's, with valid shapes) would keep this branch as a constant, with a warning
+        if not torch.jit.is_tracing() and (z_hist.dim() != 3 or z_hist.shape[1] < self.config.history):
             raise ValueError(f'expected z_hist (B, >={self.config.history}, D), got {tuple(z_hist.shape)}')
         return self.predictor(z_hist[:, -self.config.history:], action / self.action_scale)
 

@@ -175,7 +175,7 @@ class PlannerNode(ManagedNode):
         """Load off the planning thread; the swap happens between two plans, so control never pauses."""
         try:
             model, _ = self._load_model(path, self.limits.dt)
-            policy = LatentMPC(model, self.limits, self.cem_config)         # (compiles here, with cem.compile)
+            policy = LatentMPC(model, self.limits, self.cem_config)         # (prepares cem.runtime here)
         except Exception as exc:  # noqa: BLE001  any unusable announcement (bad path, corrupt file) keeps the model
             self.rejections.reject('model_update', f'new model {path!r} not used, keeping {self.checkpoint}: {exc}')
             return

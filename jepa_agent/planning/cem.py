@@ -20,6 +20,7 @@ from jepa_agent.planning.constraints import JointLimits, project, start_is_feasi
 
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 STEP_WEIGHTINGS = ('final', 'linear', 'uniform')
+RUNTIMES = ('torch', 'compile', 'onnxruntime')
 
 
 @dataclass
@@ -84,9 +85,10 @@ class CEMConfig:
     The search's bulk leaves the path from frame to command (the planner node, eval-planner and the demo)."""
     frame_iterations: int = bounded(1, ge=1)
     """Iterations run on the fresh frame when the search was started ahead of it (`anticipate`)."""
-    compile: bool = False
-    """torch.compile the model rollout (GPU: CUDA graphs; CPU: inductor, needs a C++ compiler). The policy
-    compiles when it is built (seconds; cached on disk), so the first plans are not slow."""
+    runtime: str = 'torch'
+    """What runs the model's rollout: 'torch' (eager), 'compile' (torch.compile: CUDA graphs on a GPU, inductor on
+    a CPU, which needs a C++ compiler) or 'onnxruntime' (the rollout exported to ONNX Runtime, on a CPU; on a GPU it
+    is compiled as by 'compile'). The policy prepares it when it is built (seconds), so the first plans are not slow."""
 
     def __post_init__(self):
         check_ranges(self)
@@ -100,6 +102,8 @@ class CEMConfig:
             raise ValueError(f'min_std must be <= init_std, got {self.init_std=} {self.min_std=}')
         if self.step_weighting not in STEP_WEIGHTINGS:
             raise ValueError(f'step_weighting must be one of {STEP_WEIGHTINGS}, got {self.step_weighting=}')
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f'runtime must be one of {RUNTIMES}, got {self.runtime=}')
 
 
 @dataclass

@@ -17,7 +17,7 @@ from jepa_agent.model.images import to_model_image
 from jepa_agent.planning.agent import plan_start
 from jepa_agent.planning.cem import CEMConfig, CEMPlanner, Plan, step_weights
 from jepa_agent.planning.constraints import JointLimits
-from jepa_agent.planning.objectives import LatentGoalCost, maybe_compile
+from jepa_agent.planning.objectives import LatentGoalCost, fast_rollout
 
 
 class ScoresStaying:
@@ -52,7 +52,7 @@ class LatentMPC:
         self.periods_per_step = model.config.frameskip
         self.planner = CEMPlanner(dataclasses.replace(config, trust_region=config.trust_region * self.periods_per_step),
                                   limits.per_step(self.periods_per_step), self.device)
-        self.rollout = maybe_compile(model.rollout, config.compile, self.device)
+        self.rollout = fast_rollout(model, config.runtime, config.horizon, self.device)
         self.anticipates = config.anticipate
         self.weights = step_weights(config.horizon, config.step_weighting)
         self.state_cost_weight = config.state_cost_weight
@@ -69,7 +69,7 @@ class LatentMPC:
         self.near_goal = False
         """Whether the newest view is within `near_goal_steps` largest steps of the goal (latent distance)."""
         self.goal_latent: torch.Tensor | None = None                               # (D,)
-        if config.compile:
+        if config.runtime != 'torch':
             self._warm_up()
 
     @torch.no_grad()
@@ -156,8 +156,9 @@ class LatentMPC:
 
     @torch.no_grad()
     def _warm_up(self) -> None:
-        """Compile the rollout now, through the objective a plan calls (its tensor layouts are part of what a compiled
-        graph is specialised on) and for the batch sizes a plan uses, rather than during the first plans."""
+        """Run the rollout's runtime in now (compile it, or let ONNX Runtime size its buffers), through the objective
+        a plan calls (its tensor layouts are part of what a compiled graph is specialised on) and for the batch sizes
+        a plan uses, rather than during the first plans."""
         c, (H, J) = self.model.config, (self.planner.config.horizon, self.planner.limits.n_joints)
         zeros = lambda *shape: torch.zeros(*shape, device=self.device)  # noqa: E731
         objective = LatentGoalCost(self.rollout, zeros(c.history, c.latent_dim), zeros(c.latent_dim), self.weights,
