@@ -2,15 +2,17 @@
 
     .venv/bin/python bench/plan_latency.py                          # CPU, 2 threads, 300 samples × 5 it × H 5
     .venv/bin/python bench/plan_latency.py --config config/planner.yaml --threads 1   # the deployed search, 1 core
-    .venv/bin/python bench/plan_latency.py --config config/planner.yaml --threads 1 --runtime compile  # inductor
+    .venv/bin/python bench/plan_latency.py --config config/planner.yaml --threads 1 --compare-runtimes
+                                                                    # eager torch, inductor, ONNX Runtime in turn
     python3 bench/plan_latency.py --device cuda --runtime compile   # GPU (needs only torch + safetensors + yaml)
     .venv/bin/python bench/plan_latency.py --ros --config config/planner.yaml --threads 1 [--runtime R]
                                                                     # sim_arm + planner processes, frame → command
 
 The CEM part times `LatentMPC.plan` (encode the frame + plan) and the plan alone; with `cem.anticipate` also the
 search made ahead of each frame (`LatentMPC.prepare`), and the compute per frame (both); `--runtime` runs the
-rollout by another `cem.runtime` than the searched settings'. The ROS part starts sim_arm and
-planner as real processes, gives a goal image, and measures, for each /jepa_agent/plan message (stamped with the
+rollout by another `cem.runtime` than the searched settings', `--compare-runtimes` by each of them, planning in turn
+on the same frames in one process (ratios that machine noise leaves alone). The ROS part starts sim_arm and planner
+as real processes, gives a goal image, and measures, for each /jepa_agent/plan message (stamped with the
 camera frame it was planned from), its arrival time minus that stamp: the camera-frame-to-command latency. It splits
 that into the sim's camera latency (the frame's arrival at a subscriber minus its stamp) and the planner's share
 (frame arrival → command).
@@ -55,6 +57,14 @@ def search_settings(args):
 
 
 def bench_cem(args) -> dict:
+    """Plan latency of the searched settings (see `time_runtimes`)."""
+    runtime = search_settings(args).runtime
+    return time_runtimes(args, (runtime,))[runtime]
+
+
+def time_runtimes(args, runtimes: tuple[str, ...]) -> dict[str, dict]:
+    """Plan latency of the searched settings with the rollout run by each of `runtimes`: one policy each, planning
+    in turn on the same frames, so that machine noise hits all of them alike and their ratios hold."""
     import torch
 
     from jepa_agent.data.episodes import DatasetMeta
@@ -71,37 +81,39 @@ def bench_cem(args) -> dict:
     trained_on = DatasetMeta.from_dict(meta)
     limits = JointLimits.of(trained_on.robot, 1.0 / trained_on.rate_hz)
     config = search_settings(args)
-    mpc = LatentMPC(model, limits, config)
+    policies = {runtime: LatentMPC(model, limits, dataclasses.replace(config, runtime=runtime)) for runtime in runtimes}
     rng = np.random.default_rng(0)
     size = model.config.image_size
     frames = rng.integers(0, 255, (8, size, size, 3), dtype=np.uint8)
-    mpc.set_goal(frames[0])
     q, in_flight = (limits.lower + limits.upper) / 2, np.zeros((0, limits.n_joints))
-    act_ms, plan_ms, ahead_ms = [], [], []
+    times = {runtime: ([], [], []) for runtime in runtimes}            # encode + plan, plan, search ahead (ms)
+    for mpc in policies.values():
+        mpc.set_goal(frames[0])
     for i in range(args.warmup + args.repeats):
         seen = [Frame(frames[i % 8], float(i))]
-        start = time.perf_counter()
-        plan = mpc.plan(seen, q, in_flight)         # with cem.anticipate: continues the search made ahead of it
-        elapsed = time.perf_counter() - start
-        if plan is None:
-            raise RuntimeError('no plan from the latent MPC')
-        start = time.perf_counter()
-        mpc.prepare(seen, q, in_flight)             # the next frame's search, ahead of it (cem.anticipate)
-        if i >= args.warmup:
-            ahead_ms.append((time.perf_counter() - start) * 1e3)
-            act_ms.append(elapsed * 1e3)
-            plan_ms.append(plan.latency_s * 1e3)
+        for runtime, mpc in policies.items():
+            start = time.perf_counter()
+            plan = mpc.plan(seen, q, in_flight)     # with cem.anticipate: continues the search made ahead of it
+            elapsed = time.perf_counter() - start
+            if plan is None:
+                raise RuntimeError('no plan from the latent MPC')
+            start = time.perf_counter()
+            mpc.prepare(seen, q, in_flight)         # the next frame's search, ahead of it (cem.anticipate)
+            if i >= args.warmup:
+                for series, ms in zip(times[runtime], (elapsed, plan.latency_s, time.perf_counter() - start)):
+                    series.append(ms * 1e3)
     threads = torch.get_num_threads()
     name = torch.cuda.get_device_name(device) if device.type == 'cuda' else \
         f'CPU, {threads} thread{"s" if threads > 1 else ""}'
-    return {'device': name, 'model': repr(model), 'samples': config.num_samples, 'iterations': config.num_iterations,
-            'horizon': config.horizon, 'population_decay': config.population_decay, 'elite_reuse': config.elite_reuse,
-            'anticipate': config.anticipate, 'frame_iterations': config.frame_iterations,
-            'runtime': config.runtime, 'state_cost_weight': config.state_cost_weight,
-            'plan_ms': percentiles(plan_ms),
-            'search_ahead_ms': percentiles(ahead_ms) if config.anticipate else None,
-            'per_frame_ms': percentiles(np.add(act_ms, ahead_ms)),
-            'encode_and_plan_ms': percentiles(act_ms)}
+    return {runtime: {
+        'device': name, 'model': repr(model), 'samples': config.num_samples, 'iterations': config.num_iterations,
+        'horizon': config.horizon, 'population_decay': config.population_decay, 'elite_reuse': config.elite_reuse,
+        'anticipate': config.anticipate, 'frame_iterations': config.frame_iterations, 'runtime': runtime,
+        'state_cost_weight': config.state_cost_weight, 'plan_ms': percentiles(plan_ms),
+        'search_ahead_ms': percentiles(ahead_ms) if config.anticipate else None,
+        'per_frame_ms': percentiles(np.add(act_ms, ahead_ms)), 'encode_and_plan_ms': percentiles(act_ms),
+        'timed_beside': [other for other in runtimes if other != runtime]}
+        for runtime, (act_ms, plan_ms, ahead_ms) in times.items()}
 
 
 def bench_ros(args) -> dict:
@@ -199,18 +211,30 @@ def main() -> int:
     parser.add_argument('--warmup', type=int, default=10)
     parser.add_argument('--runtime', choices=RUNTIMES, default=None,
                         help="what runs the rollout (cem.runtime; default: the searched settings')")
+    parser.add_argument('--compare-runtimes', action='store_true',
+                        help='time the search with every cem.runtime, planning in turn in one run (not with --ros)')
     parser.add_argument('--ros', action='store_true', help='measure camera frame → command with real processes')
     parser.add_argument('--seconds', type=float, default=20.0, help='ROS measurement duration')
     parser.add_argument('--config', default=None, help='planner parameter file whose cem.* search to time')
     parser.add_argument('--json', default=None, help='also write the result here')
     parser.add_argument('--record', action='store_true', help='write bench/results/ for the README table')
     args = parser.parse_args()
-    result = bench_ros(args) if args.ros else bench_cem(args)
-    result['date'] = time.strftime('%Y-%m-%d', time.gmtime())
-    print(json.dumps(result, indent=2))
+    if args.compare_runtimes and (args.ros or args.runtime):
+        parser.error('--compare-runtimes times every runtime in one process: not with --ros or --runtime')
+    if args.compare_runtimes:
+        results = time_runtimes(args, RUNTIMES)
+        eager = results['torch']['per_frame_ms']['p50']
+        for result in results.values():
+            result['eager_over_this'] = round(eager / result['per_frame_ms']['p50'], 2)
+    else:
+        result = bench_ros(args) if args.ros else bench_cem(args)
+        results = {result['runtime']: result}
+    for result in results.values():
+        result['date'] = time.strftime('%Y-%m-%d', time.gmtime())
+    print(json.dumps(results, indent=2))
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + '\n')
-    if args.record:
+        Path(args.json).write_text(json.dumps(results, indent=2) + '\n')
+    for result in results.values() if args.record else ():
         record_result(args, result)
     return 0
 
@@ -259,6 +283,8 @@ def record_result(args, result: dict) -> None:
                 f"p50 {per_frame['p50']:.1f} ms of compute per frame")
     else:
         text = f"p50 {plan['p50']:.1f} ms / p95 {plan['p95']:.1f} ms (with encoding p50 {total['p50']:.1f} ms)"
+    if 'eager_over_this' in result:
+        text += f" (eager torch / this: ×{result['eager_over_this']:.2f}, the runtimes planning in turn in one run)"
     record(name, f"plan latency, {search}{deployed_label(args, result)}, {result['device']}", text,
            '≤ 33 ms p50 per frame on one core' if args.config else '—', result,
            order=(71 if args.config else 70) + 3 * runtime[1])
