@@ -16,10 +16,10 @@ from jepa_agent.planning.mpc import LatentMPC
 from jepa_agent.planning.objectives import LatentGoalCost, fast_rollout
 
 def search(**overrides) -> CEMConfig:
-    """The unit tests' search: a short horizon on latent distance only, whatever the shipped defaults
-    (config/planner.yaml's) are."""
+    """The unit tests' search: a short horizon on latent distance only, rolled out by eager torch (the runtimes have
+    tests of their own), whatever the shipped defaults (config/planner.yaml's) are."""
     return CEMConfig(**{'num_samples': 300, 'horizon': 5, 'num_iterations': 6, 'state_cost_weight': 0.0,
-                        'population_decay': 1.0, 'elite_reuse': 0, **overrides})
+                        'population_decay': 1.0, 'elite_reuse': 0, 'runtime': 'torch', **overrides})
 
 
 LIMITS = JointLimits(lower=[-2.8, -2.5, -2.5], upper=[2.8, 2.5, 2.5], velocity=[1.5, 1.5, 1.5], dt=0.1)

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: imported module -> its rosdep key (rosdistro rosdep/python.yaml); ROS packages are their own key
 ROSDEP_KEYS = {'PIL': 'python3-pil', 'numpy': 'python3-numpy', 'yaml': 'python3-yaml', 'torch': 'python3-torch',
                'matplotlib': 'python3-matplotlib', 'tqdm': 'python3-tqdm', 'mujoco': 'python3-mujoco-pip',
-               'rosbags': 'python3-rosbags-pip'}
+               'rosbags': 'python3-rosbags-pip', 'onnxruntime': 'python3-onnxruntime-pip'}
 #: no rosdep key: installed with pip (requirements.txt, README)
 PIP_ONLY = {'safetensors', 'pyarrow', 'av'}
 

@@ -85,7 +85,7 @@ class CEMConfig:
     The search's bulk leaves the path from frame to command (the planner node, eval-planner and the demo)."""
     frame_iterations: int = bounded(1, ge=1)
     """Iterations run on the fresh frame when the search was started ahead of it (`anticipate`)."""
-    runtime: str = 'torch'
+    runtime: str = 'onnxruntime'
     """What runs the model's rollout: 'torch' (eager), 'compile' (torch.compile: CUDA graphs on a GPU, inductor on
     a CPU, which needs a C++ compiler) or 'onnxruntime' (the rollout exported to ONNX Runtime, on a CPU; on a GPU it
     is compiled as by 'compile'). The policy prepares it when it is built (seconds), so the first plans are not slow."""
