@@ -42,14 +42,12 @@ def percentiles(values_ms: list[float]) -> dict[str, float]:
 
 
 def search_settings(args):
-    """The CEM search timed: all of --config's cem.*, or the deployed search with the command line's size (or the
-    fields of `args.search`, from bench/search_compare.py) replaced; run by --runtime if given."""
+    """The CEM search timed: all of --config's cem.*, or the deployed search with the command line's size replaced;
+    run by --runtime if given."""
     from jepa_agent.planning.cli import planner_settings
     config = planner_settings(args.config)[0]
     if args.runtime:
         config = dataclasses.replace(config, runtime=args.runtime)
-    if getattr(args, 'search', None) is not None:
-        return dataclasses.replace(config, **args.search)
     if args.config is None:
         config = dataclasses.replace(config, num_samples=args.samples, num_iterations=args.iterations,
                                      horizon=args.horizon)
@@ -57,14 +55,13 @@ def search_settings(args):
 
 
 def bench_cem(args) -> dict:
-    """Plan latency of the searched settings (see `time_runtimes`)."""
-    runtime = search_settings(args).runtime
-    return time_runtimes(args, (runtime,))[runtime]
+    """Plan latency of the searched settings (see `time_searches`)."""
+    return time_searches(args, {'searched': search_settings(args)})['searched']
 
 
-def time_runtimes(args, runtimes: tuple[str, ...]) -> dict[str, dict]:
-    """Plan latency of the searched settings with the rollout run by each of `runtimes`: one policy each, planning
-    in turn on the same frames, so that machine noise hits all of them alike and their ratios hold."""
+def time_searches(args, searches: dict) -> dict[str, dict]:
+    """Plan latency of each of `searches` (name -> CEMConfig) with the model of --checkpoint: one policy each,
+    planning in turn on the same frames, so that machine noise hits all of them alike and their ratios hold."""
     import torch
 
     from jepa_agent.data.episodes import DatasetMeta
@@ -80,18 +77,17 @@ def time_runtimes(args, runtimes: tuple[str, ...]) -> dict[str, dict]:
     model, meta = load_checkpoint(args.checkpoint, device)
     trained_on = DatasetMeta.from_dict(meta)
     limits = JointLimits.of(trained_on.robot, 1.0 / trained_on.rate_hz)
-    config = search_settings(args)
-    policies = {runtime: LatentMPC(model, limits, dataclasses.replace(config, runtime=runtime)) for runtime in runtimes}
+    policies = {name: LatentMPC(model, limits, config) for name, config in searches.items()}
     rng = np.random.default_rng(0)
     size = model.config.image_size
     frames = rng.integers(0, 255, (8, size, size, 3), dtype=np.uint8)
     q, in_flight = (limits.lower + limits.upper) / 2, np.zeros((0, limits.n_joints))
-    times = {runtime: ([], [], []) for runtime in runtimes}            # encode + plan, plan, search ahead (ms)
+    times = {name: ([], [], []) for name in searches}                 # encode + plan, plan, search ahead (ms)
     for mpc in policies.values():
         mpc.set_goal(frames[0])
     for i in range(args.warmup + args.repeats):
         seen = [Frame(frames[i % 8], float(i))]
-        for runtime, mpc in policies.items():
+        for name, mpc in policies.items():
             start = time.perf_counter()
             plan = mpc.plan(seen, q, in_flight)     # with cem.anticipate: continues the search made ahead of it
             elapsed = time.perf_counter() - start
@@ -100,20 +96,20 @@ def time_runtimes(args, runtimes: tuple[str, ...]) -> dict[str, dict]:
             start = time.perf_counter()
             mpc.prepare(seen, q, in_flight)         # the next frame's search, ahead of it (cem.anticipate)
             if i >= args.warmup:
-                for series, ms in zip(times[runtime], (elapsed, plan.latency_s, time.perf_counter() - start)):
+                for series, ms in zip(times[name], (elapsed, plan.latency_s, time.perf_counter() - start)):
                     series.append(ms * 1e3)
     threads = torch.get_num_threads()
-    name = torch.cuda.get_device_name(device) if device.type == 'cuda' else \
+    device_name = torch.cuda.get_device_name(device) if device.type == 'cuda' else \
         f'CPU, {threads} thread{"s" if threads > 1 else ""}'
-    return {runtime: {
-        'device': name, 'model': repr(model), 'samples': config.num_samples, 'iterations': config.num_iterations,
-        'horizon': config.horizon, 'population_decay': config.population_decay, 'elite_reuse': config.elite_reuse,
-        'anticipate': config.anticipate, 'frame_iterations': config.frame_iterations, 'runtime': runtime,
-        'state_cost_weight': config.state_cost_weight, 'plan_ms': percentiles(plan_ms),
-        'search_ahead_ms': percentiles(ahead_ms) if config.anticipate else None,
+    return {name: {
+        'device': device_name, 'model': repr(model), 'samples': c.num_samples, 'iterations': c.num_iterations,
+        'horizon': c.horizon, 'population_decay': c.population_decay, 'elite_reuse': c.elite_reuse,
+        'anticipate': c.anticipate, 'frame_iterations': c.frame_iterations, 'runtime': c.runtime,
+        'state_cost_weight': c.state_cost_weight, 'plan_ms': percentiles(plan_ms),
+        'search_ahead_ms': percentiles(ahead_ms) if c.anticipate else None,
         'per_frame_ms': percentiles(np.add(act_ms, ahead_ms)), 'encode_and_plan_ms': percentiles(act_ms),
-        'timed_beside': [other for other in runtimes if other != runtime]}
-        for runtime, (act_ms, plan_ms, ahead_ms) in times.items()}
+        'timed_beside': [other for other in searches if other != name]}
+        for (name, c), (act_ms, plan_ms, ahead_ms) in zip(searches.items(), times.values())}
 
 
 def bench_ros(args) -> dict:
@@ -222,7 +218,8 @@ def main() -> int:
     if args.compare_runtimes and (args.ros or args.runtime):
         parser.error('--compare-runtimes times every runtime in one process: not with --ros or --runtime')
     if args.compare_runtimes:
-        results = time_runtimes(args, RUNTIMES)
+        config = search_settings(args)
+        results = time_searches(args, {runtime: dataclasses.replace(config, runtime=runtime) for runtime in RUNTIMES})
         eager = results['torch']['per_frame_ms']['p50']
         for result in results.values():
             result['eager_over_this'] = round(eager / result['per_frame_ms']['p50'], 2)

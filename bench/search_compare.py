@@ -1,9 +1,9 @@
 """Search settings side by side on the same model: the deployed CEM (config/planner.yaml) with its rollout run by
 each `cem.runtime` (eager torch, torch.compile, ONNX Runtime), a LeWM-style search (300 samples × 30 iterations × H5)
 and a DINO-WM-style one (100 × 10 × H5; plain CEM, no shrinking population or reused elites, no search ahead), all
-with the deployed cost terms. For each: ms of compute per camera frame (encoding and the whole search) on one CPU
-thread (and on the GPU, when there is one), and reach goals held through the planner node's agent loop (plan latency
-is charged, so a slow search also pays in control).
+with the deployed cost terms. For each: ms of compute per camera frame (encoding and the whole search; the searches
+plan in turn on the same frames) on one CPU thread (and on the GPU, when there is one), and reach goals held through
+the planner node's agent loop (plan latency is charged, so a slow search also pays in control).
 
     .venv/bin/python bench/search_compare.py --goals 20 --record
 """
@@ -34,13 +34,19 @@ def size(search: dict) -> str:
     return '{num_samples} × {num_iterations} × H{horizon}'.format(**fields)
 
 
-def plan_ms(checkpoint: str, search: dict, device: str = 'cpu') -> dict:
+def plan_ms(checkpoint: str, device: str = 'cpu') -> dict[str, dict]:
     """Compute per frame (ms percentiles: encoding and the whole search, the part made ahead of the frame included)
-    of one search on one CPU thread (or the GPU), as bench/plan_latency.py measures it."""
-    from plan_latency import bench_cem
-    args = Namespace(checkpoint=checkpoint, device=device, threads=1, config=None, search=search, runtime=None,
-                     warmup=3, repeats=20)
-    return bench_cem(args)['per_frame_ms']
+    of every search on one CPU thread (or the GPU), the searches planning in turn as bench/plan_latency.py times them
+    (their ratios do not depend on what else the machine does meanwhile)."""
+    import dataclasses
+
+    from plan_latency import time_searches
+
+    from jepa_agent.planning.cli import planner_settings
+    deployed = planner_settings(None)[0]
+    args = Namespace(checkpoint=checkpoint, device=device, threads=1, warmup=3, repeats=30)
+    timed = time_searches(args, {name: dataclasses.replace(deployed, **search) for name, search in SEARCHES.items()})
+    return {name: result['per_frame_ms'] for name, result in timed.items()}
 
 
 def main() -> int:
@@ -57,13 +63,13 @@ def main() -> int:
     parser.add_argument('--record', action='store_true', help='write bench/results/ for the README table')
     args = parser.parse_args()
     seeds = list(range(args.seed, args.seed + args.goals))
-    timed = {name: plan_ms(args.checkpoint, search) for name, search in SEARCHES.items()}   # on an idle machine
+    timed = plan_ms(args.checkpoint)                                                       # on an idle machine
     runs = run_split(args.checkpoint, {name: ('latent_cem', seeds, search) for name, search in SEARCHES.items()},
                      args.workers)
     rows = {name: {'plan_ms': timed[name], **summarize(runs[name])} for name in SEARCHES}
     gpu = torch.cuda.is_available()                  # the same searches timed on the GPU too, when there is one
-    for name, search in SEARCHES.items() if gpu else ():
-        rows[name]['plan_ms_cuda'] = plan_ms(args.checkpoint, search, 'cuda')
+    for name, ms in plan_ms(args.checkpoint, 'cuda').items() if gpu else ():
+        rows[name]['plan_ms_cuda'] = ms
     print(f"| search | ms per frame p50 (1 thread){' | GPU' if gpu else ''} | held | touched |\n"
           f"|---|---:|{'---:|' if gpu else ''}---:|---:|")
     for name, row in rows.items():
