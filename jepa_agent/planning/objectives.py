@@ -54,7 +54,7 @@ def fast_rollout(model: torch.nn.Module, runtime: str, horizon: int, device: tor
 class OnnxRollout:
     """The model's rollout over `horizon` steps, exported to ONNX once and run by ONNX Runtime on the CPU threads
     torch uses: one optimized graph per batch instead of a Python loop of small torch ops (the deployed search
-    computes a frame in about two thirds of eager torch's time, as fast as inductor; docs/planning.md)."""
+    computes a frame in about two thirds of eager torch's time, a little faster than inductor; docs/planning.md)."""
 
     def __init__(self, model: torch.nn.Module, horizon: int):
         import onnxruntime
